@@ -1,0 +1,1 @@
+"""The mitmproxy addon (load with mitmdump -s addon/capture.py)."""

@@ -1,0 +1,1 @@
+"""rt-analyze: record and analyze realtime voice-AI traffic."""

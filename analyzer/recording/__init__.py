@@ -1,0 +1,1 @@
+"""Recording: turning WebSocket frames into capture files (used by the addon and by convert)."""

@@ -1,0 +1,162 @@
+"""One recording run: its journal, its Parquet file, the facts of its sessions and its counts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from analyzer.recording.frames import FrameRecord
+from analyzer.recording.session import refine_facts
+from analyzer.recording.writers import JournalWriter, ParquetSink, make_private_dir
+from analyzer.schema import file_metadata
+
+log = logging.getLogger(__name__)
+
+
+def new_run_id(now_s: float | None = None) -> str:
+    """``rt-YYYYmmddTHHMMSSZ-<random>``: sortable, and unique across proxies."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_s))
+    return f"rt-{stamp}-{secrets.token_hex(3)}"
+
+
+@dataclass
+class RunCounts:
+    sessions: int = 0
+    frames_recorded: int = 0
+    frames_not_recorded: int = 0  # lost to write errors (disk full, directory gone...)
+    frames_with_problems: int = 0
+    write_errors: int = 0
+    last_error: str | None = None
+    by_problem: dict[str, int] = field(default_factory=dict)
+
+
+class RunRecorder:
+    """Owns the files of one run; files are created when the first session starts."""
+
+    def __init__(self, directory: Path, run_id: str | None = None) -> None:
+        self.directory = directory
+        self.run_id = run_id or new_run_id()
+        self.sessions: dict[str, dict[str, Any]] = {}
+        self.counts = RunCounts()
+        self.closed = False
+        self._journal: JournalWriter | None = None
+        self._parquet: ParquetSink | None = None
+
+    @property
+    def journal_path(self) -> Path:
+        return self.directory / f"{self.run_id}.jsonl"
+
+    @property
+    def parquet_path(self) -> Path:
+        return self.directory / f"{self.run_id}.parquet"
+
+    def _open(self) -> None:
+        if self._journal is None:
+            make_private_dir(self.directory)
+            self._journal = JournalWriter(self.journal_path)
+            self._parquet = ParquetSink(self.parquet_path)
+            log.info("rt-analyze: recording to %s (.jsonl, .parquet)", self.directory / self.run_id)
+
+    def _journal_write(self, record: dict[str, Any]) -> bool:
+        """Write one journal record; on an OS error say so loudly, count it, and go on."""
+        try:
+            self._open()
+            assert self._journal is not None
+            self._journal.write(record)
+            return True
+        except OSError as exc:
+            self.counts.write_errors += 1
+            self.counts.last_error = f"{type(exc).__name__}: {exc}"
+            if self.counts.write_errors == 1 or self.counts.write_errors % 1000 == 0:
+                log.error(
+                    "rt-analyze: cannot write the capture in %s (%s); traffic still flows but is "
+                    "NOT being recorded (%d write errors so far)",
+                    self.directory,
+                    exc,
+                    self.counts.write_errors,
+                )
+            return False
+
+    def start_session(self, facts: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        self.sessions[facts["session_id"]] = facts
+        self.counts.sessions += 1
+        self._journal_write({"record": "session_start", **facts})
+
+    def record_frame(self, rec: FrameRecord) -> bool:
+        """Journal the frame now and queue it for Parquet. False when it could not be recorded."""
+        if self.closed:
+            self.counts.frames_not_recorded += 1
+            return False
+        facts = self.sessions.get(rec.session_id)
+        if facts is not None:
+            refine_facts(facts, rec)
+        if not self._journal_write(rec.journal_line()):
+            self.counts.frames_not_recorded += 1
+            return False
+        assert self._parquet is not None
+        self._parquet.append(rec)
+        self.counts.frames_recorded += 1
+        if rec.problem:
+            self.counts.frames_with_problems += 1
+            self.counts.by_problem[rec.problem] = self.counts.by_problem.get(rec.problem, 0) + 1
+        return True
+
+    def end_session(self, session_id: str, **end_facts: Any) -> None:
+        facts = self.sessions.get(session_id)
+        if facts is None or self.closed or facts.get("end_s") is not None:
+            return
+        facts.update(end_facts)
+        self._journal_write({"record": "session_end", "session_id": session_id, **end_facts})
+
+    def summary(self) -> dict[str, Any]:
+        c = self.counts
+        return {
+            "run_id": self.run_id,
+            "sessions": c.sessions,
+            "frames_recorded": c.frames_recorded,
+            "frames_not_recorded": c.frames_not_recorded,
+            "frames_with_problems": c.frames_with_problems,
+            "problems": dict(c.by_problem),
+            "write_errors": c.write_errors,
+            "last_error": c.last_error,
+        }
+
+    def close(self, end_open_sessions_reason: str = "proxy shut down") -> dict[str, Any]:
+        """End sessions still open, write the run summary and the Parquet footer."""
+        if self.closed:
+            return self.summary()
+        now = time.time()
+        for session_id, facts in self.sessions.items():
+            if facts.get("end_s") is None:
+                self.end_session(session_id, end_s=now, close_reason=end_open_sessions_reason)
+        summary = self.summary()
+        if self._journal is not None:
+            self._journal_write({"record": "run_end", "time_s": now, **summary})
+            self._journal.close()
+        if self._parquet is not None:
+            try:
+                self._parquet.close(file_metadata(self.run_id, list(self.sessions.values())))
+            except OSError as exc:
+                log.error("rt-analyze: could not finish %s: %s", self.parquet_path, exc)
+            self.counts.frames_not_recorded += self._parquet.rows_failed
+        self.closed = True
+        if self._journal is not None:
+            log.info(
+                "rt-analyze: run %s closed: %d sessions, %d frames recorded, %d not recorded",
+                self.run_id,
+                summary["sessions"],
+                summary["frames_recorded"],
+                self.counts.frames_not_recorded,
+            )
+        return summary
+
+
+def file_is_private(path: Path) -> bool:
+    return (os.stat(path).st_mode & 0o077) == 0

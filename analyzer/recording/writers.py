@@ -1,0 +1,165 @@
+"""The two files of a run: an append-only JSONL journal and a Parquet file written in row groups."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analyzer.recording.frames import FrameRecord
+from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata
+
+log = logging.getLogger(__name__)
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) readable by the owner only: captures hold personal audio."""
+    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
+    os.chmod(path, PRIVATE_DIR_MODE)
+
+
+def open_private(path: Path, append: bool = False) -> int:
+    """A new file descriptor on ``path``, mode 0600 whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+class JournalWriter:
+    """One JSON object a line, written with a single ``write`` each, so a crash tears at most the
+    last line and everything written before survives in the OS even on ``kill -9``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = open_private(path, append=True)
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self._fd is None:
+            raise ValueError(f"journal {self.path} is closed")
+        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class FrameBatch:
+    """Column lists of frame rows waiting to become a Parquet row group."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[Any]] = {c: [] for c in FRAME_COLUMNS}
+        self.rows = 0
+        self.approx_bytes = 0
+
+    def append(self, rec: FrameRecord) -> None:
+        for name, column in self.columns.items():
+            column.append(getattr(rec, name))
+        self.rows += 1
+        self.approx_bytes += rec.frame_bytes
+
+    def to_arrow(self) -> pa.RecordBatch:
+        return pa.RecordBatch.from_pydict(self.columns, schema=FRAME_SCHEMA)
+
+
+class ParquetSink:
+    """Buffers frames and writes a row group every ``max_rows`` rows, ``max_bytes`` bytes or
+    ``max_age_s`` seconds, on a worker thread so the proxy's event loop never waits on disk."""
+
+    def __init__(
+        self,
+        path: Path,
+        max_rows: int = 4096,
+        max_bytes: int = 16 * 1024 * 1024,
+        max_age_s: float = 10.0,
+    ) -> None:
+        self.path = path
+        self.max_rows = max_rows
+        self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
+        self.rows_written = 0
+        self.rows_failed = 0
+        self._batch = FrameBatch()
+        self._batch_started = time.monotonic()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rt-parquet")
+        self._pending: list[Future[None]] = []
+        fd = open_private(path)
+        self._file = os.fdopen(fd, "wb")
+        self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
+            self._file,
+            FRAME_SCHEMA,
+            compression=PARQUET_COMPRESSION,
+            use_dictionary=["session_id", "direction", "opcode", "event_type"],
+            write_statistics=["session_id", "seq", "time_s", "event_type"],
+        )
+
+    def append(self, rec: FrameRecord) -> None:
+        self._batch.append(rec)
+        if (
+            self._batch.rows >= self.max_rows
+            or self._batch.approx_bytes >= self.max_bytes
+            or time.monotonic() - self._batch_started >= self.max_age_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Hand the buffered rows to the worker thread."""
+        if not self._batch.rows:
+            return
+        batch, self._batch = self._batch, FrameBatch()
+        self._batch_started = time.monotonic()
+        self._pending = [f for f in self._pending if not f.done()]
+        self._pending.append(self._pool.submit(self._write, batch))
+
+    def _write(self, batch: FrameBatch) -> None:
+        try:
+            with self._lock:
+                assert self._writer is not None
+                self._writer.write_batch(batch.to_arrow())
+                self.rows_written += batch.rows
+        except Exception:
+            self.rows_failed += batch.rows
+            log.exception("rt-analyze: could not write %d frames to %s", batch.rows, self.path)
+
+    def close(self, metadata: dict[bytes, bytes]) -> None:
+        """Write what is buffered, then the footer with the run's session facts."""
+        self.flush()
+        self._pool.shutdown(wait=True)
+        with self._lock:
+            if self._writer is None:
+                return
+            try:
+                self._writer.add_key_value_metadata(
+                    {k.decode(): v.decode() for k, v in metadata.items()}
+                )
+                self._writer.close()
+            finally:
+                self._writer = None
+                self._file.close()
+
+
+def write_parquet(
+    path: Path, frames: list[FrameRecord], run_id: str, sessions: list[dict[str, Any]]
+) -> None:
+    """Write a whole Parquet capture at once (``convert``, samples, tests)."""
+    sink = ParquetSink(path, max_age_s=float("inf"))
+    for rec in frames:
+        sink.append(rec)
+    sink.close(file_metadata(run_id, sessions))
