@@ -1,0 +1,173 @@
+"""Audio formats: what each session declared, per direction, at each moment of the session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+PCM16 = "pcm16"
+ULAW = "g711_ulaw"
+ALAW = "g711_alaw"
+WAV = "wav"  # base64 WAV files with a RIFF header (Zhipu GLM-Realtime)
+MP3 = "mp3"
+
+
+@dataclass(frozen=True, slots=True)
+class AudioFormat:
+    encoding: str  # one of PCM16, ULAW, ALAW, WAV, MP3, or what the session named
+    sample_rate: int
+
+    @property
+    def bytes_per_sample(self) -> int:
+        return 2 if self.encoding == PCM16 else 1
+
+    @property
+    def bytes_per_second(self) -> int | None:
+        """None where size does not map to time (compressed or self-describing payloads)."""
+        if self.encoding in (PCM16, ULAW, ALAW):
+            return self.sample_rate * self.bytes_per_sample
+        return None
+
+    def duration_ms(self, audio_bytes: int) -> float | None:
+        rate = self.bytes_per_second
+        return None if rate is None else audio_bytes * 1000.0 / rate
+
+
+OPENAI_PCM = AudioFormat(PCM16, 24000)
+
+# Providers whose defaults differ from OpenAI's, recognised by host or path.
+_PROVIDER_BY_HOST = {
+    "dashscope": "qwen",
+    "aliyuncs": "qwen",
+    "bigmodel.cn": "zhipu",
+    "stepfun": "stepfun",
+    "azure": "azure",
+}
+_PROVIDER_BY_PATH = {"/api-ws/v1/realtime": "qwen", "/api/paas/v4/realtime": "zhipu"}
+_DEFAULTS: dict[str, tuple[AudioFormat, AudioFormat]] = {
+    "openai": (OPENAI_PCM, OPENAI_PCM),
+    "qwen": (AudioFormat(PCM16, 16000), AudioFormat(PCM16, 24000)),
+    "zhipu": (AudioFormat(WAV, 16000), AudioFormat(PCM16, 24000)),
+}
+
+
+def provider_of(host: str | None, path: str | None) -> str:
+    """A provider name for format defaults: openai, azure, qwen, zhipu, stepfun."""
+    if path in _PROVIDER_BY_PATH:
+        return _PROVIDER_BY_PATH[path]
+    for needle, name in _PROVIDER_BY_HOST.items():
+        if host and needle in host:
+            return name
+    return "openai"
+
+
+def default_formats(provider: str) -> tuple[AudioFormat, AudioFormat]:
+    """(input, output) formats before any session event says otherwise."""
+    return _DEFAULTS.get(provider, _DEFAULTS["openai"])
+
+
+def parse_format(
+    value: Any, provider: str = "openai", direction: str = "input"
+) -> AudioFormat | None:
+    """A beta format name (``"pcm16"``, ``"g711_ulaw"``, Qwen's ``"pcm24"``) or a GA format
+    object (``{"type": "audio/pcm", "rate": 24000}``); None when the value says nothing."""
+    if isinstance(value, dict):
+        kind = value.get("type")
+        rate = value.get("rate")
+        if kind == "audio/pcm":
+            return AudioFormat(PCM16, int(rate) if isinstance(rate, int) else 24000)
+        if kind == "audio/pcmu":
+            return AudioFormat(ULAW, 8000)
+        if kind == "audio/pcma":
+            return AudioFormat(ALAW, 8000)
+        return (
+            AudioFormat(str(kind), int(rate))
+            if isinstance(kind, str) and isinstance(rate, int)
+            else None
+        )
+    if not isinstance(value, str):
+        return None
+    name = value.lower()
+    if name == "pcm16":
+        # Qwen-Omni calls its 16 kHz input "pcm16"; OpenAI's pcm16 is 24 kHz.
+        return AudioFormat(PCM16, 16000 if provider == "qwen" and direction == "input" else 24000)
+    if name == "pcm24":
+        return AudioFormat(PCM16, 24000)
+    if name in ("g711_ulaw", "pcmu", "audio/pcmu"):
+        return AudioFormat(ULAW, 8000)
+    if name in ("g711_alaw", "pcma", "audio/pcma"):
+        return AudioFormat(ALAW, 8000)
+    if name == "wav":
+        return AudioFormat(WAV, 16000)
+    if name == "mp3":
+        return AudioFormat(MP3, 24000)
+    return AudioFormat(name, 24000)
+
+
+def formats_in_session(
+    session: dict[str, Any], provider: str = "openai"
+) -> tuple[AudioFormat | None, AudioFormat | None]:
+    """(input, output) formats a session object declares, beta (flat) or GA (``audio.*``)."""
+    audio = session.get("audio")
+    if isinstance(audio, dict):
+        inp = audio.get("input") if isinstance(audio.get("input"), dict) else {}
+        out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
+        return (
+            parse_format(inp.get("format"), provider, "input"),
+            parse_format(out.get("format"), provider, "output"),
+        )
+    return (
+        parse_format(session.get("input_audio_format"), provider, "input"),
+        parse_format(session.get("output_audio_format"), provider, "output"),
+    )
+
+
+_CONFIG_EVENTS = frozenset(
+    {
+        "session.created",
+        "session.updated",
+        "session.update",
+        "transcription_session.created",
+        "transcription_session.updated",
+        "transcription_session.update",
+    }
+)
+
+
+def format_changes(
+    events: Iterable[tuple[int, str | None, str | None]], provider: str = "openai"
+) -> list[tuple[int, AudioFormat, AudioFormat]]:
+    """From (seq, event_type, content) in arrival order, the (seq, input, output) formats in force
+    from each config event on, starting with the provider's defaults at seq -1. A client's
+    ``session.update`` counts from when it was sent: the server applies it on receipt."""
+    inp, out = default_formats(provider)
+    changes = [(-1, inp, out)]
+    for seq, event_type, content in events:
+        if event_type not in _CONFIG_EVENTS or content is None:
+            continue
+        try:
+            event = json.loads(content)
+        except ValueError:
+            continue
+        session = event.get("session") if isinstance(event, dict) else None
+        if not isinstance(session, dict):
+            continue
+        new_in, new_out = formats_in_session(session, provider)
+        if (new_in or inp, new_out or out) != (inp, out):
+            inp, out = new_in or inp, new_out or out
+            changes.append((seq, inp, out))
+    return changes
+
+
+def format_at(
+    changes: list[tuple[int, AudioFormat, AudioFormat]], seq: int, direction: str
+) -> AudioFormat:
+    """The format in force for a frame at ``seq``: client audio uses input, server output."""
+    current = changes[0]
+    for change in changes:
+        if change[0] > seq:
+            break
+        current = change
+    return current[1] if direction == "client" else current[2]
