@@ -112,8 +112,10 @@ def formats_in_session(
     """(input, output) formats a session object declares, beta (flat) or GA (``audio.*``)."""
     audio = session.get("audio")
     if isinstance(audio, dict):
-        inp = audio.get("input") if isinstance(audio.get("input"), dict) else {}
-        out = audio.get("output") if isinstance(audio.get("output"), dict) else {}
+        inp: dict[str, Any] = audio.get("input") or {}
+        out: dict[str, Any] = audio.get("output") or {}
+        if not isinstance(inp, dict) or not isinstance(out, dict):
+            return None, None
         return (
             parse_format(inp.get("format"), provider, "input"),
             parse_format(out.get("format"), provider, "output"),
