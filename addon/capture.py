@@ -78,20 +78,20 @@ class RealtimeCapture:
         )
 
     def configure(self, updated: set[str]) -> None:
-        if "rt_audio" in updated:
+        if "rt_audio" in updated or self.recorder is None:
             if ctx.options.rt_audio not in AUDIO_MODES:
                 raise exceptions.OptionsError(
                     f"rt_audio must be 'keep' or 'drop', not {ctx.options.rt_audio!r}."
                 )
             self.keep_audio = ctx.options.rt_audio == "keep"
-        if "rt_filter" in updated:
+        if "rt_filter" in updated or self.filter is None:
             try:
                 self.filter = flowfilter.parse(ctx.options.rt_filter)
             except ValueError as exc:
                 raise exceptions.OptionsError(
                     f"rt_filter is not a valid mitmproxy filter expression: {exc}"
                 ) from exc
-        if "rt_dir" in updated:
+        if "rt_dir" in updated or self.recorder is None:
             if not ctx.options.rt_dir:
                 raise exceptions.OptionsError("rt_dir must name a directory for the captures.")
             directory = Path(ctx.options.rt_dir).expanduser()
