@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.recording.frames import FrameRecord, apply_text
+from analyzer.recording.session import refine_facts
 from analyzer.recording.writers import write_parquet
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,10 @@ def read_journal(path: Path) -> Journal:
             keep_audio[line["session_id"]] = bool(line.get("audio_kept", True))
         elif kind == "frame":
             sid = line["session_id"]
-            journal.frames.append(frame_from_journal(line, keep_audio.get(sid, True)))
+            rec = frame_from_journal(line, keep_audio.get(sid, True))
+            if sid in journal.sessions:
+                refine_facts(journal.sessions[sid], rec)
+            journal.frames.append(rec)
         elif kind == "session_end":
             facts = journal.sessions.setdefault(
                 line["session_id"], {"session_id": line["session_id"]}

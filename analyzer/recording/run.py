@@ -113,7 +113,10 @@ class RunRecorder:
         if facts is None or self.closed or facts.get("end_s") is not None:
             return
         facts.update(end_facts)
-        self._journal_write({"record": "session_end", "session_id": session_id, **end_facts})
+        learned = {"model": facts.get("model"), "dialect": facts.get("dialect")}
+        self._journal_write(
+            {"record": "session_end", "session_id": session_id, **learned, **end_facts}
+        )
 
     def summary(self) -> dict[str, Any]:
         c = self.counts
