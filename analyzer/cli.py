@@ -1,0 +1,368 @@
+"""The ``rt-analyze`` command: read captures, call one library function, render the result."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import pandas as pd
+from rich.console import Console
+
+from analyzer.conversation import conversation_items
+from analyzer.latency import latency_summary, streaming_summary
+from analyzer.pricing import Prices, PricingError, load_prices
+from analyzer.reader import Capture, CaptureError, find_capture_files, read_capture
+from analyzer.recording.convert import JournalError, convert_journal
+from analyzer.report import all_turns, analyze_capture, build_report, jsonable
+from analyzer.schema import ANALYSIS_COLUMNS
+from analyzer.sizes import GROUPINGS, SIZE_INPUT_COLUMNS, sizes_by_event, sizes_rollup
+from analyzer.turns import TURN_COLUMNS
+
+DEBUG_ENV = "RT_ANALYZE_DEBUG"
+
+captures_argument = click.argument(
+    "captures", nargs=-1, required=True, type=click.Path(path_type=Path)
+)
+
+
+def _format_option(*choices: str) -> Any:
+    return click.option(
+        "--format",
+        "output_format",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help="Output format (json and csv go to stdout; warnings always go to stderr).",
+    )
+
+
+class _Group(click.Group):
+    """Turns unexpected exceptions into one line too (set RT_ANALYZE_DEBUG=1 for tracebacks)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except (CaptureError, PricingError, JournalError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        except Exception as exc:
+            if os.environ.get(DEBUG_ENV):
+                raise
+            raise click.ClickException(
+                f"unexpected {type(exc).__name__}: {exc} (rerun with {DEBUG_ENV}=1 to see "
+                "where, and please report it)."
+            ) from exc
+
+
+def _stderr() -> Console:
+    return Console(file=sys.stderr)
+
+
+def _merge(captures: list[Capture]) -> Capture:
+    frames = pd.concat([c.frames for c in captures], ignore_index=True)
+    frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
+    sessions = pd.concat([c.sessions for c in captures], ignore_index=True)
+    sessions = sessions.drop_duplicates("session_id").sort_values("start_s", kind="stable")
+    return Capture(
+        frames,
+        sessions.reset_index(drop=True),
+        [p for c in captures for p in c.sources],
+        [w for c in captures for w in c.warnings],
+    )
+
+
+def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMNS) -> Capture:
+    """Read captures (with a progress bar on stderr for many files); warnings go to stderr."""
+    try:
+        files = find_capture_files(paths)
+        if len(files) > 1 and sys.stderr.isatty():
+            from rich.progress import Progress
+
+            parts = []
+            with Progress(console=_stderr(), transient=True) as progress:
+                task = progress.add_task("reading captures", total=len(files))
+                for path in files:
+                    parts.append(read_capture([path], columns))
+                    progress.advance(task)
+            capture = _merge(parts)
+        else:
+            capture = read_capture(list(paths), columns)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in capture.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    return capture
+
+
+def _prices(path: Path | None) -> dict[str, Prices] | None:
+    if path is None:
+        return None
+    try:
+        return load_prices(path)
+    except PricingError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(jsonable(value), ensure_ascii=False, indent=2, allow_nan=False))
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = jsonable(frame.to_dict("records"))
+    return records
+
+
+def _echo_csv(frame: pd.DataFrame) -> None:
+    click.echo(frame.to_csv(index=False), nl=False)
+
+
+def _console() -> Console:
+    # Piped or redirected output gets wide tables instead of rich's 80-column default.
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+@click.group(cls=_Group)
+@click.version_option(package_name="rt-analyze")
+def main() -> None:
+    """Analyze captures of realtime voice-AI WebSocket traffic (OpenAI Realtime API, beta or GA,
+    and compatible providers) recorded by the rt-analyze mitmproxy addon.
+
+    A CAPTURE is a .parquet file, a .jsonl journal, or a directory of them.
+
+    Example:
+
+        rt-analyze report captures/
+    """
+
+
+@main.command()
+@captures_argument
+@_format_option("table", "json")
+@click.option(
+    "--prices",
+    type=click.Path(path_type=Path),
+    help="JSON file of USD prices per 1M tokens by model, overriding the built-in estimates.",
+)
+def report(captures: tuple[Path, ...], output_format: str, prices: Path | None) -> None:
+    """Per session: turns with latencies, transcripts and usage; sizes, tokens, cost.
+
+    Example:
+
+        rt-analyze report captures/rt-20250101T120000Z-abc123.parquet --format json
+    """
+    price_table = _prices(prices)
+    capture = load_capture(captures)
+    result = build_report(capture, price_table)
+    if output_format == "json":
+        _echo_json(result)
+    else:
+        from analyzer.render import render_report
+
+        render_report(result, _console())
+
+
+@main.command()
+@captures_argument
+@_format_option("table", "json", "csv")
+@click.option(
+    "--per-turn", is_flag=True, help="One row per turn (its latencies) instead of percentiles."
+)
+def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool) -> None:
+    """Latency percentiles (count, p50, p90, p99, max) per session and overall, from the turn
+    start (speech stopped, or the client's commit / response.create) to the response's
+    created, first transcript, first audio, first text and done events, and of the input
+    transcription; plus streaming health (audio speed vs real time, stalls).
+
+    Example:
+
+        rt-analyze latency captures/ --format csv > latency.csv
+    """
+    capture = load_capture(captures)
+    turns = all_turns(list(analyze_capture(capture)))
+    if per_turn:
+        columns = [
+            c
+            for c in TURN_COLUMNS
+            if c in ("session_id", "index", "trigger", "status", "interrupted")
+            or c.startswith("latency_")
+            or c
+            in ("perceived_first_audio_ms", "silence_duration_ms", "stream_ratio", "would_stall")
+        ]
+        table = turns[columns]
+        if output_format == "json":
+            _echo_json(_records(table))
+        elif output_format == "csv":
+            _echo_csv(table)
+        else:
+            from analyzer.render import frame_table
+
+            _console().print(frame_table(table, "latency per turn (ms)", widths={"session_id": 12}))
+        return
+    summary = latency_summary(turns)
+    streaming = streaming_summary(turns)
+    if output_format == "json":
+        _echo_json({"latency": _records(summary), "streaming": _records(streaming)})
+    elif output_format == "csv":
+        _echo_csv(summary)
+    else:
+        from analyzer.render import render_latency
+
+        render_latency(summary, streaming, _console())
+
+
+@main.command()
+@captures_argument
+@_format_option("table", "json", "csv")
+@click.option(
+    "--by",
+    type=click.Choice(sorted(GROUPINGS)),
+    default="event",
+    show_default=True,
+    help="Group by event type (and direction), by direction, or by session.",
+)
+def sizes(captures: tuple[Path, ...], output_format: str, by: str) -> None:
+    """Frames, bytes on the wire, audio bytes (base64 and decoded) and the audio share.
+
+    Reads only the size columns, so it is fast on big captures.
+
+    Example:
+
+        rt-analyze sizes captures/ --by direction
+    """
+    capture = load_capture(captures, SIZE_INPUT_COLUMNS)
+    by_event = sizes_by_event(capture.frames)
+    table = sizes_rollup(by_event, GROUPINGS[by])
+    if output_format == "json":
+        total = sizes_rollup(by_event, ())
+        _echo_json({"by": by, "rows": _records(table), "total": _records(total)[0]})
+    elif output_format == "csv":
+        _echo_csv(table)
+    else:
+        from analyzer.render import render_sizes
+
+        total = sizes_rollup(by_event, ()).assign(**{k: "total" for k in GROUPINGS[by]})
+        render_sizes(pd.concat([table, total], ignore_index=True), _console(), f"sizes by {by}")
+
+
+@main.command()
+@captures_argument
+@_format_option("table", "json", "csv")
+def conversation(captures: tuple[Path, ...], output_format: str) -> None:
+    """Each session's conversation items in order: role, kind, status, transcript or text,
+    function calls and outputs, truncation.
+
+    Example:
+
+        rt-analyze conversation captures/run.parquet
+    """
+    capture = load_capture(captures)
+    tables = [
+        conversation_items(group) for _, group in capture.frames.groupby("session_id", sort=False)
+    ]
+    items = pd.concat(tables, ignore_index=True) if tables else conversation_items(capture.frames)
+    if output_format == "json":
+        _echo_json(_records(items))
+    elif output_format == "csv":
+        _echo_csv(items)
+    else:
+        from analyzer.render import render_conversation
+
+        render_conversation(items, _console())
+
+
+@main.command()
+@captures_argument
+@_format_option("csv", "json")
+def turns(captures: tuple[Path, ...], output_format: str) -> None:
+    """The full turn table (one row per turn, every column), for spreadsheets and notebooks.
+
+    Example:
+
+        rt-analyze turns captures/ > turns.csv
+    """
+    capture = load_capture(captures)
+    table = all_turns(list(analyze_capture(capture)))
+    if output_format == "json":
+        _echo_json(_records(table))
+    else:
+        _echo_csv(table)
+
+
+@main.command()
+@click.argument("journal", type=click.Path(path_type=Path))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path),
+    help="Parquet file to write (default: the journal's name with .parquet).",
+)
+def convert(journal: Path, output: Path | None) -> None:
+    """Rebuild a run's Parquet file from its .jsonl journal (after a crash, or to re-derive).
+
+    Example:
+
+        rt-analyze convert captures/rt-20250101T120000Z-abc123.jsonl
+    """
+    if not journal.is_file():
+        raise click.ClickException(f"{journal} does not exist or is not a file; pass a .jsonl.")
+    try:
+        out, parsed = convert_journal(journal, output)
+    except JournalError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot convert {journal}: {exc}.") from exc
+    sessions = len(parsed.sessions)
+    click.echo(f"Wrote {out}: {sessions} session(s), {len(parsed.frames)} frame(s).")
+    if parsed.torn_last_line:
+        click.echo(
+            "Skipped a torn last line (the recorder stopped mid-write); everything before it "
+            "was recovered.",
+            err=True,
+        )
+    if parsed.bad_lines:
+        lines = ", ".join(map(str, parsed.bad_lines[:10]))
+        click.echo(f"Skipped {len(parsed.bad_lines)} unreadable line(s): {lines}.", err=True)
+    if parsed.run_end is None:
+        click.echo(
+            "The journal has no run_end record: the recorder did not shut down cleanly.", err=True
+        )
+
+
+@main.command()
+@captures_argument
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Directory to write the WAV files to.",
+)
+def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
+    """Export each conversation item's audio, and each session as stereo, to WAV files.
+
+    Example:
+
+        rt-analyze audio captures/run.parquet -o wav/
+    """
+    try:
+        from analyzer.audio import export_audio
+    except ImportError as exc:
+        raise click.ClickException(
+            "audio export is not available in this installation (analyzer.audio is missing)."
+        ) from exc
+    try:
+        result = export_audio(list(captures), out_dir)
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for warning in result.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+    for path in result.files:
+        click.echo(str(path))
+    click.echo(f"Wrote {len(result.files)} file(s) to {out_dir}.", err=True)

@@ -1,0 +1,165 @@
+"""Token prices per model and the cost estimate of a session's usage.
+
+The defaults are OpenAI's list prices in USD per 1M tokens as published on
+https://openai.com/api/pricing and the model pages (checked 2025-10; gpt-4o-realtime-preview
+snapshots from the 2024-10-01 and 2024-12-17 announcements). They are estimates: prices change,
+Azure and other providers bill differently, and input transcription (whisper / gpt-4o-transcribe)
+is billed separately and not counted here. Override or extend them with a JSON file
+(``--prices prices.json``)::
+
+    {"gpt-realtime": {"input_audio": 32, "output_audio": 64},
+     "my-deployment": {"input_text": 4, "cached_input_text": 0.4, "output_text": 16,
+                       "input_audio": 32, "cached_input_audio": 0.4, "output_audio": 64}}
+
+A model is priced by the longest key its name starts with (``gpt-4o-realtime-preview-2025-06-03``
+uses ``gpt-4o-realtime-preview``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+
+class PricingError(ValueError):
+    """A prices file cannot be used; the message is one sentence a user can act on."""
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per 1M tokens."""
+
+    input_text: float
+    cached_input_text: float
+    output_text: float
+    input_audio: float
+    cached_input_audio: float
+    output_audio: float
+
+
+PRICE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Prices))
+
+DEFAULT_PRICES: dict[str, Prices] = {
+    "gpt-realtime": Prices(4.00, 0.40, 16.00, 32.00, 0.40, 64.00),
+    # Assumed from the gpt-realtime-mini model page (2025-10); verify before relying on it.
+    "gpt-realtime-mini": Prices(0.60, 0.06, 2.40, 10.00, 0.30, 20.00),
+    "gpt-4o-realtime-preview": Prices(5.00, 2.50, 20.00, 40.00, 2.50, 80.00),
+    # The first snapshot's audio was priced higher until the 2024-12-17 price cut.
+    "gpt-4o-realtime-preview-2024-10-01": Prices(5.00, 2.50, 20.00, 100.00, 20.00, 200.00),
+    "gpt-4o-mini-realtime-preview": Prices(0.60, 0.30, 2.40, 10.00, 0.30, 20.00),
+    "gpt-4o-mini-realtime": Prices(0.60, 0.30, 2.40, 10.00, 0.30, 20.00),
+}
+
+
+def parse_prices(
+    data: Any, source: str = "prices", base: Mapping[str, Prices] | None = None
+) -> dict[str, Prices]:
+    """``base`` (the defaults) updated with a ``{model: {field: usd_per_1m}}`` mapping. A model
+    already in ``base`` may give only some fields; a new one must give all of them."""
+    prices = dict(DEFAULT_PRICES if base is None else base)
+    if not isinstance(data, dict):
+        raise PricingError(
+            f"{source} must be a JSON object of model name -> prices, e.g. "
+            '{"gpt-realtime": {"input_audio": 32, "output_audio": 64}}.'
+        )
+    for model, entry in data.items():
+        if not isinstance(entry, dict):
+            raise PricingError(f"{source}: the prices of {model!r} must be an object.")
+        unknown = sorted(set(entry) - set(PRICE_FIELDS))
+        if unknown:
+            raise PricingError(
+                f"{source}: unknown price field(s) {', '.join(unknown)} for {model!r}; "
+                f"use {', '.join(PRICE_FIELDS)} (USD per 1M tokens)."
+            )
+        for name, value in entry.items():
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or value < 0
+                or not math.isfinite(value)
+            ):
+                raise PricingError(
+                    f"{source}: {model!r} {name} must be a non-negative number (USD per 1M)."
+                )
+        values = {k: float(v) for k, v in entry.items()}
+        if model in prices:
+            prices[model] = replace(prices[model], **values)
+        else:
+            missing = [f for f in PRICE_FIELDS if f not in values]
+            if missing:
+                raise PricingError(
+                    f"{source}: {model!r} is a new model, so give all prices; missing "
+                    f"{', '.join(missing)}."
+                )
+            prices[model] = Prices(**values)
+    return prices
+
+
+def load_prices(path: Path) -> dict[str, Prices]:
+    """The default prices updated with those of a JSON file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PricingError(f"prices file {path} does not exist.") from exc
+    except OSError as exc:
+        raise PricingError(f"cannot read prices file {path}: {exc.strerror}.") from exc
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PricingError(f"prices file {path} is not valid JSON ({exc}).") from exc
+    return parse_prices(data, str(path))
+
+
+def prices_for(
+    model: str | None, prices: Mapping[str, Prices] | None = None
+) -> tuple[str, Prices] | None:
+    """(price key, prices) for a model name: the longest key it starts with, or None."""
+    if not model:
+        return None
+    table = DEFAULT_PRICES if prices is None else prices
+    name = model.lower()
+    matches = [key for key in table if name.startswith(key.lower())]
+    if not matches:
+        return None
+    key = max(matches, key=len)
+    return key, table[key]
+
+
+def _n(tokens: Mapping[Any, Any], name: str) -> float:
+    value = tokens.get(name)
+    if value is None or isinstance(value, bool):
+        return 0.0
+    value = float(value)
+    return 0.0 if math.isnan(value) else value
+
+
+def cost_usd(tokens: Mapping[Any, Any], prices: Prices) -> float:
+    """Estimated USD for token counts named like the turn table's columns. Cached tokens are
+    part of the text/audio input counts; when the split of cached tokens between text and
+    audio is not reported (beta), it is assumed proportional to the input text/audio counts."""
+    input_text = _n(tokens, "input_text_tokens")
+    input_audio = _n(tokens, "input_audio_tokens")
+    cached = _n(tokens, "input_cached_tokens")
+    cached_text = tokens.get("input_cached_text_tokens")
+    cached_audio = tokens.get("input_cached_audio_tokens")
+    if cached_text is None or cached_audio is None or _nan(cached_text) or _nan(cached_audio):
+        total_in = input_text + input_audio
+        share = input_text / total_in if total_in else 0.0
+        cached_text, cached_audio = cached * share, cached * (1 - share)
+    else:
+        cached_text, cached_audio = float(cached_text), float(cached_audio)
+    usd = (
+        (input_text - cached_text) * prices.input_text
+        + cached_text * prices.cached_input_text
+        + (input_audio - cached_audio) * prices.input_audio
+        + cached_audio * prices.cached_input_audio
+        + _n(tokens, "output_text_tokens") * prices.output_text
+        + _n(tokens, "output_audio_tokens") * prices.output_audio
+    )
+    return usd / 1_000_000
+
+
+def _nan(value: Any) -> bool:
+    return isinstance(value, float) and math.isnan(value)

@@ -1,0 +1,698 @@
+"""One session's turns: each user input, the response it triggered, and their timing and usage.
+
+:func:`build_turns` is a pure function of one session's frames (and its facts), so it can run per
+session anywhere (pandas here, Spark ``applyInPandas`` later). Audio deltas are only counted and
+timed from their columns; their JSON is never parsed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from analyzer.conversation import (
+    TRANSCRIPTION_COMPLETED,
+    conversation_items,
+    parse_event,
+)
+from analyzer.formats import AudioFormat, format_changes, provider_of
+from analyzer.protocol import (
+    AUDIO_TRANSCRIPT_DELTA_EVENTS,
+    CLIENT_AUDIO_EVENTS,
+    ITEM_CREATED_EVENTS,
+    SERVER_AUDIO_EVENTS,
+    TEXT_DELTA_EVENTS,
+)
+
+TIME_COLUMNS: tuple[str, ...] = (
+    "speech_started_s",
+    "speech_stopped_s",
+    "committed_s",
+    "response_create_s",  # the client's response.create, when it asked for this turn's reply
+    "response_created_s",
+    "first_transcript_s",
+    "first_audio_s",
+    "first_text_s",
+    "last_audio_s",
+    "response_done_s",
+    "transcription_s",
+    "turn_start_s",
+)
+LATENCY_COLUMNS: tuple[str, ...] = (
+    "latency_response_created_ms",
+    "latency_first_transcript_ms",
+    "latency_first_audio_ms",
+    "latency_first_text_ms",
+    "latency_response_done_ms",
+    "latency_transcription_ms",
+)
+TOKEN_COLUMNS: tuple[str, ...] = (
+    "input_tokens",
+    "output_tokens",
+    "total_tokens",
+    "input_text_tokens",
+    "input_audio_tokens",
+    "input_cached_tokens",
+    "output_text_tokens",
+    "output_audio_tokens",
+    "input_cached_text_tokens",  # GA's cached_tokens_details, NaN when not reported
+    "input_cached_audio_tokens",
+)
+TURN_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "index",
+    "trigger",  # vad, commit, response.create, or None (a response we saw no trigger for)
+    "user_item_id",
+    "user_item_kind",
+    "response_id",
+    "assistant_item_id",
+    "status",
+    "status_reason",
+    "interrupted",
+    "played_ms",
+    "user_transcript",
+    "assistant_transcript",
+    "assistant_text",
+    *TIME_COLUMNS,
+    *LATENCY_COLUMNS,
+    "silence_duration_ms",
+    "perceived_first_audio_ms",
+    "user_audio_ms",
+    "reply_audio_deltas",
+    "reply_audio_bytes",
+    "reply_audio_ms",
+    "stream_ratio",
+    "would_stall",
+    "stall_count",
+    "stall_ms",
+    *TOKEN_COLUMNS,
+    "function_calls",
+)
+
+INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
+# Arrival jitter below this is float noise, not a gap in playback.
+_STALL_TOLERANCE_MS = 1e-3
+
+_CONFIG_EVENTS = frozenset(
+    {
+        "session.created",
+        "session.updated",
+        "session.update",
+        "transcription_session.created",
+        "transcription_session.updated",
+        "transcription_session.update",
+    }
+)
+_SERVER_CONTROL = frozenset(
+    {
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        *ITEM_CREATED_EVENTS,
+    }
+)
+_CLIENT_CONTROL = frozenset(
+    {
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "conversation.item.create",
+        "response.create",
+    }
+)
+_NAN = float("nan")
+
+
+def _latency_ms(end_s: float, start_s: float) -> float:
+    """Milliseconds between two capture times, rounded to the microsecond (float noise)."""
+    if math.isnan(end_s) or math.isnan(start_s):
+        return _NAN
+    return round((end_s - start_s) * 1000.0, 3)
+
+
+def _facts_get(facts: Mapping[Any, Any] | None, key: str) -> Any:
+    if facts is None:
+        return None
+    value = facts.get(key)
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NAN
+
+
+# --- session configuration over time ---------------------------------------------------------
+
+
+def _silence_ms(session: dict[str, Any]) -> tuple[bool, float]:
+    """(says anything, silence_duration_ms or NaN) of a session object, beta or GA."""
+    audio = session.get("audio")
+    if isinstance(audio, dict) and isinstance(audio.get("input"), dict):
+        holder: dict[str, Any] = audio["input"]
+    else:
+        holder = session
+    if "turn_detection" not in holder:
+        return False, _NAN
+    detection = holder["turn_detection"]
+    if not isinstance(detection, dict):
+        return True, _NAN
+    return True, _num(detection.get("silence_duration_ms"))
+
+
+def _config_timelines(
+    frames: pd.DataFrame, provider: str
+) -> tuple[list[tuple[int, AudioFormat, AudioFormat]], list[tuple[int, float]]]:
+    """Audio formats in force, and the VAD silence the server confirmed, by seq."""
+    config = frames[frames["event_type"].isin(list(_CONFIG_EVENTS))]
+    rows = list(config[["seq", "event_type", "content"]].itertuples(index=False, name=None))
+    changes = format_changes(rows, provider)
+    silence: list[tuple[int, float]] = [(-1, _NAN)]
+    for seq, event_type, content in rows:
+        if event_type.endswith(".update"):
+            continue  # the client's wish; the server's echo says what is in force
+        session = parse_event(content).get("session")
+        if isinstance(session, dict):
+            says, value = _silence_ms(session)
+            if says:
+                silence.append((int(seq), value))
+    return changes, silence
+
+
+def _value_at(timeline: list[tuple[int, float]], seq: float) -> float:
+    current = timeline[0][1]
+    for start, value in timeline:
+        if start > seq:
+            break
+        current = value
+    return current
+
+
+def _bytes_per_ms(
+    changes: list[tuple[int, AudioFormat, AudioFormat]], seqs: np.ndarray, output: bool
+) -> np.ndarray:
+    """Bytes per millisecond of the format in force at each seq (NaN for compressed audio)."""
+    starts = np.array([c[0] for c in changes])
+    rates = np.array(
+        [(c[2] if output else c[1]).bytes_per_second or _NAN for c in changes],
+        dtype=float,
+    )
+    idx = np.searchsorted(starts, seqs, side="right") - 1
+    result: np.ndarray = rates[np.clip(idx, 0, len(rates) - 1)] / 1000.0
+    return result
+
+
+# --- responses --------------------------------------------------------------------------------
+
+
+def _response_of_audio(frames: pd.DataFrame, audio: pd.DataFrame) -> pd.Series:
+    """Each audio delta's response: its own response_id, else the latest response started."""
+    response = audio["response_id"]
+    missing = response.isna()
+    if not missing.any():
+        return response
+    server = frames[frames["direction"].eq("server") & frames["response_id"].notna()]
+    starts = server.drop_duplicates("response_id")[["seq", "response_id"]]
+    if starts.empty:
+        return response
+    found = pd.merge_asof(
+        audio.loc[missing, ["seq"]].astype({"seq": "int64"}),
+        starts.astype({"seq": "int64"}),
+        on="seq",
+        direction="backward",
+    )
+    filled = response.astype(object).copy()
+    filled[missing] = found["response_id"].to_numpy()
+    return filled
+
+
+def _audio_stats(
+    frames: pd.DataFrame, changes: list[tuple[int, AudioFormat, AudioFormat]]
+) -> pd.DataFrame:
+    """Per response: first/last delta time, deltas, bytes, play time and streaming health.
+
+    Playback that starts when the first delta arrives ends the i-th delta at
+    ``C_i + max_{j<=i}(t_j - C_{j-1})`` (C = cumulative play time), so delta i arrives after the
+    buffer ran dry exactly when ``t_i - C_{i-1}`` sets a new maximum; the excess is the stall.
+    """
+    columns = [
+        "first_audio_s",
+        "last_audio_s",
+        "reply_audio_deltas",
+        "reply_audio_bytes",
+        "reply_audio_ms",
+        "stream_ratio",
+        "would_stall",
+        "stall_count",
+        "stall_ms",
+    ]
+    audio = frames[
+        frames["event_type"].isin(list(SERVER_AUDIO_EVENTS)) & frames["direction"].eq("server")
+    ][["seq", "time_s", "response_id", "audio_bytes"]].copy()
+    audio["response_id"] = _response_of_audio(frames, audio)
+    audio = audio[audio["response_id"].notna()]
+    if audio.empty:
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="response_id"))
+    audio["audio_bytes"] = audio["audio_bytes"].fillna(0).astype(float)
+    audio["ms"] = audio["audio_bytes"] / _bytes_per_ms(
+        changes, audio["seq"].to_numpy(), output=True
+    )
+    audio["ms_unknown"] = audio["ms"].isna()
+    group = audio.groupby("response_id", sort=False)
+    t_ms = (audio["time_s"] - group["time_s"].transform("min")) * 1000.0
+    played_before = group["ms"].cumsum() - audio["ms"]
+    x = t_ms - played_before
+    previous_max = (
+        x.groupby(audio["response_id"], sort=False)
+        .cummax()
+        .groupby(audio["response_id"], sort=False)
+        .shift(1)
+    )
+    gap = (x - previous_max).where(previous_max.notna(), 0.0)
+    audio["stall"] = gap > _STALL_TOLERANCE_MS
+    audio["stall_ms"] = gap.where(audio["stall"], 0.0)
+    stats = audio.groupby("response_id", sort=False).agg(
+        first_audio_s=("time_s", "min"),
+        last_audio_s=("time_s", "max"),
+        reply_audio_deltas=("seq", "size"),
+        reply_audio_bytes=("audio_bytes", "sum"),
+        reply_audio_ms=("ms", "sum"),
+        ms_unknown=("ms_unknown", "max"),
+        stall_count=("stall", "sum"),
+        stall_ms=("stall_ms", "sum"),
+    )
+    stats["reply_audio_ms"] = stats["reply_audio_ms"].where(~stats["ms_unknown"].astype(bool))
+    span_ms = (stats["last_audio_s"] - stats["first_audio_s"]) * 1000.0
+    stats["stream_ratio"] = (
+        stats["reply_audio_ms"] / (span_ms + stats["reply_audio_ms"] / stats["reply_audio_deltas"])
+    ).round(3)
+    unknown = stats["reply_audio_ms"].isna()
+    stats["would_stall"] = pd.Series(
+        [
+            None if u else bool(c > 0)
+            for c, u in zip(stats["stall_count"].tolist(), unknown.tolist(), strict=True)
+        ],
+        index=stats.index,
+        dtype=object,
+    )
+    stats["stall_count"] = stats["stall_count"].astype(float).where(~unknown)
+    stats["stall_ms"] = stats["stall_ms"].round(3).where(~unknown)
+    stats["reply_audio_ms"] = stats["reply_audio_ms"].round(3)
+    return stats[columns]
+
+
+def _first_times(frames: pd.DataFrame, types: frozenset[str], key: str) -> dict[str, float]:
+    rows = frames[frames["event_type"].isin(list(types)) & frames[key].notna()]
+    return {str(k): float(v) for k, v in rows.groupby(key, sort=False)["time_s"].min().items()}
+
+
+def _usage_columns(usage: Any) -> dict[str, float]:
+    out = {c: _NAN for c in TOKEN_COLUMNS}
+    if not isinstance(usage, dict):
+        return out
+    out["input_tokens"] = _num(usage.get("input_tokens"))
+    out["output_tokens"] = _num(usage.get("output_tokens"))
+    out["total_tokens"] = _num(usage.get("total_tokens"))
+    inp = usage.get("input_token_details")
+    if isinstance(inp, dict):
+        out["input_text_tokens"] = _num(inp.get("text_tokens"))
+        out["input_audio_tokens"] = _num(inp.get("audio_tokens"))
+        out["input_cached_tokens"] = _num(inp.get("cached_tokens"))
+        cached = inp.get("cached_tokens_details")
+        if isinstance(cached, dict):
+            out["input_cached_text_tokens"] = _num(cached.get("text_tokens"))
+            out["input_cached_audio_tokens"] = _num(cached.get("audio_tokens"))
+    outp = usage.get("output_token_details")
+    if isinstance(outp, dict):
+        out["output_text_tokens"] = _num(outp.get("text_tokens"))
+        out["output_audio_tokens"] = _num(outp.get("audio_tokens"))
+    return out
+
+
+def _response_facts(frames: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Per response id: created/done times, status, usage, its assistant item, function calls.
+    Parses only response.created/.done and output_item events."""
+    server = frames[frames["direction"].eq("server") & frames["response_id"].notna()]
+    wanted = server["event_type"].isin(
+        [
+            "response.created",
+            "response.done",
+            "response.output_item.added",
+            "response.output_item.done",
+        ]
+    )
+    facts: dict[str, dict[str, Any]] = {}
+    for time_s, event_type, response_id, content in server.loc[
+        wanted, ["time_s", "event_type", "response_id", "content"]
+    ].itertuples(index=False, name=None):
+        fact = facts.setdefault(str(response_id), {"output_items": [], "calls": []})
+        if event_type == "response.created":
+            fact.setdefault("response_created_s", float(time_s))
+            continue
+        event = parse_event(content)
+        if event_type == "response.done":
+            response = event.get("response")
+            response = response if isinstance(response, dict) else {}
+            fact["response_done_s"] = float(time_s)
+            fact["status"] = (
+                response.get("status") if isinstance(response.get("status"), str) else None
+            )
+            details = response.get("status_details")
+            reason = details.get("reason") if isinstance(details, dict) else None
+            fact["status_reason"] = reason if isinstance(reason, str) else None
+            fact["usage"] = _usage_columns(response.get("usage"))
+            output = response.get("output")
+            fact["done_items"] = (
+                [o for o in output if isinstance(o, dict)] if isinstance(output, list) else []
+            )
+        else:
+            item = event.get("item")
+            if isinstance(item, dict):
+                fact["output_items"].append(item)
+    for fact in facts.values():
+        items = fact.get("done_items") or fact["output_items"]
+        message = next(
+            (
+                i.get("id")
+                for i in fact["output_items"] + items
+                if i.get("type") == "message" and isinstance(i.get("id"), str)
+            ),
+            None,
+        )
+        fact["assistant_item_id"] = message
+        names: list[str] = []
+        seen: set[str] = set()
+        for item in items:
+            if item.get("type") == "function_call":
+                key = str(item.get("call_id") or item.get("id") or len(names))
+                if key not in seen and isinstance(item.get("name"), str):
+                    seen.add(key)
+                    names.append(item["name"])
+        fact["function_calls"] = names
+    return facts
+
+
+# --- the turn state machine -------------------------------------------------------------------
+
+
+def _new_turn(trigger: str | None, start_s: float) -> dict[str, Any]:
+    return {
+        "trigger": trigger,
+        "turn_start_s": start_s,
+        "user_item_id": None,
+        "user_item_kind": None,
+        "response_id": None,
+        "speech_started_s": _NAN,
+        "speech_stopped_s": _NAN,
+        "committed_s": _NAN,
+        "response_create_s": _NAN,
+        "audio_start_ms": _NAN,
+        "audio_end_ms": _NAN,
+        "user_audio_ms": _NAN,
+        "seq": -1,
+    }
+
+
+def _find_turns(
+    frames: pd.DataFrame, changes: list[tuple[int, AudioFormat, AudioFormat]]
+) -> list[dict[str, Any]]:
+    """Walk the control events in arrival order; bind each response to the oldest open turn."""
+    is_server = frames["direction"].eq("server")
+    appended = np.where(
+        frames["event_type"].isin(list(CLIENT_AUDIO_EVENTS)) & ~is_server,
+        frames["audio_bytes"].fillna(0).to_numpy(dtype=float),
+        0.0,
+    ).cumsum()
+    control = (is_server & frames["event_type"].isin(list(_SERVER_CONTROL))) | (
+        ~is_server & frames["event_type"].isin(list(_CLIENT_CONTROL))
+    )
+    response_rows = frames[is_server & frames["response_id"].notna()]
+    starts = set(response_rows.drop_duplicates("response_id").index)
+    output_items = set(
+        response_rows.loc[
+            response_rows["event_type"].eq("response.output_item.added"), "item_id"
+        ].dropna()
+    )
+    committed_items = set(
+        frames.loc[frames["event_type"].eq("input_audio_buffer.committed"), "item_id"].dropna()
+    )
+    rows = frames[control | frames.index.isin(list(starts))]
+
+    turns: list[dict[str, Any]] = []
+    open_turns: list[dict[str, Any]] = []
+    speech: dict[str, Any] | None = None
+    client_items: list[dict[str, Any]] = []  # created by the client since the last response.create
+    awaiting_ack: list[dict[str, Any]] = []
+    buffer_from = 0.0  # appended bytes at the last buffer reset
+
+    def buffer_ms(position: int, seq: int) -> float:
+        nonlocal buffer_from
+        size = float(appended[position]) - buffer_from
+        buffer_from = float(appended[position])
+        rate = _bytes_per_ms(changes, np.array([seq]), output=False)[0]
+        return round(size / rate, 3) if size > 0 else _NAN
+
+    def add(turn: dict[str, Any], seq: int) -> dict[str, Any]:
+        turn["seq"] = seq
+        turns.append(turn)
+        open_turns.append(turn)
+        return turn
+
+    def bind(response_id: str, seq: int) -> None:
+        """A response started: it answers the oldest turn still waiting for one."""
+        if open_turns:
+            turn = open_turns.pop(0)
+        else:  # no trigger seen (server-initiated, or the capture began mid-turn)
+            turn = _new_turn(None, _NAN)
+            turn["seq"] = seq
+            turns.append(turn)
+        turn["response_id"] = response_id
+
+    for position, (seq, time_s, direction, event_type, item_id, response_id, content) in zip(
+        rows.index,
+        rows[
+            ["seq", "time_s", "direction", "event_type", "item_id", "response_id", "content"]
+        ].itertuples(index=False, name=None),
+        strict=True,
+    ):
+        item_id = item_id if isinstance(item_id, str) else None
+        server = direction == "server"
+        if server and position in starts:
+            bind(response_id, seq)
+        if server and event_type == "input_audio_buffer.speech_started":
+            event = parse_event(content)
+            speech = {"time_s": time_s, "audio_start_ms": _num(event.get("audio_start_ms"))}
+        elif server and event_type == "input_audio_buffer.speech_stopped":
+            event = parse_event(content)
+            turn = add(_new_turn("vad", time_s), seq)
+            turn["speech_stopped_s"] = time_s
+            turn["audio_end_ms"] = _num(event.get("audio_end_ms"))
+            turn["user_item_id"] = item_id
+            if speech is not None:
+                turn["speech_started_s"] = speech["time_s"]
+                turn["audio_start_ms"] = speech["audio_start_ms"]
+                turn["user_audio_ms"] = turn["audio_end_ms"] - speech["audio_start_ms"]
+            speech = None
+        elif server and event_type == "input_audio_buffer.committed":
+            waiting: dict[str, Any] | None = next(
+                (
+                    t
+                    for t in reversed(open_turns)
+                    if t["trigger"] in ("vad", "commit")
+                    and math.isnan(t["committed_s"])
+                    and t["user_item_id"] in (None, item_id)
+                ),
+                None,
+            )
+            turn = waiting  # type: ignore[assignment]
+            size_ms = buffer_ms(position, seq)
+            if turn is None:  # committed with no speech_stopped seen: still a VAD turn
+                turn = add(_new_turn("vad", time_s), seq)
+                turn["user_audio_ms"] = size_ms
+            turn["committed_s"] = time_s
+            turn["user_item_id"] = item_id
+            turn["user_item_kind"] = "message"
+            if math.isnan(turn["user_audio_ms"]):
+                turn["user_audio_ms"] = size_ms
+        elif server and event_type == "input_audio_buffer.cleared":
+            buffer_ms(position, seq)
+        elif server and event_type in ITEM_CREATED_EVENTS:
+            if awaiting_ack and item_id and item_id not in output_items | committed_items:
+                awaiting_ack.pop(0)["id"] = item_id
+        elif not server and event_type == "input_audio_buffer.commit":
+            turn = add(_new_turn("commit", time_s), seq)
+            turn["user_audio_ms"] = buffer_ms(position, seq)
+        elif not server and event_type == "input_audio_buffer.clear":
+            buffer_ms(position, seq)
+        elif not server and event_type == "conversation.item.create":
+            item = parse_event(content).get("item")
+            item = item if isinstance(item, dict) else {}
+            created = {
+                "id": item.get("id") if isinstance(item.get("id"), str) and item["id"] else None,
+                "kind": item.get("type") if isinstance(item.get("type"), str) else None,
+            }
+            client_items.append(created)
+            if created["id"] is None:
+                awaiting_ack.append(created)
+        elif not server and event_type == "response.create":
+            newest = open_turns[-1] if open_turns else None
+            if (
+                newest is not None
+                and newest["trigger"] in ("vad", "commit")
+                and not client_items
+                and math.isnan(newest["response_create_s"])
+            ):
+                newest["response_create_s"] = time_s
+            else:
+                turn = add(_new_turn("response.create", time_s), seq)
+                turn["response_create_s"] = time_s
+                if client_items:
+                    turn["_client_item"] = client_items[-1]
+            client_items = []
+    for turn in turns:
+        client_item = turn.pop("_client_item", None)
+        if client_item is not None:
+            turn["user_item_id"] = client_item["id"]
+            turn["user_item_kind"] = client_item["kind"]
+    return turns
+
+
+def build_turns(
+    session_frames: pd.DataFrame,
+    session_facts: Mapping[Any, Any] | None = None,
+    items: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The turn table of one session (columns :data:`TURN_COLUMNS`, see ``docs/contracts.md``).
+
+    ``session_facts`` is the session's row of ``Capture.sessions`` (host and path pick the
+    provider's audio defaults); ``items`` is its :func:`analyzer.conversation.conversation_items`
+    when already computed.
+    """
+    if session_frames.empty:
+        return pd.DataFrame(columns=list(TURN_COLUMNS))
+    frames = session_frames.sort_values("seq", kind="stable").reset_index(drop=True)
+    session_id = str(frames["session_id"].iloc[0])
+    provider = provider_of(_facts_get(session_facts, "host"), _facts_get(session_facts, "path"))
+    changes, silence = _config_timelines(frames, provider)
+    if items is None:
+        items = conversation_items(frames)
+    turns = _find_turns(frames, changes)
+    responses = _response_facts(frames)
+    audio = _audio_stats(frames, changes)
+    server = frames[frames["direction"].eq("server")]
+    first_transcript = _first_times(server, AUDIO_TRANSCRIPT_DELTA_EVENTS, "response_id")
+    first_text = _first_times(server, TEXT_DELTA_EVENTS, "response_id")
+    transcribed = _first_times(server, frozenset({TRANSCRIPTION_COMPLETED}), "item_id")
+    by_item: dict[str, dict[Any, Any]] = {
+        str(row["item_id"]): row for row in items.to_dict("records")
+    }
+
+    def item_value(item_id: Any, column: str) -> Any:
+        if not isinstance(item_id, str) or item_id not in by_item:
+            return None
+        value = by_item[item_id].get(column)
+        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+    audio_dict = audio.to_dict("index")
+    deltas = server[
+        server["event_type"].isin(list(SERVER_AUDIO_EVENTS | AUDIO_TRANSCRIPT_DELTA_EVENTS))
+        & server["response_id"].notna()
+        & server["item_id"].notna()
+    ]
+    delta_items = {
+        str(k): str(v)
+        for k, v in deltas.drop_duplicates("response_id")
+        .set_index("response_id")["item_id"]
+        .items()
+    }
+    rows = []
+    for index, turn in enumerate(turns, start=1):
+        response_id = turn["response_id"]
+        fact = responses.get(response_id, {}) if response_id else {}
+        stats = audio_dict.get(response_id, {}) if response_id else {}
+        start = turn["turn_start_s"]
+        assistant_item_id = fact.get("assistant_item_id")
+        if assistant_item_id is None and response_id:
+            assistant_item_id = delta_items.get(response_id)
+        status = fact.get("status")
+        reason = fact.get("status_reason")
+        truncated = bool(item_value(assistant_item_id, "truncated"))
+        played = item_value(assistant_item_id, "truncated_audio_end_ms")
+        user_item = turn["user_item_id"]
+        kind = turn["user_item_kind"] or item_value(user_item, "kind")
+        user_transcript = item_value(user_item, "transcript")
+        if user_transcript is None and kind == "message":
+            user_transcript = item_value(user_item, "text")
+        silence_ms = _value_at(silence, turn["seq"]) if turn["trigger"] == "vad" else _NAN
+        row: dict[str, Any] = {
+            "session_id": session_id,
+            "index": index,
+            "trigger": turn["trigger"],
+            "user_item_id": user_item,
+            "user_item_kind": kind,
+            "response_id": response_id,
+            "assistant_item_id": assistant_item_id,
+            "status": status,
+            "status_reason": reason,
+            "interrupted": (status == "cancelled" and reason in INTERRUPT_REASONS) or truncated,
+            "played_ms": _num(played),
+            "user_transcript": user_transcript,
+            "assistant_transcript": item_value(assistant_item_id, "transcript"),
+            "assistant_text": item_value(assistant_item_id, "text"),
+            "speech_started_s": turn["speech_started_s"],
+            "speech_stopped_s": turn["speech_stopped_s"],
+            "committed_s": turn["committed_s"],
+            "response_create_s": turn["response_create_s"],
+            "response_created_s": fact.get("response_created_s", _NAN),
+            "first_transcript_s": first_transcript.get(response_id, _NAN),
+            "first_audio_s": stats.get("first_audio_s", _NAN),
+            "first_text_s": first_text.get(response_id, _NAN),
+            "last_audio_s": stats.get("last_audio_s", _NAN),
+            "response_done_s": fact.get("response_done_s", _NAN),
+            "transcription_s": transcribed.get(user_item, _NAN) if user_item else _NAN,
+            "turn_start_s": start,
+            "silence_duration_ms": silence_ms,
+            "user_audio_ms": turn["user_audio_ms"],
+            "reply_audio_deltas": float(stats.get("reply_audio_deltas", 0)),
+            "reply_audio_bytes": float(stats.get("reply_audio_bytes", 0)),
+            "reply_audio_ms": stats.get("reply_audio_ms", _NAN) if stats else _NAN,
+            "stream_ratio": stats.get("stream_ratio", _NAN),
+            "would_stall": stats.get("would_stall"),
+            "stall_count": stats.get("stall_count", _NAN),
+            "stall_ms": stats.get("stall_ms", _NAN),
+            **fact.get("usage", {c: _NAN for c in TOKEN_COLUMNS}),
+            "function_calls": list(fact.get("function_calls", [])),
+        }
+        for column, source in (
+            ("latency_response_created_ms", "response_created_s"),
+            ("latency_first_transcript_ms", "first_transcript_s"),
+            ("latency_first_audio_ms", "first_audio_s"),
+            ("latency_first_text_ms", "first_text_s"),
+            ("latency_response_done_ms", "response_done_s"),
+        ):
+            row[column] = _latency_ms(row[source], start)
+        transcription_from = (
+            row["speech_stopped_s"]
+            if not math.isnan(row["speech_stopped_s"])
+            else (start if turn["trigger"] == "commit" else row["committed_s"])
+        )
+        row["latency_transcription_ms"] = _latency_ms(row["transcription_s"], transcription_from)
+        row["perceived_first_audio_ms"] = (
+            round(row["latency_first_audio_ms"] + silence_ms, 3)
+            if turn["trigger"] == "vad"
+            else _NAN
+        )
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
+    for column in (*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS):
+        table[column] = table[column].astype(float)
+    table["interrupted"] = table["interrupted"].astype(bool)
+    table["would_stall"] = pd.Series(
+        [None if v is None or v is pd.NA else bool(v) for v in table["would_stall"].tolist()],
+        index=table.index,
+        dtype=object,
+    )
+    return table
