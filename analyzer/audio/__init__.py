@@ -1,0 +1,35 @@
+"""Audio of captures: per-item audio as sent, a stereo mix per session, WAV export."""
+
+from analyzer.audio.export import ExportResult, export_audio, export_capture_audio
+from analyzer.audio.items import (
+    AUDIO_COLUMNS,
+    AudioCapture,
+    AudioChunk,
+    ItemAudio,
+    SessionAudio,
+    load_audio,
+    load_item_audio,
+    to_pcm16,
+)
+from analyzer.audio.timeline import STEREO_RATE_HZ, session_stereo
+from analyzer.audio.wav import encoded_wav_bytes, parse_wav, wav_bytes, wav_header
+
+__all__ = [
+    "AUDIO_COLUMNS",
+    "STEREO_RATE_HZ",
+    "AudioCapture",
+    "AudioChunk",
+    "ExportResult",
+    "ItemAudio",
+    "SessionAudio",
+    "encoded_wav_bytes",
+    "export_audio",
+    "export_capture_audio",
+    "load_audio",
+    "load_item_audio",
+    "parse_wav",
+    "session_stereo",
+    "to_pcm16",
+    "wav_bytes",
+    "wav_header",
+]
