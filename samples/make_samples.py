@@ -1,0 +1,102 @@
+"""Regenerate the captures in samples/ through real mitmdump with the capture addon.
+
+    make samples        # or: .venv/bin/python samples/make_samples.py
+
+* ``seed-beta``: the seed session (shared/seeds, a real beta session; its audio fields are
+  placeholders, kept as they are) replayed frame by frame in lockstep through mitmdump.
+* ``ga-voice`` / ``beta-voice``: the default scripted conversation (real speech, three spoken turns,
+  a barge-in, a function call) against the local realtime peer, at real-time pace.
+* ``ga-g711-manual``: G.711 µ-law audio with manual commits (no server VAD).
+
+Each sample is ``NAME.parquet`` (+ ``NAME.jsonl`` for the seed), and ``NAME.server-turns.json``:
+the peer's own record of when it sent each turn's events, which tests compare latencies with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from analyzer.peer.client import run_conversation_sync
+from analyzer.peer.harness import run_mitmdump, run_server
+from analyzer.peer.scenarios import DEFAULT_TURNS, Scenario, scenario_named
+from analyzer.replay import frames_from_markdown, replay_client, replay_server
+
+SAMPLES = Path(__file__).resolve().parent
+SEED = SAMPLES.parent.parent / "shared" / "seeds" / "000_9c718be50efc71e4.txt"
+SEED_MODEL = "gpt-4o-realtime-preview-2024-10-01"
+
+
+def _move_run(rt_dir: Path, name: str, keep_journal: bool) -> None:
+    (parquet,) = rt_dir.glob("*.parquet")
+    shutil.copyfile(parquet, SAMPLES / f"{name}.parquet")
+    if keep_journal:
+        shutil.copyfile(parquet.with_suffix(".jsonl"), SAMPLES / f"{name}.jsonl")
+
+
+def make_seed(work: Path) -> None:
+    script = frames_from_markdown(SEED)
+    rt_dir = work / "seed"
+
+    async def run() -> None:
+        async with replay_server(script, gap_s=0.05) as upstream:
+            with run_mitmdump(upstream, rt_dir=rt_dir) as proxy:
+                url = proxy.url(f"/v1/realtime?model={SEED_MODEL}")
+                headers = {
+                    "Authorization": "Bearer sk-sample-not-a-key",
+                    "OpenAI-Beta": "realtime=v1",
+                }
+                await replay_client(script, url, headers, gap_s=0.05)
+                await asyncio.sleep(0.3)
+                proxy.stop()
+
+    asyncio.run(run())
+    _move_run(rt_dir, "seed-beta", keep_journal=True)
+
+
+def _turn_facts(turns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("trigger", "status", "reason", "utterance", "reply")
+    return [
+        {k: v for k, v in t.items() if k.endswith("_s") or k.endswith("_ms") or k in keep}
+        for t in turns
+    ]
+
+
+def make_conversation(work: Path, name: str, dialect: str, scenario: Scenario) -> None:
+    rt_dir = work / name
+    record = work / f"{name}.server.jsonl"
+    with (
+        run_server(record_path=record) as server,
+        run_mitmdump(server.port, rt_dir=rt_dir) as proxy,
+    ):
+        result = run_conversation_sync(proxy.url(), dialect=dialect, scenario=scenario, speed=1.0)
+        proxy.stop()
+    if result.errors():
+        raise SystemExit(f"{name}: the peer answered with errors: {result.errors()}")
+    turns = _turn_facts(server.read_record().turns())
+    (SAMPLES / f"{name}.server-turns.json").write_text(json.dumps(turns, indent=1) + "\n")
+    _move_run(rt_dir, name, keep_journal=True)
+
+
+def main() -> None:
+    if not SEED.exists():
+        sys.exit(f"the seed session is missing: {SEED}")
+    with tempfile.TemporaryDirectory(prefix="rt-samples-") as tmp:
+        work = Path(tmp)
+        make_seed(work)
+        make_conversation(work, "ga-voice", "ga", scenario_named("default"))
+        make_conversation(work, "beta-voice", "beta", scenario_named("default"))
+        g711_manual = Scenario("g711_manual", DEFAULT_TURNS, vad=False, audio_format="g711_ulaw")
+        make_conversation(work, "ga-g711-manual", "ga", g711_manual)
+    for path in sorted(SAMPLES.glob("*.*")):
+        if path.suffix != ".py":
+            print(f"{path.name:40} {path.stat().st_size:>10,} bytes")
+
+
+if __name__ == "__main__":
+    main()
