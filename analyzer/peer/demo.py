@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -22,7 +23,6 @@ import pyarrow.parquet as pq
 
 from analyzer.peer.client import ConversationResult, run_conversation_sync, summarize
 from analyzer.peer.harness import run_mitmdump, run_server
-from analyzer.schema import parse_file_metadata
 
 
 @dataclass
@@ -78,15 +78,24 @@ def show_recording(run: DemoRun) -> None:
     for path in sorted(run.captures_dir.iterdir()):
         print(f"  {path.name}  {path.stat().st_size:,} bytes")
     for parquet_path in sorted(run.captures_dir.glob("*.parquet")):
-        facts = parse_file_metadata(pq.read_metadata(parquet_path).metadata) or {}
-        dialects = {s["session_id"]: s.get("dialect") for s in facts.get("sessions", [])}
         for session_id, counts in frame_counts(parquet_path).items():
-            total = sum(counts.values())
-            print(f"\nsession {session_id} ({dialects.get(session_id)}): {total} frames")
-            for (direction, event_type), count in sorted(
-                counts.items(), key=lambda kv: (kv[0][0], -kv[1], kv[0][1])
-            ):
-                print(f"  {direction:6} {count:5}  {event_type}")
+            by_direction = Counter[str]()
+            for (direction, _), count in counts.items():
+                by_direction[direction] += count
+            print(f"  session {session_id}: {dict(by_direction)} frames, {len(counts)} event types")
+
+
+def analyze_recording(run: DemoRun) -> None:
+    """Run the analyzer on what was recorded, as a user would from the shell."""
+    rt_analyze = Path(sys.executable).parent / "rt-analyze"
+    commands = [
+        ["report", str(run.captures_dir)],
+        ["sizes", str(run.captures_dir), "--by", "direction"],
+        ["audio", str(run.captures_dir), "-o", str(run.out_dir / "audio")],
+    ]
+    for args in commands:
+        print(f"\n$ rt-analyze {' '.join(args)}", flush=True)
+        subprocess.run([str(rt_analyze), *args], check=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.keep and (args.out / "captures").exists():
         shutil.rmtree(args.out / "captures")
-    show_recording(record_demo(args.out, speed=args.speed, audio_pace=args.speed))
+    run = record_demo(args.out, speed=args.speed, audio_pace=args.speed)
+    show_recording(run)
+    analyze_recording(run)
     return 0
 
 
