@@ -6,6 +6,7 @@ Usage: mitmdump -s addon/capture.py [--set rt_dir=./captures] [--set rt_audio=dr
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ except ImportError:  # run from a checkout without `pip install`
 
 from analyzer.recording.frames import build_frame
 from analyzer.recording.live import LiveTurnLog
-from analyzer.recording.run import RunRecorder
+from analyzer.recording.run import RunRecorder, partition_dir
 from analyzer.recording.session import handshake_facts
 
 log = logging.getLogger("rt_analyze.capture")
@@ -30,6 +31,7 @@ log = logging.getLogger("rt_analyze.capture")
 # /api/paas/v4/realtime.
 DEFAULT_FILTER = r'~websocket & ~u "/realtime($|[?])"'
 AUDIO_MODES = ("keep", "drop")
+LAYOUTS = ("flat", "partitioned")
 
 
 class RealtimeCapture:
@@ -64,6 +66,13 @@ class RealtimeCapture:
             "keep: record audio samples; drop: record sizes and durations but no samples.",
         )
         loader.add_option(
+            "rt_layout",
+            str,
+            "flat",
+            "flat: runs directly in rt_dir; partitioned: rt_dir/date=YYYY-MM-DD/host=HOSTNAME/ "
+            "(hive partitions, so many proxies' runs read as one dataset).",
+        )
+        loader.add_option(
             "rt_strict",
             bool,
             False,
@@ -91,7 +100,11 @@ class RealtimeCapture:
                 raise exceptions.OptionsError(
                     f"rt_filter is not a valid mitmproxy filter expression: {exc}"
                 ) from exc
-        if "rt_dir" in updated or self.recorder is None:
+        if "rt_layout" in updated and ctx.options.rt_layout not in LAYOUTS:
+            raise exceptions.OptionsError(
+                f"rt_layout must be 'flat' or 'partitioned', not {ctx.options.rt_layout!r}."
+            )
+        if "rt_dir" in updated or "rt_layout" in updated or self.recorder is None:
             if not ctx.options.rt_dir:
                 raise exceptions.OptionsError("rt_dir must name a directory for the captures.")
             directory = Path(ctx.options.rt_dir).expanduser()
@@ -99,6 +112,8 @@ class RealtimeCapture:
                 raise exceptions.OptionsError(f"rt_dir {directory} exists and is not a directory.")
             if self.recorder is not None:
                 self.recorder.close(end_open_sessions_reason="rt_dir changed")
+            if ctx.options.rt_layout == "partitioned":
+                directory = partition_dir(directory, time.time(), socket.gethostname())
             self.recorder = RunRecorder(directory)
         self.strict = ctx.options.rt_strict
         self.live_log = ctx.options.rt_live_log

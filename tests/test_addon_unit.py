@@ -331,3 +331,20 @@ def test_turn_log_line_reports_latency(tmp_path: Path, caplog: pytest.LogCapture
             addon.websocket_message(flow)
         addon.done()
     assert "turn 1: speech_stopped -> first audio 400 ms, reply audio 9600 bytes" in caplog.text
+
+
+def test_partitioned_layout_writes_hive_directories(tmp_path: Path) -> None:
+    addon = capture.RealtimeCapture()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, rt_dir=str(tmp_path / "root"), rt_layout="partitioned")
+        flow = realtime_flow()
+        addon.websocket_start(flow)
+        send(addon, flow, '{"type":"x"}', True)
+        addon.done()
+        with pytest.raises(exceptions.OptionsError, match="rt_layout must be"):
+            tctx.configure(addon, rt_layout="nested")
+    (parquet,) = (tmp_path / "root").rglob("*.parquet")
+    date_dir, host_dir = parquet.parent.parent, parquet.parent
+    assert date_dir.name.startswith("date=20") and host_dir.name.startswith("host=")
+    for directory in (tmp_path / "root", date_dir, host_dir):
+        assert os.stat(directory).st_mode & 0o777 == 0o700

@@ -24,6 +24,12 @@ def new_run_id(now_s: float | None = None) -> str:
     return f"rt-{stamp}-{secrets.token_hex(3)}"
 
 
+def partition_dir(root: Path, now_s: float, host: str) -> Path:
+    """``root/date=YYYY-MM-DD/host=HOST``: hive-style partitions (UTC date of the run's start)."""
+    safe_host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host) or "unknown"
+    return root / f"date={time.strftime('%Y-%m-%d', time.gmtime(now_s))}" / f"host={safe_host}"
+
+
 @dataclass
 class RunCounts:
     sessions: int = 0

@@ -25,8 +25,10 @@ PRIVATE_DIR_MODE = 0o700
 
 def make_private_dir(path: Path) -> None:
     """Create ``path`` (and parents) readable by the owner only: captures hold personal audio."""
-    path.mkdir(parents=True, exist_ok=True, mode=PRIVATE_DIR_MODE)
-    os.chmod(path, PRIVATE_DIR_MODE)
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for created in [path, *missing]:  # mkdir(parents=True) ignores mode for the parents
+        os.chmod(created, PRIVATE_DIR_MODE)
 
 
 def open_private(path: Path, append: bool = False) -> int:
