@@ -22,6 +22,7 @@ lint: setup
 	$(BIN)/mypy
 
 test: lint
+	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
 
 samples: setup

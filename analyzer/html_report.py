@@ -1,0 +1,643 @@
+"""One self-contained HTML file per capture: summary, latency, conversation with audio, payload.
+
+Nothing is loaded from the network: CSS is inline, plots are PNG ``data:`` images, audio is
+``data:audio/wav`` players, and a Content-Security-Policy forbids everything else (no script at
+all). Every captured string is escaped with :func:`html.escape`, so a transcript holding markup
+shows as text. Building the page (:func:`build_html_report`) is kept apart from reading captures
+and writing the file (:func:`render_html_report`).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analyzer import plots
+from analyzer.audio import AudioCapture, ItemAudio, SessionAudio, load_audio, session_stereo
+from analyzer.audio.items import DECODABLE
+from analyzer.audio.wav import wav_header
+from analyzer.latency import latency_summary
+from analyzer.pricing import Prices
+from analyzer.progress import track
+from analyzer.reader import Capture, find_capture_files, read_capture
+from analyzer.recording.writers import open_private
+from analyzer.report import SessionAnalysis, all_turns, analyze_capture, session_dict, summarize
+from analyzer.sizes import sizes_rollup
+
+# Audio embedded in one report, as WAV/mp3 bytes before base64 (which adds a third).
+DEFAULT_MAX_AUDIO_BYTES = 24 * 1024 * 1024
+# The whole-session stereo player's rate: 16 kHz keeps speech clear at 2/3 of the size of 24 kHz.
+EMBED_STEREO_RATE_HZ = 16000
+CSP = (
+    "default-src 'none'; img-src data:; media-src data:; style-src 'unsafe-inline'; "
+    "base-uri 'none'; form-action 'none'"
+)
+MISSING = "–"
+
+CSS = """
+:root { --user: #dbe8f6; --assistant: #fde9d5; --tool: #e8f3e2; --muted: #666; }
+* { box-sizing: border-box; }
+body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0;
+  color: #1d1d1f; background: #f6f6f7; }
+main { max-width: 1100px; margin: 0 auto; padding: 24px; }
+h1 { font-size: 24px; margin: 0 0 4px; }
+h2 { font-size: 19px; margin: 32px 0 10px; border-bottom: 1px solid #ddd; padding-bottom: 4px; }
+h3 { font-size: 16px; margin: 20px 0 8px; }
+section.session { background: #fff; border: 1px solid #e2e2e5; border-radius: 8px;
+  padding: 4px 18px 18px; margin: 18px 0; }
+.muted { color: var(--muted); }
+.note { color: #7a4b00; background: #fff6e0; border-left: 3px solid #e0a100; padding: 4px 8px;
+  margin: 6px 0; }
+.cards { display: flex; flex-wrap: wrap; gap: 10px; margin: 12px 0; }
+.card { background: #fff; border: 1px solid #e2e2e5; border-radius: 8px; padding: 8px 14px;
+  min-width: 140px; }
+.card b { display: block; font-size: 20px; }
+table { border-collapse: collapse; margin: 8px 0; background: #fff; font-size: 13px; }
+th, td { border: 1px solid #e2e2e5; padding: 3px 8px; text-align: left; vertical-align: top; }
+th { background: #f0f0f3; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 2px 14px; margin: 8px 0; }
+dl.facts dt { color: var(--muted); }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+img.plot { max-width: 100%; height: auto; display: block; margin: 8px 0;
+  border: 1px solid #eee; background: #fff; }
+.chat { display: flex; flex-direction: column; gap: 8px; margin: 10px 0; }
+.msg { max-width: 78%; border-radius: 10px; padding: 8px 12px; }
+.msg.user { align-self: flex-start; background: var(--user); }
+.msg.assistant { align-self: flex-end; background: var(--assistant); }
+.msg.tool, .msg.system { align-self: center; background: var(--tool); font-size: 13px; }
+.msg .who { font-size: 12px; color: var(--muted); margin-bottom: 2px; }
+.msg .said { white-space: pre-wrap; overflow-wrap: anywhere; }
+.msg code { white-space: pre-wrap; overflow-wrap: anywhere; }
+audio { display: block; width: 100%; min-width: 280px; max-width: 420px; height: 32px;
+  margin-top: 6px; }
+nav a { margin-right: 10px; }
+"""
+
+
+@dataclass
+class HtmlReportResult:
+    """What :func:`render_html_report` wrote."""
+
+    path: Path
+    bytes_written: int
+    sessions: int
+    audio_players: int
+    audio_skipped: int
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AudioBudget:
+    """How much audio a report may embed, and how much went in."""
+
+    limit_bytes: int
+    used_bytes: int = 0
+    players: int = 0
+    skipped: int = 0
+
+    def take(self, n_bytes: int) -> bool:
+        if self.used_bytes + n_bytes > self.limit_bytes:
+            self.skipped += 1
+            return False
+        self.used_bytes += n_bytes
+        self.players += 1
+        return True
+
+
+# --- small HTML helpers ---------------------------------------------------------------------
+
+
+def _value(value: Any) -> Any:
+    """A cell with pandas' missing markers (NaN, NA) as None."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def esc(value: Any) -> str:
+    """``value`` as HTML text: None/NaN as a dash, everything else ``str`` then escaped."""
+    if _value(value) is None:
+        return MISSING
+    return html.escape(str(value), quote=True)
+
+
+def _num(value: Any, digits: int = 0, unit: str = "") -> str:
+    if value is None or pd.isna(value):
+        return MISSING
+    return esc(f"{float(value):,.{digits}f}{unit}")
+
+
+def _size(n_bytes: Any) -> str:
+    if n_bytes is None or pd.isna(n_bytes):
+        return MISSING
+    n = float(n_bytes)
+    for unit, scale in (("MiB", 1024 * 1024), ("KiB", 1024)):
+        if n >= scale:
+            return esc(f"{n / scale:,.1f} {unit}")
+    return esc(f"{n:,.0f} B")
+
+
+def _short(text: Any, width: int = 160) -> Any:
+    """Long text cut to ``width`` characters (the chat below shows it whole)."""
+    if isinstance(text, str) and len(text) > width:
+        return text[: width - 1].rstrip() + "…"
+    return text
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: set[int]) -> str:
+    """A table of already-escaped cells; columns in ``numeric`` are right-aligned."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>"
+        + "".join(
+            f'<td class="num">{cell}</td>' if i in numeric else f"<td>{cell}</td>"
+            for i, cell in enumerate(row)
+        )
+        + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _facts(pairs: Sequence[tuple[str, str]]) -> str:
+    return (
+        '<dl class="facts">' + "".join(f"<dt>{esc(k)}</dt><dd>{v}</dd>" for k, v in pairs) + "</dl>"
+    )
+
+
+def _img(fig: Figure, alt: str) -> str:
+    data = base64.b64encode(plots.figure_png(fig)).decode("ascii")
+    return f'<img class="plot" alt="{esc(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _audio(payload: bytes, mime: str, label: str) -> str:
+    data = base64.b64encode(payload).decode("ascii")
+    return (
+        f'<audio controls preload="metadata" title="{esc(label)}" '
+        f'src="data:{mime};base64,{data}"></audio>'
+    )
+
+
+def _note(text: str) -> str:
+    return f'<p class="note">{esc(text)}</p>'
+
+
+# --- audio ----------------------------------------------------------------------------------
+
+
+def _item_player(item: ItemAudio, budget: AudioBudget) -> str:
+    if not item.raw:
+        return ""
+    if item.format.encoding in DECODABLE:
+        payload, mime = item.file_bytes(), "audio/wav"
+    elif item.extension == "mp3":
+        payload, mime = item.raw, "audio/mpeg"
+    else:
+        return _note(f"{item.format.encoding} audio cannot be played here.")
+    if not budget.take(len(payload)):
+        return _note(f"audio not embedded ({_plain_size(len(payload))}): over the report's budget.")
+    return _audio(payload, mime, f"{item.role} audio, item {item.item_id}")
+
+
+def _plain_size(n_bytes: int) -> str:
+    return html.unescape(_size(n_bytes))
+
+
+def _stereo_player(session: SessionAudio, budget: AudioBudget) -> str:
+    if session.samples_dropped:
+        return _note("Recorded without audio samples (rt_audio=drop): nothing to play.")
+    if not (session.items or session.user_stream):
+        return ""
+    mix = session_stereo(session, EMBED_STEREO_RATE_HZ)
+    if not len(mix):
+        return ""
+    size = 44 + mix.nbytes
+    if not budget.take(size):
+        return _note(
+            f"Whole-session audio not embedded ({_plain_size(size)}): over the report's budget."
+        )
+    payload = wav_header(mix.nbytes, EMBED_STEREO_RATE_HZ, 2) + mix.tobytes()
+    seconds = len(mix) / EMBED_STEREO_RATE_HZ
+    return (
+        f'<p class="muted">Whole session, {seconds:,.1f} s: user on the left channel, assistant '
+        "on the right, each placed where it happened.</p>"
+        + _audio(payload, "audio/wav", "whole session, stereo")
+    )
+
+
+# --- sections -------------------------------------------------------------------------------
+
+
+def _summary_section(summary: Mapping[str, Any], capture: Capture) -> str:
+    sizes = summary.get("sizes") or {}
+    usage = summary.get("usage") or {}
+    latency = summary.get("latency_ms") or {}
+    first_audio = (latency.get("first_audio") or {}).get("p50")
+    perceived = (latency.get("perceived_first_audio") or {}).get("p50")
+    share = sizes.get("audio_share")
+    cards = [
+        ("sessions", esc(summary.get("sessions"))),
+        ("turns", esc(summary.get("turns"))),
+        ("interrupted", esc(summary.get("interrupted_turns"))),
+        ("server errors", esc(summary.get("errors"))),
+        ("p50 speech stopped → first audio", _num(first_audio, 0, " ms")),
+        ("p50 perceived (+ VAD silence)", _num(perceived, 0, " ms")),
+        ("on the wire", _size(sizes.get("total_bytes"))),
+        ("audio share", _num(None if share is None else 100 * share, 1, " %")),
+        (
+            "input / output tokens",
+            f"{_num(usage.get('input_tokens'))} / {_num(usage.get('output_tokens'))}",
+        ),
+        ("cost estimate", _num(summary.get("cost_usd"), 4, " USD")),
+    ]
+    parts = ['<div class="cards">']
+    parts += [
+        f'<div class="card"><b>{v}</b><span class="muted">{esc(k)}</span></div>' for k, v in cards
+    ]
+    parts.append("</div>")
+    sources = ", ".join(esc(p.name) for p in capture.sources) or MISSING
+    parts.append(f'<p class="muted">Read from {sources}.</p>')
+    for warning in summary.get("warnings") or []:
+        parts.append(_note(warning))
+    return '<h2 id="summary">Summary</h2>' + "".join(parts)
+
+
+def _latency_section(turns: pd.DataFrame) -> str:
+    summary = latency_summary(turns, per_session=False)
+    rows = []
+    for row in summary.to_dict("records"):
+        metric = str(row["metric"])
+        rows.append(
+            [
+                esc(plots.METRIC_LABELS.get(metric, metric)),
+                esc(metric),
+                _num(row["count"]),
+                *(_num(row[k], 1) for k in ("p50", "p90", "p99", "max")),
+            ]
+        )
+    table = _table(
+        ["latency", "turn table column", "turns", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        rows,
+        {2, 3, 4, 5, 6},
+    )
+    explain = (
+        "<p class=\"muted\">Times run from when the user's turn ended: the server VAD's "
+        "<code>speech_stopped</code>, or the client's <code>input_audio_buffer.commit</code> / "
+        "<code>response.create</code>. <b>speech stopped → first audio</b> is what a user feels; "
+        "the VAD waited <code>silence_duration_ms</code> before it declared the end of speech, "
+        "so <b>perceived</b> adds that. Capture times are the proxy's, so network time between "
+        "the proxy and the client is not included.</p>"
+    )
+    figure = _img(plots.plot_latency_distribution(turns), "latency distribution")
+    return f'<h2 id="latency">Latency</h2>{explain}{table}{figure}'
+
+
+_TURN_HEADERS = (
+    "#",
+    "trigger",
+    "status",
+    "first audio ms",
+    "perceived ms",
+    "done ms",
+    "transcription ms",
+    "reply audio ms",
+    "in / out tokens",
+    "user said",
+    "assistant said",
+)
+
+
+def _turn_rows(turns: pd.DataFrame) -> list[list[str]]:
+    rows = []
+    for turn in turns.to_dict("records"):
+        status = esc(turn["status"])
+        if turn["interrupted"]:
+            status += " (interrupted" + (
+                f" at {_num(turn['played_ms'])} ms)" if not pd.isna(turn["played_ms"]) else ")"
+            )
+        said = _value(turn["assistant_transcript"]) or _value(turn["assistant_text"])
+        rows.append(
+            [
+                esc(turn["index"]),
+                esc(turn["trigger"]),
+                status,
+                _num(turn["latency_first_audio_ms"]),
+                _num(turn["perceived_first_audio_ms"]),
+                _num(turn["latency_response_done_ms"]),
+                _num(turn["latency_transcription_ms"]),
+                _num(turn["reply_audio_ms"]),
+                f"{_num(turn['input_tokens'])} / {_num(turn['output_tokens'])}",
+                esc(_short(turn["user_transcript"])),
+                esc(_short(said)),
+            ]
+        )
+    return rows
+
+
+def _said(item: Mapping[Any, Any]) -> tuple[str, str]:
+    """(css class, inner HTML) of one conversation item's bubble."""
+
+    def value(key: str) -> Any:
+        return _value(item.get(key))
+
+    kind = value("kind")
+    if kind == "function_call":
+        return "tool", f"<code>{esc(value('name'))}({esc(value('arguments') or '')})</code>"
+    if kind == "function_call_output":
+        return "tool", f"<code>→ {esc(value('output'))}</code>"
+    role = value("role")
+    css = role if role in ("user", "assistant", "system") else "tool"
+    text = value("transcript") or value("text")
+    inner = (
+        f'<div class="said">{esc(text)}</div>'
+        if text is not None
+        else '<div class="said muted">(no transcript)</div>'
+    )
+    return css, inner
+
+
+def _chat(
+    items: pd.DataFrame,
+    audio: Mapping[str, ItemAudio],
+    latency_by_item: Mapping[str, tuple[float, Any]],
+    budget: AudioBudget,
+) -> str:
+    if items.empty:
+        return '<p class="muted">No conversation items.</p>'
+    bubbles = []
+    for item in items.to_dict("records"):
+        css, inner = _said(item)
+        role, kind = _value(item.get("role")), _value(item.get("kind"))
+        who = [esc(role or kind or "item"), f"#{esc(item['position'])}"]
+        if role is not None and kind not in (None, "message"):
+            who.append(esc(kind))
+        notes = []
+        if item.get("truncated"):
+            end = _value(item.get("truncated_audio_end_ms"))
+            notes.append("interrupted, played " + (f"{_num(end)} ms" if end else "in part"))
+        if isinstance(item.get("transcription_error"), str):
+            notes.append("transcription failed: " + esc(item["transcription_error"]))
+        if item.get("deleted"):
+            notes.append("deleted")
+        if item.get("from_client"):
+            notes.append("sent by the client, not confirmed")
+        latency, trigger = latency_by_item.get(str(item["item_id"]), (math.nan, None))
+        if not math.isnan(latency):
+            since = "the user stopped" if trigger == "vad" else f"the client's {esc(trigger)}"
+            notes.append(f"first audio {_num(latency)} ms after {since}")
+        sound = audio.get(str(item["item_id"]))
+        player = _item_player(sound, budget) if sound is not None else ""
+        meta = " · ".join(who + notes)
+        bubbles.append(f'<div class="msg {css}"><div class="who">{meta}</div>{inner}{player}</div>')
+    return '<div class="chat">' + "".join(bubbles) + "</div>"
+
+
+def _session_section(
+    number: int,
+    analysis: SessionAnalysis,
+    report: Mapping[str, Any],
+    audio: SessionAudio | None,
+    budget: AudioBudget,
+) -> str:
+    turns = analysis.turns
+    duration = report.get("duration_s")
+    close = report.get("close_code")
+    facts = [
+        ("session id", esc(analysis.session_id)),
+        ("dialect", esc(report.get("dialect"))),
+        ("model", esc(report.get("model"))),
+        ("provider", esc(report.get("provider"))),
+        ("url", esc(report.get("url"))),
+        ("duration", _num(duration, 1, " s")),
+        (
+            "closed",
+            esc(close) + (f" {esc(report['close_reason'])}" if report.get("close_reason") else ""),
+        ),
+        ("turns", esc(len(turns))),
+        ("items", esc(report.get("items"))),
+        ("on the wire", _size((report.get("sizes") or {}).get("total_bytes"))),
+    ]
+    parts = [
+        f'<section class="session" id="session-{number}">',
+        f"<h2>Session {number}</h2>",
+        _facts(facts),
+    ]
+    if len(turns):
+        parts.append("<h3>Turns</h3>")
+        parts.append(_table(list(_TURN_HEADERS), _turn_rows(turns), {0, 3, 4, 5, 6, 7, 8}))
+        parts.append(_img(plots.plot_turn_timeline(turns, analysis.session_id), "turn timeline"))
+    errors = report.get("errors") or []
+    if errors:
+        parts.append("<h3>Server errors</h3>")
+        parts.append(
+            _table(
+                ["time", "type", "code", "message"],
+                [
+                    [
+                        _num(e.get("time_s"), 3),
+                        esc(e.get("type")),
+                        esc(e.get("code")),
+                        esc(e.get("message")),
+                    ]
+                    for e in errors
+                ],
+                {0},
+            )
+        )
+    parts.append("<h3>Conversation</h3>")
+    if audio is not None:
+        parts.append(_stereo_player(audio, budget))
+        by_item = {item.item_id: item for item in audio.items}
+    else:
+        by_item = {}
+    latency_by_item = {
+        str(row["assistant_item_id"]): (float(row["latency_first_audio_ms"]), row["trigger"])
+        for row in turns.to_dict("records")
+        if isinstance(row["assistant_item_id"], str)
+    }
+    parts.append(_chat(analysis.conversation.items, by_item, latency_by_item, budget))
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def _payload_section(analyses: Sequence[SessionAnalysis]) -> str:
+    frames = [a.sizes for a in analyses if len(a.sizes)]
+    if not frames:
+        return '<h2 id="payload">Payload</h2><p class="muted">No frames.</p>'
+    sizes = pd.concat(frames, ignore_index=True)
+    by_direction = sizes_rollup(sizes, ("direction",))
+    rows = [
+        [
+            esc(r["direction"]),
+            _num(r["frames"]),
+            _size(r["bytes"]),
+            _size(r["audio_b64_bytes"]),
+            _size(r["audio_bytes"]),
+            _num(None if pd.isna(r["audio_share"]) else 100 * r["audio_share"], 1, " %"),
+        ]
+        for r in by_direction.to_dict("records")
+    ]
+    table = _table(
+        ["direction", "frames", "on the wire", "audio as base64", "audio decoded", "audio share"],
+        rows,
+        {1, 2, 3, 4, 5},
+    )
+    figure = _img(plots.plot_payload_breakdown(sizes), "payload by event type")
+    return f'<h2 id="payload">Payload</h2>{table}{figure}'
+
+
+def _tokens_section(turns: pd.DataFrame) -> str:
+    if not len(turns) or not turns["total_tokens"].notna().any():
+        return ""
+    return (
+        '<h2 id="tokens">Tokens</h2><p class="muted">Input tokens re-count the whole '
+        "conversation at every response: that is what is billed, not double counting.</p>"
+        + _img(plots.plot_tokens_per_turn(turns), "tokens per turn")
+    )
+
+
+# --- public ---------------------------------------------------------------------------------
+
+
+def build_html_report(
+    capture: Capture,
+    audio: AudioCapture | None = None,
+    prices: Mapping[str, Prices] | None = None,
+    max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+    title: str = "rt-analyze report",
+    progress: bool | None = None,
+) -> tuple[str, AudioBudget]:
+    """The report page for ``capture`` (and its ``audio``, if loaded), and what audio went in.
+
+    Players are embedded in conversation order until ``max_audio_bytes`` of audio is used; the
+    rest get a note instead."""
+    analyses = list(
+        track(
+            analyze_capture(capture),
+            "analyzing sessions",
+            total=len(capture.sessions),
+            enabled=progress,
+        )
+    )
+    reports = [session_dict(a, prices) for a in analyses]
+    summary = summarize(analyses, reports, capture)
+    turns = all_turns(analyses)
+    budget = AudioBudget(max_audio_bytes)
+    audio_by_session = {s.session_id: s for s in audio.sessions} if audio is not None else {}
+    if audio is not None:
+        summary = dict(summary, warnings=[*summary.get("warnings", []), *audio.warnings])
+
+    sessions_html = []
+    numbered = list(enumerate(zip(analyses, reports, strict=True), start=1))
+    for number, (analysis, report) in track(numbered, "rendering sessions", enabled=progress):
+        sessions_html.append(
+            _session_section(
+                number, analysis, report, audio_by_session.get(analysis.session_id), budget
+            )
+        )
+    if audio is None:
+        sessions_html.insert(0, _note("Audio was not loaded: no players in this report."))
+    elif budget.skipped:
+        sessions_html.insert(
+            0,
+            _note(
+                f"{budget.skipped} audio player(s) left out to keep this file under "
+                f"{_plain_size(max_audio_bytes)} of audio; export them with `rt-analyze audio`."
+            ),
+        )
+    nav = " ".join(f'<a href="#session-{n}">session {n}</a>' for n in range(1, len(analyses) + 1))
+    body = "".join(
+        [
+            f"<h1>{esc(title)}</h1>",
+            f'<nav><a href="#summary">summary</a><a href="#latency">latency</a>'
+            f'<a href="#payload">payload</a>{nav}</nav>',
+            _summary_section(summary, capture),
+            _latency_section(turns) if len(turns) else "",
+            _tokens_section(turns),
+            _payload_section(analyses),
+            '<h2 id="sessions">Sessions</h2>',
+            *sessions_html,
+        ]
+    )
+    page = (
+        "<!DOCTYPE html>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
+        f"<body><main>{body}</main></body></html>\n"
+    )
+    return page, budget
+
+
+def _merge(parts: Sequence[Capture]) -> Capture:
+    if len(parts) == 1:
+        return parts[0]
+    frames = pd.concat([c.frames for c in parts], ignore_index=True)
+    frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
+    sessions = pd.concat([c.sessions for c in parts], ignore_index=True)
+    sessions = sessions.drop_duplicates("session_id").sort_values("start_s", kind="stable")
+    return Capture(
+        frames,
+        sessions.reset_index(drop=True),
+        [p for c in parts for p in c.sources],
+        [w for c in parts for w in c.warnings],
+    )
+
+
+def read_for_report(paths: Sequence[Path] | Path, progress: bool | None = None) -> Capture:
+    """Read captures file by file, with a progress bar on stderr when there are several."""
+    if isinstance(paths, Path):
+        paths = [paths]
+    files = find_capture_files(list(paths))
+    if len(files) == 1:
+        return read_capture(files)
+    return _merge([read_capture([f]) for f in track(files, "reading captures", enabled=progress)])
+
+
+def render_html_report(
+    captures: Sequence[Path] | Path | Capture,
+    out_path: Path,
+    prices: Mapping[str, Prices] | None = None,
+    max_audio_bytes: int = DEFAULT_MAX_AUDIO_BYTES,
+    include_audio: bool = True,
+    progress: bool | None = None,
+) -> HtmlReportResult:
+    """Write the HTML report of ``captures`` to ``out_path`` (mode 0600: it holds transcripts
+    and voices).
+
+    ``captures`` is paths (files or directories; read file by file with a progress bar when
+    there are several) or a :class:`Capture` already read with the default columns. Audio is
+    read from the capture files (``Capture.sources``) unless ``include_audio`` is False; players
+    stop at ``max_audio_bytes`` of audio, with a note. The result's ``warnings`` are those of
+    reading the audio, plus the capture's when this function read it. Raises
+    :class:`analyzer.reader.CaptureError`."""
+    given = isinstance(captures, Capture)
+    capture = captures if isinstance(captures, Capture) else read_for_report(captures, progress)
+    audio = load_audio(capture.sources) if include_audio and capture.sources else None
+    page, budget = build_html_report(
+        capture, audio, prices=prices, max_audio_bytes=max_audio_bytes, progress=progress
+    )
+    data = page.encode("utf-8")
+    # Transcripts and voices are personal data: the report is private like the captures.
+    with os.fdopen(open_private(out_path), "wb") as f:
+        f.write(data)
+    warnings = ([] if given else list(capture.warnings)) + (audio.warnings if audio else [])
+    return HtmlReportResult(
+        path=out_path,
+        bytes_written=len(data),
+        sessions=len(capture.sessions),
+        audio_players=budget.players,
+        audio_skipped=budget.skipped,
+        warnings=warnings,
+    )
