@@ -149,16 +149,39 @@ def main() -> None:
     type=click.Path(path_type=Path),
     help="JSON file of USD prices per 1M tokens by model, overriding the built-in estimates.",
 )
-def report(captures: tuple[Path, ...], output_format: str, prices: Path | None) -> None:
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write one self-contained HTML report (plots, chat, audio players) to this file.",
+)
+def report(
+    captures: tuple[Path, ...], output_format: str, prices: Path | None, html_path: Path | None
+) -> None:
     """Per session: turns with latencies, transcripts and usage; sizes, tokens, cost.
 
     Example:
 
         rt-analyze report captures/rt-20250101T120000Z-abc123.parquet --format json
+
+        rt-analyze report captures/ --html report.html
     """
     price_table = _prices(prices)
     capture = load_capture(captures)
     result = build_report(capture, price_table)
+    if html_path is not None:
+        from analyzer.html_report import render_html_report
+
+        try:
+            written = render_html_report(capture, html_path, prices=price_table)
+        except OSError as exc:
+            raise click.ClickException(f"cannot write {html_path}: {exc.strerror}.") from exc
+        for warning in written.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        skipped = (
+            f", {written.audio_skipped} audio player(s) left out" if written.audio_skipped else ""
+        )
+        click.echo(f"wrote {written.path} ({written.bytes_written:,} bytes{skipped})", err=True)
     if output_format == "json":
         _echo_json(result)
     else:
