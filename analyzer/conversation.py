@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,29 +11,16 @@ import pandas as pd
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     AUDIO_TRANSCRIPT_DONE_EVENTS,
+    CLIENT_EVENTS,
     ITEM_CREATED_EVENTS,
     TEXT_DELTA_EVENTS,
     TEXT_DONE_EVENTS,
+    parse_event,
 )
 
 # Every event type of the beta and GA protocols (client and server); anything else is counted
 # as unknown (a provider extension or a newer protocol), never dropped silently.
-KNOWN_CLIENT_EVENTS = frozenset(
-    {
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "output_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "response.create",
-        "response.cancel",
-    }
-)
+KNOWN_CLIENT_EVENTS = CLIENT_EVENTS
 KNOWN_SERVER_EVENTS = frozenset(
     {
         "error",
@@ -165,17 +151,6 @@ class Conversation:
     errors: pd.DataFrame
     unknown_events: dict[str, int] = field(default_factory=dict)
     problems: dict[str, int] = field(default_factory=dict)
-
-
-def parse_event(content: Any) -> dict[str, Any]:
-    """The event object of a frame's ``content``, or an empty dict when it is not one."""
-    if not isinstance(content, str):
-        return {}
-    try:
-        event = json.loads(content)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
 
 
 def _str(value: Any) -> str | None:

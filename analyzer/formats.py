@@ -7,6 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from analyzer.protocol import CONFIG_EVENTS
+
 PCM16 = "pcm16"
 ULAW = "g711_ulaw"
 ALAW = "g711_alaw"
@@ -126,16 +128,7 @@ def formats_in_session(
     )
 
 
-_CONFIG_EVENTS = frozenset(
-    {
-        "session.created",
-        "session.updated",
-        "session.update",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "transcription_session.update",
-    }
-)
+_CONFIG_EVENTS = CONFIG_EVENTS
 
 
 def format_changes(

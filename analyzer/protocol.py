@@ -2,6 +2,27 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+# Every event a client sends, in both dialects; anything else comes from the server.
+CLIENT_EVENTS = frozenset(
+    {
+        "session.update",
+        "transcription_session.update",
+        "input_audio_buffer.append",
+        "input_audio_buffer.commit",
+        "input_audio_buffer.clear",
+        "output_audio_buffer.clear",
+        "conversation.item.create",
+        "conversation.item.delete",
+        "conversation.item.retrieve",
+        "conversation.item.truncate",
+        "response.create",
+        "response.cancel",
+    }
+)
+
 # Events carrying base64 audio, and the field that holds it.
 AUDIO_FIELD_BY_EVENT: dict[str, str] = {
     "input_audio_buffer.append": "audio",
@@ -31,6 +52,10 @@ SESSION_CONFIG_EVENTS = frozenset(
         "transcription_session.updated",
     }
 )
+
+# Events that set the session's configuration (audio formats, VAD): what the server confirmed,
+# and what the client asked for (the server applies an update on receipt).
+CONFIG_EVENTS = SESSION_CONFIG_EVENTS | {"session.update", "transcription_session.update"}
 
 # Event types only one dialect sends; used to tell beta from GA when no header says.
 BETA_ONLY_EVENTS = frozenset(
@@ -71,3 +96,14 @@ def dialect_of_event(event_type: str) -> str | None:
     if event_type in GA_ONLY_EVENTS:
         return "ga"
     return None
+
+
+def parse_event(content: Any) -> dict[str, Any]:
+    """The event object of a frame's ``content``, or an empty dict when it is not one."""
+    if not isinstance(content, str):
+        return {}
+    try:
+        event = json.loads(content)
+    except ValueError:
+        return {}
+    return event if isinstance(event, dict) else {}

@@ -17,22 +17,8 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-CLIENT_EVENTS = frozenset(
-    {
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "output_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "response.create",
-        "response.cancel",
-    }
-)
+from analyzer.protocol import CLIENT_EVENTS
+
 _JSON_BLOCK = re.compile(r"```json\s*\n(.*?)\n```", re.S)
 
 

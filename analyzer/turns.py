@@ -23,6 +23,7 @@ from analyzer.formats import AudioFormat, format_changes, provider_of
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     CLIENT_AUDIO_EVENTS,
+    CONFIG_EVENTS,
     ITEM_CREATED_EVENTS,
     SERVER_AUDIO_EVENTS,
     TEXT_DELTA_EVENTS,
@@ -97,16 +98,7 @@ INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
 # Arrival jitter below this is float noise, not a gap in playback.
 _STALL_TOLERANCE_MS = 1e-3
 
-_CONFIG_EVENTS = frozenset(
-    {
-        "session.created",
-        "session.updated",
-        "session.update",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "transcription_session.update",
-    }
-)
+_CONFIG_EVENTS = CONFIG_EVENTS
 _SERVER_CONTROL = frozenset(
     {
         "input_audio_buffer.speech_started",

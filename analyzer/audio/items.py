@@ -7,7 +7,6 @@ clear, truncate) are parsed.
 
 from __future__ import annotations
 
-import json
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -32,7 +31,13 @@ from analyzer.formats import (
     format_changes,
     provider_of,
 )
-from analyzer.protocol import CLIENT_AUDIO_EVENTS, ITEM_CREATED_EVENTS, SERVER_AUDIO_EVENTS
+from analyzer.protocol import (
+    CLIENT_AUDIO_EVENTS,
+    CONFIG_EVENTS,
+    ITEM_CREATED_EVENTS,
+    SERVER_AUDIO_EVENTS,
+    parse_event,
+)
 from analyzer.reader import read_tables
 
 AUDIO_COLUMNS: tuple[str, ...] = (
@@ -49,16 +54,7 @@ AUDIO_COLUMNS: tuple[str, ...] = (
 )
 
 # Events whose JSON we parse; every other frame is read from its columns only.
-_CONFIG_EVENTS = frozenset(
-    {
-        "session.created",
-        "session.updated",
-        "session.update",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "transcription_session.update",
-    }
-)
+_CONFIG_EVENTS = CONFIG_EVENTS
 _SPEECH_STARTED = "input_audio_buffer.speech_started"
 _SPEECH_STOPPED = "input_audio_buffer.speech_stopped"
 _TIMEOUT_TRIGGERED = "input_audio_buffer.timeout_triggered"
@@ -223,16 +219,6 @@ class _Frames:
             start = end
 
 
-def _event(content: str | None) -> dict[str, Any]:
-    if content is None:
-        return {}
-    try:
-        event = json.loads(content)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}
-
-
 def _ms(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -389,7 +375,7 @@ class _SessionAudioBuilder:
             self._clear()
             self.client_clears += 1
         elif event_type == _TRUNCATE:
-            event = _event(self.f.content[row])
+            event = parse_event(self.f.content[row])
             item_id = event.get("item_id")
             played = _ms(event.get("audio_end_ms"))
             if isinstance(item_id, str) and played is not None:
@@ -400,13 +386,13 @@ class _SessionAudioBuilder:
         if event_type == _COMMITTED:
             self._commit(item_id, row)
         elif event_type == _SPEECH_STARTED:
-            start = _ms(_event(self.f.content[row]).get("audio_start_ms"))
+            start = _ms(parse_event(self.f.content[row]).get("audio_start_ms"))
             self.vad[item_id] = _Vad(start_ms=start)
         elif event_type == _SPEECH_STOPPED:
-            end = _ms(_event(self.f.content[row]).get("audio_end_ms"))
+            end = _ms(parse_event(self.f.content[row]).get("audio_end_ms"))
             self.vad.setdefault(item_id, _Vad()).end_ms = end
         elif event_type == _TIMEOUT_TRIGGERED:
-            event = _event(self.f.content[row])
+            event = parse_event(self.f.content[row])
             start, end = _ms(event.get("audio_start_ms")), _ms(event.get("audio_end_ms"))
             self.vad[item_id] = _Vad(start, end)
         elif event_type == _CLEARED:
