@@ -154,3 +154,26 @@ def test_convert_recovers_a_journal_with_a_torn_last_line(tmp_path: Path) -> Non
     table = pq.read_table(out)
     assert table.num_rows == 3
     assert table["audio"].to_pylist()[1] == b"\x10\x20" * 480
+
+
+def test_lone_surrogate_escapes_are_journaled_and_converted(tmp_path: Path) -> None:
+    run = RunRecorder(tmp_path, run_id="rt-odd")
+    run.start_session(handshake_facts("s", "rt-odd", "ws://h/v1/realtime", [], [], 1.0, True))
+    raw = b'{"type":"x","event_id":"\\ud800","n":NaN}'
+    assert run.record_frame(build_frame("s", 0, 1.0, False, True, raw))
+    run.close()
+    table = pq.read_table(run.parquet_path)
+    assert table["event_type"].to_pylist() == ["x"]
+    _, journal = convert_journal(run.journal_path, tmp_path / "again.parquet")
+    assert journal.frames[0].content == raw.decode()
+
+
+def test_a_row_arrow_refuses_costs_only_that_row(tmp_path: Path) -> None:
+    from analyzer.recording.writers import FrameBatch
+
+    batch = FrameBatch()
+    for seq in range(3):
+        batch.append(build_frame("s", seq, 1.0, True, True, b'{"type":"x"}'))
+    batch.columns["event_id"][1] = "\ud800"  # what Parquet cannot hold
+    table, refused = batch.to_arrow()
+    assert refused == 1 and table["seq"].to_pylist() == [0, 2]

@@ -8,6 +8,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from analyzer.protocol import AUDIO_FIELD_BY_EVENT
 from analyzer.recording.redact import redact_text
 
@@ -61,7 +63,14 @@ class FrameRecord:
 
 
 def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return _utf8(redact_text(value)) if isinstance(value, str) else None
+
+
+def _utf8(value: str) -> str:
+    """``value`` without lone surrogates (a JSON "\\ud800" escape), which Parquet cannot hold."""
+    if value.isascii():
+        return value
+    return value.encode("utf-8", "replace").decode("utf-8")
 
 
 def build_frame(
@@ -97,27 +106,35 @@ def build_frame(
     return rec
 
 
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)  # what orjson refuses but Python accepts (NaN, huge ints)
+
+
 def apply_text(
     rec: FrameRecord, text: str, keep_audio: bool, audio_bytes: int | None = None
 ) -> None:
     """Fill ``rec`` from a text frame. ``audio_bytes`` is the known decoded size when the text's
-    audio was already removed (journals written with audio dropped)."""
-    text = redact_text(text)
-    rec.content = rec.journal_content = text
+    audio was already removed (journals written with audio dropped). Secrets are redacted from
+    everything that will be written; the parsed ``rec.event`` stays in memory only."""
     try:
-        event = json.loads(text)
-    except ValueError:
+        event = _loads(text)
+    except (ValueError, RecursionError):
         rec.problem = "not JSON"
-        return
+        event = None
     if not isinstance(event, dict):
-        rec.problem = "JSON is not an object"
+        rec.problem = rec.problem or "JSON is not an object"
+        rec.content = rec.journal_content = redact_text(text)
         return
     rec.event = event
     event_type = event.get("type")
     if not isinstance(event_type, str):
         rec.problem = "JSON has no string 'type'"
+        rec.content = rec.journal_content = redact_text(text)
         return
-    rec.event_type = event_type
+    rec.event_type = _utf8(redact_text(event_type))
     rec.event_id = _str_or_none(event.get("event_id"))
     rec.item_id = _str_or_none(event.get("item_id"))
     rec.response_id = _str_or_none(event.get("response_id"))
@@ -126,8 +143,17 @@ def apply_text(
     if rec.response_id is None and isinstance(event.get("response"), dict):
         rec.response_id = _str_or_none(event["response"].get("id"))
     field = AUDIO_FIELD_BY_EVENT.get(event_type)
-    if field is not None:
-        _split_audio(rec, text, event, field, keep_audio, audio_bytes)
+    if field is None or not _split_audio(rec, text, event, field, keep_audio, audio_bytes):
+        rec.content = rec.journal_content = redact_text(text)
+
+
+def _is_canonical(b64: str, audio: bytes) -> bool:
+    """Whether ``b64encode(audio)`` gives back exactly ``b64`` (checked without re-encoding all:
+    only the last quantum can differ, in its unused bits)."""
+    n = len(audio)
+    if len(b64) != 4 * ((n + 2) // 3):
+        return False
+    return n == 0 or base64.b64encode(audio[n - (n % 3 or 3) :]).decode() == b64[-4:]
 
 
 def _split_audio(
@@ -137,38 +163,47 @@ def _split_audio(
     field: str,
     keep_audio: bool,
     known_audio_bytes: int | None,
-) -> None:
+) -> bool:
+    """Take the audio out of an audio event; True when it set ``rec.content`` itself."""
     b64 = event.get(field)
     if not isinstance(b64, str):
         rec.problem = f"'{field}' is not a base64 string"
-        return
+        return False
     if b64 == "" and known_audio_bytes is not None:
         rec.audio_bytes = known_audio_bytes  # samples were dropped when recorded
         rec.audio_b64_bytes = 4 * ((known_audio_bytes + 2) // 3)
-        return
+        return False
     rec.audio_b64_bytes = len(b64)
     try:
         audio = base64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         rec.problem = "audio is not valid base64"
-        return
+        return False
     rec.audio_bytes = len(audio)
-    # Cut the base64 text out only where it stands verbatim (no JSON escapes) and re-encodes to
-    # the same text, so content[:offset] + b64encode(audio) + content[offset:] is the frame.
-    needle = f'"{b64}"'
-    offset = text.find(needle) if b64 else -1
+    # The base64 text is cut out only where it stands verbatim (no JSON escapes); the text around
+    # it is redacted apart, so secrets are handled without scanning the samples.
+    offset = text.find(f'"{b64}"') if b64 else -1
+    if offset < 0:
+        if keep_audio:
+            rec.audio = audio
+            return False
+        event[field] = ""
+        rec.content = rec.journal_content = redact_text(json.dumps(event, ensure_ascii=False))
+        return True
+    prefix = redact_text(text[: offset + 1])
+    suffix = redact_text(text[offset + 1 + len(b64) :])
     if not keep_audio:
-        if offset >= 0:
-            text = text[: offset + 1] + text[offset + 1 + len(b64) :]
-        else:
-            event[field] = ""
-            text = json.dumps(event, ensure_ascii=False)
-        rec.content = rec.journal_content = text
-        return
+        rec.content = rec.journal_content = prefix + suffix
+        return True
     rec.audio = audio
-    if offset >= 0 and base64.b64encode(audio).decode() == b64:
-        rec.audio_offset = offset + 1
-        rec.content = text[: offset + 1] + text[offset + 1 + len(b64) :]
+    rec.journal_content = prefix + b64 + suffix
+    if _is_canonical(b64, audio):
+        # content[:offset] + b64encode(audio) + content[offset:] rebuilds the frame.
+        rec.audio_offset = len(prefix)
+        rec.content = prefix + suffix
+    else:
+        rec.content = rec.journal_content
+    return True
 
 
 def restore_frame_text(content: str, audio_offset: int | None, audio: bytes | None) -> str:

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -50,7 +51,10 @@ class JournalWriter:
     def write(self, record: dict[str, Any]) -> None:
         if self._fd is None:
             raise ValueError(f"journal {self.path} is closed")
-        data = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        try:
+            data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # lone surrogates from a "\ud800" escape: only json can write them
+            data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
@@ -76,8 +80,24 @@ class FrameBatch:
         self.rows += 1
         self.approx_bytes += rec.frame_bytes
 
-    def to_arrow(self) -> pa.RecordBatch:
-        return pa.RecordBatch.from_pydict(self.columns, schema=FRAME_SCHEMA)
+    def to_arrow(self) -> tuple[pa.Table, int]:
+        """The rows as Arrow, and how many rows Arrow refused (they stay in the journal)."""
+        try:
+            return pa.Table.from_pydict(self.columns, schema=FRAME_SCHEMA), 0
+        except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+            pass
+        # One bad value must not cost the whole row group: keep every row that converts.
+        good: list[pa.Table] = []
+        for i in range(self.rows):
+            row = {name: column[i : i + 1] for name, column in self.columns.items()}
+            try:
+                good.append(pa.Table.from_pydict(row, schema=FRAME_SCHEMA))
+            except (pa.ArrowException, UnicodeError, TypeError, ValueError):
+                log.error(
+                    "rt-analyze: a frame of session %s cannot go to Parquet", row["session_id"]
+                )
+        table = pa.concat_tables(good) if good else FRAME_SCHEMA.empty_table()
+        return table.combine_chunks(), self.rows - len(good)
 
 
 class ParquetSink:
@@ -134,8 +154,11 @@ class ParquetSink:
         try:
             with self._lock:
                 assert self._writer is not None
-                self._writer.write_batch(batch.to_arrow())
-                self.rows_written += batch.rows
+                arrow, refused = batch.to_arrow()
+                if arrow.num_rows:
+                    self._writer.write_table(arrow)
+                self.rows_written += arrow.num_rows
+                self.rows_failed += refused
         except Exception:
             self.rows_failed += batch.rows
             log.exception("rt-analyze: could not write %d frames to %s", batch.rows, self.path)
