@@ -3,7 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint samples bench clean
+# mitmproxy 12 needs Python 3.12+; the recorder is also tested there when one is installed.
+PYTHON_NEXT ?= $(shell command -v python3.12 || command -v python3.13)
+VENV_NEXT ?= .venv-next
+
+.PHONY: setup demo test test-next lint samples bench clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +28,19 @@ lint: setup
 test: lint
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory test-next
+
+# The addon and recorder end to end under the newest mitmproxy (12.x).
+test-next:
+ifeq ($(PYTHON_NEXT),)
+	@echo "test-next: no python3.12/3.13 here; mitmproxy 12 not tested"
+else
+	test -f $(VENV_NEXT)/.installed || { $(PYTHON_NEXT) -m venv $(VENV_NEXT) && \
+		$(VENV_NEXT)/bin/pip install -q -e '.[dev]' && touch $(VENV_NEXT)/.installed; }
+	$(VENV_NEXT)/bin/python -c "import mitmproxy.version as v; print('mitmproxy', v.VERSION)"
+	$(VENV_NEXT)/bin/python -m pytest -q -p no:cacheprovider tests/test_addon_unit.py \
+		tests/test_recording.py tests/test_e2e_capture.py tests/test_peer_e2e.py
+endif
 
 samples: setup
 	$(BIN)/python samples/make_samples.py
@@ -32,4 +49,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) demo-out captures
+	rm -rf $(VENV) $(VENV_NEXT) demo-out captures
