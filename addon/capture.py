@@ -31,7 +31,22 @@ log = logging.getLogger("rt_analyze.capture")
 # /api/paas/v4/realtime.
 DEFAULT_FILTER = r'~websocket & ~u "/realtime($|[?])"'
 AUDIO_MODES = ("keep", "drop")
+SEQ_METADATA_KEY = "rt_analyze.next_seq"
 LAYOUTS = ("flat", "partitioned")
+
+
+def close_connections(flow: http.HTTPFlow) -> bool:
+    """Cut both sides of a live WebSocket. flow.kill() does not reach the WebSocket layer
+    (mitmproxy 11 and 12), so ask the connection handler to close the connections itself."""
+    try:
+        proxyserver = ctx.master.addons.get("proxyserver")
+        handler = proxyserver.connections[flow.client_conn.id]
+        for conn in (flow.server_conn, flow.client_conn):
+            if conn in handler.transports:
+                handler.close_connection(conn)
+        return True
+    except Exception:  # a mitmproxy without these internals: the caller drops frames instead
+        return False
 
 
 class RealtimeCapture:
@@ -42,7 +57,8 @@ class RealtimeCapture:
         self.strict = False
         self.live_log = True
         self.turns = LiveTurnLog()
-        self.seq: dict[str, int] = {}
+        self.seq: dict[str, int] = {}  # next seq of each session this instance records
+        self.strict_closed: set[str] = set()
         self.faults = 0
 
     def load(self, loader: Loader) -> None:
@@ -135,7 +151,9 @@ class RealtimeCapture:
                 audio_kept=self.keep_audio,
             )
         )
-        self.seq[flow.id] = 0
+        # The counter lives on the flow too, so a session that outlives an addon reload goes on
+        # numbering where the previous instance stopped and reads back in order.
+        self.seq[flow.id] = flow.metadata.get(SEQ_METADATA_KEY, 0)
 
     def websocket_start(self, flow: http.HTTPFlow) -> None:
         try:
@@ -155,8 +173,11 @@ class RealtimeCapture:
                     return
                 self._start(flow)
             message = flow.websocket.messages[-1]
+            if flow.id in self.strict_closed:
+                message.drop()  # rt_strict: nothing passes unrecorded
+                return
             seq = self.seq[flow.id]
-            self.seq[flow.id] = seq + 1
+            self.seq[flow.id] = flow.metadata[SEQ_METADATA_KEY] = seq + 1
             rec = build_frame(
                 flow.id,
                 seq,
@@ -167,8 +188,8 @@ class RealtimeCapture:
                 keep_audio=self.keep_audio,
             )
             if not self.recorder.record_frame(rec) and self.strict:
-                log.error("rt-analyze: rt_strict is set; closing session %s", flow.id)
-                flow.kill()
+                message.drop()
+                self._close_unrecordable(flow)
             if self.live_log:
                 line = self.turns.observe(rec)
                 if line:
@@ -178,6 +199,12 @@ class RealtimeCapture:
         finally:
             # mitmproxy keeps every message of a flow until it closes; we have recorded them.
             del flow.websocket.messages[:-1]
+
+    def _close_unrecordable(self, flow: http.HTTPFlow) -> None:
+        self.strict_closed.add(flow.id)
+        log.error("rt-analyze: rt_strict is set; closing session %s", flow.id)
+        if not close_connections(flow):
+            log.error("rt-analyze: could not close %s; dropping its frames instead", flow.id)
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         try:

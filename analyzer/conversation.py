@@ -194,7 +194,11 @@ class _Items:
             return
         self.placed.add(item_id)
         self.by_id[item_id]["previous_item_id"] = previous_item_id
-        if previous_item_id is None or previous_item_id not in self.by_id:
+        if (
+            previous_item_id is None
+            or previous_item_id == item_id  # a hostile or broken server: keep arrival order
+            or previous_item_id not in self.by_id
+        ):
             return
         self.order.remove(item_id)
         self.order.insert(self.order.index(previous_item_id) + 1, item_id)

@@ -70,6 +70,15 @@ def default_formats(provider: str) -> tuple[AudioFormat, AudioFormat]:
     return _DEFAULTS.get(provider, _DEFAULTS["openai"])
 
 
+# Sample rates a realtime voice API plausibly uses; anything else is a broken declaration.
+_MIN_RATE, _MAX_RATE = 4000, 192000
+
+
+def _rate(value: Any, default: int) -> int:
+    ok = isinstance(value, int) and not isinstance(value, bool) and _MIN_RATE <= value <= _MAX_RATE
+    return int(value) if ok else default
+
+
 def parse_format(
     value: Any, provider: str = "openai", direction: str = "input"
 ) -> AudioFormat | None:
@@ -79,16 +88,12 @@ def parse_format(
         kind = value.get("type")
         rate = value.get("rate")
         if kind == "audio/pcm":
-            return AudioFormat(PCM16, int(rate) if isinstance(rate, int) else 24000)
+            return AudioFormat(PCM16, _rate(rate, 24000))
         if kind == "audio/pcmu":
             return AudioFormat(ULAW, 8000)
         if kind == "audio/pcma":
             return AudioFormat(ALAW, 8000)
-        return (
-            AudioFormat(str(kind), int(rate))
-            if isinstance(kind, str) and isinstance(rate, int)
-            else None
-        )
+        return AudioFormat(kind, _rate(rate, 24000)) if isinstance(kind, str) else None
     if not isinstance(value, str):
         return None
     name = value.lower()

@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from analyzer.report import TURN_LATENCIES
 
 MISSING = "-"
+# Terminal control characters (ESC sequences clear screens, retitle windows, forge links).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: Any) -> str:
+    """Captured text made inert for the terminal: no control characters, no rich markup."""
+    return escape(_CONTROL.sub("\ufffd", str(text)))
 
 
 def fmt(value: Any, digits: int = 0) -> str:
@@ -27,7 +36,7 @@ def fmt(value: Any, digits: int = 0) -> str:
         return f"{value:,.{digits}f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return safe(value)
 
 
 def short(text: Any, width: int = 60) -> str:
@@ -35,7 +44,7 @@ def short(text: Any, width: int = 60) -> str:
     if text is None or (isinstance(text, float) and math.isnan(text)):
         return MISSING
     one_line = " ".join(str(text).split())
-    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+    return safe(one_line if len(one_line) <= width else one_line[: width - 1] + "…")
 
 
 def frame_table(
@@ -84,8 +93,9 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
     for session in report["sessions"]:
         duration = session.get("duration_s")
         console.print(
-            f"[bold]session {session['session_id']}[/bold]  dialect {session['dialect'] or '?'}"
-            f"  model {session['model'] or '?'}  {len(session['turns'])} turn(s)"
+            f"[bold]session {safe(session['session_id'])}[/bold]  dialect "
+            f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
+            f"{len(session['turns'])} turn(s)"
             + (f"  {duration:.1f} s" if duration is not None else "")
         )
         turns = Table(title_justify="left")
@@ -106,15 +116,15 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
             turns.add_column(name, justify=justify)  # type: ignore[arg-type]
         for turn in session["turns"]:
             latency = turn["latency_ms"]
-            status = turn["status"] or MISSING
+            status = safe(turn["status"] or MISSING)
             if turn["status_reason"]:
-                status += f" ({turn['status_reason']})"
+                status += f" ({safe(turn['status_reason'])})"
             interrupted = fmt(turn["interrupted"])
             if turn["played_ms"] is not None:
                 interrupted += f", played {fmt(turn['played_ms'])} ms"
             turns.add_row(
                 str(turn["index"]),
-                turn["trigger"] or MISSING,
+                safe(turn["trigger"] or MISSING),
                 status,
                 interrupted,
                 *(
@@ -145,18 +155,18 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
             f"tokens in {fmt(usage['input_tokens'])} out {fmt(usage['output_tokens'])} "
             f"total {fmt(usage['total_tokens'])}  cost "
             + (
-                f"~${cost['usd']:.4f} (as {cost['priced_as']}, estimate)"
+                f"~${cost['usd']:.4f} (as {safe(cost['priced_as'])}, estimate)"
                 if cost["usd"] is not None
-                else f"unknown ({cost['note']})"
+                else f"unknown ({safe(cost['note'])})"
             )
         )
         for error in session["errors"]:
             console.print(
-                f"[red]error[/red] {error.get('type') or ''} {error.get('code') or ''}: "
-                f"{error.get('message') or ''}"
+                f"[red]error[/red] {safe(error.get('type') or '')} "
+                f"{safe(error.get('code') or '')}: {safe(error.get('message') or '')}"
             )
         if session["unknown_events"]:
-            unknown = ", ".join(f"{k} x{v}" for k, v in session["unknown_events"].items())
+            unknown = ", ".join(f"{safe(k)} x{v}" for k, v in session["unknown_events"].items())
             console.print(f"unknown event types: {unknown}")
         console.print()
     summary = report["summary"]
@@ -194,7 +204,7 @@ def render_sizes(table: pd.DataFrame, console: Console, title: str) -> None:
 def render_conversation(items: pd.DataFrame, console: Console) -> None:
     """Each session's items in order: who, what kind, status and what was said."""
     for session_id, group in items.groupby("session_id", sort=False):
-        table = Table(title=f"session {session_id}", title_justify="left")
+        table = Table(title=f"session {safe(session_id)}", title_justify="left")
         for name in ("#", "role", "kind", "status", "said", "notes"):
             table.add_column(name, justify="right" if name == "#" else "left", overflow="fold")
         for item in group.to_dict("records"):
@@ -230,7 +240,7 @@ def _notes(item: Mapping[Any, Any]) -> str:
         end = _none(item.get("truncated_audio_end_ms"))
         notes.append("truncated" + (f" at {fmt(end)} ms" if end is not None else ""))
     if _none(item.get("transcription_error")) is not None:
-        notes.append(f"transcription failed: {item['transcription_error']}")
+        notes.append(f"transcription failed: {safe(item['transcription_error'])}")
     if item.get("deleted"):
         notes.append("deleted")
     if item.get("from_client"):
@@ -242,6 +252,7 @@ def render_errors(errors: Sequence[Mapping[str, Any]], console: Console) -> None
     """The server's error events, one line each."""
     for error in errors:
         console.print(
-            f"[red]error[/red] session {error.get('session_id')}: {error.get('type') or ''} "
-            f"{error.get('code') or ''}: {error.get('message') or ''}"
+            f"[red]error[/red] session {safe(error.get('session_id'))}: "
+            f"{safe(error.get('type') or '')} {safe(error.get('code') or '')}: "
+            f"{safe(error.get('message') or '')}"
         )
