@@ -1,0 +1,237 @@
+"""``python -m bench``: every figure of bench/README.md; ``--quick`` is a tiny smoke run.
+
+Each figure is a ratio of variants measured side by side in the same run (interleaved, repeated,
+median), because the machine is noisy. Results go to ``bench/out/results[-quick].json``; a full
+run also rewrites the results section of ``bench/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench import analyze, proxy
+from bench.stats import machine
+
+BENCH_DIR = Path(__file__).resolve().parent
+FIGURES = ("throughput", "delay", "memory", "report", "audio")
+RESULTS_START = "<!-- results:start -->"
+RESULTS_END = "<!-- results:end -->"
+
+
+def _row(figure: str, measured: str, target: str, met: bool | None) -> dict[str, Any]:
+    return {"figure": figure, "measured": measured, "target": target, "met": met}
+
+
+def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    if tp := results.get("throughput"):
+        fps = tp["median_frames_per_s"]
+        rows.append(
+            _row(
+                "1. capture throughput, addon / no addon",
+                f"{tp['addon_vs_none']:.2f}x ({fps['addon']:.0f} vs {fps['none']:.0f} frames/s)",
+                ">= 0.9x",
+                tp["addon_vs_none"] >= 0.9,
+            )
+        )
+        rows.append(
+            _row(
+                "1. capture throughput, addon / `-w` flow dump",
+                f"{tp['addon_vs_dump']:.2f}x ({fps['addon']:.0f} vs {fps['dump']:.0f} frames/s)",
+                "> 1x",
+                tp["addon_vs_dump"] > 1.0,
+            )
+        )
+        cpu = tp["median_proxy_cpu_us_per_frame"]
+        rows.append(
+            _row(
+                "1. proxy CPU per frame, addon / no addon",
+                f"{tp['cpu_addon_vs_none']:.2f}x ({cpu['addon']:.0f} vs {cpu['none']:.0f} us)",
+                "(explains the above)",
+                None,
+            )
+        )
+    if dl := results.get("delay"):
+        p99 = dl["median_p99_ms"]
+        p50 = dl["median_p50_ms"]
+        rows.append(
+            _row(
+                "2. delay added by the addon, p99",
+                f"{dl['added_p99_ms']:+.2f} ms (p99 {p99['addon']:.2f} vs {p99['none']:.2f} ms;"
+                f" no proxy {p99['direct']:.2f} ms)",
+                "< 1 ms",
+                dl["added_p99_ms"] < 1.0,
+            )
+        )
+        rows.append(
+            _row(
+                "2. delay added by the addon, p50",
+                f"{dl['added_p50_ms']:+.2f} ms (p50 {p50['addon']:.2f} vs {p50['none']:.2f} ms)",
+                "-",
+                None,
+            )
+        )
+        mx = dl["median_max_ms"]
+        rows.append(
+            _row(
+                "2. worst frame delay (median over runs)",
+                f"{mx['addon']:.1f} ms with addon vs {mx['none']:.1f} ms without",
+                "-",
+                None,
+            )
+        )
+    if mem := results.get("memory"):
+        growth = mem["growth_mb"]
+        traffic = mem["runs"][0]["traffic_mb"]
+        rows.append(
+            _row(
+                f"3. mitmdump RSS growth over one long session ({traffic:.0f} MB of frames)",
+                f"{growth['addon']:.0f} MB with addon ({growth['none']:.0f} MB without)",
+                "< 50 MB with addon",
+                growth["addon"] < 50,
+            )
+        )
+    if rp := results.get("report"):
+        big = rp["points"][-1]
+        rows.append(
+            _row(
+                f"4. `report --format json` / pyarrow read of its columns "
+                f"({big['file_mb']:.0f} MB)",
+                f"{big['report_vs_read']:.1f}x ({big['report_s']:.1f} s vs "
+                f"{big['read_columns_s']:.2f} s)",
+                "<= 3x",
+                big["report_vs_read"] <= 3.0,
+            )
+        )
+        rows.append(
+            _row(
+                "4. `report` peak RSS / file size",
+                f"{big['report_rss_share_of_file']:.2f} ({big['report_peak_rss_mb']:.0f} MB)",
+                "< 0.25",
+                big["report_rss_share_of_file"] < 0.25,
+            )
+        )
+        times = ", ".join(f"{p['file_mb']:.0f} MB: {p['report_s']:.1f} s" for p in rp["points"])
+        rows.append(
+            _row(
+                "5. report time scaling (time ~ size^k)",
+                f"k = {rp['scaling_exponent']:.2f} ({times})",
+                "k <= 1 (linear or better)",
+                rp["scaling_exponent"] <= 1.05,
+            )
+        )
+    if au := results.get("audio"):
+        run = au["runs"][0]
+        rows.append(
+            _row(
+                f"4. `rt-analyze audio` / bare base64 decode ({run['audio_mb']:.0f} MB of audio)",
+                f"{au['export_vs_b64decode']:.2f}x ({run['export_mb_per_s']:.1f} vs "
+                f"{run['b64decode_mb_per_s']:.0f} MB/s; peak RSS "
+                f"{run['export_peak_rss_mb']:.0f} MB)",
+                ">= 0.5x",
+                au["export_vs_b64decode"] >= 0.5,
+            )
+        )
+        rows.append(
+            _row(
+                "4. `analyzer.audio.load_audio` alone / bare base64 decode",
+                f"{au['load_audio_vs_b64decode']:.2f}x ({run['load_audio_mb_per_s']:.1f} MB/s)",
+                "(decoding without the WAV writing)",
+                None,
+            )
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    lines = ["| figure | measured | target | met? |", "|---|---|---|---|"]
+    for r in rows:
+        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        lines.append(f"| {r['figure']} | {r['measured']} | {r['target']} | {met} |")
+    return "\n".join(lines)
+
+
+def results_markdown(results: dict[str, Any], command: str) -> str:
+    m = results["machine"]
+    machine_line = (
+        f"{m['nproc']} CPUs ({m['cpu']}), {m['memory']}, Linux {m['kernel']}, Python "
+        f"{m['python']}, mitmproxy {m['mitmproxy']}, websockets {m['websockets']}, pyarrow "
+        f"{m['pyarrow']}, pandas {m['pandas']}"
+    )
+    return "\n".join(
+        [
+            RESULTS_START,
+            f"Measured {results['finished']} with `{command}` in {results['seconds']:.0f} s on: "
+            f"{machine_line}.",
+            "",
+            markdown_table(summary_rows(results)),
+            RESULTS_END,
+        ]
+    )
+
+
+def update_readme(readme: Path, block: str) -> None:
+    text = readme.read_text() if readme.exists() else ""
+    if RESULTS_START in text and RESULTS_END in text:
+        head, rest = text.split(RESULTS_START, 1)
+        tail = rest.split(RESULTS_END, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip() + "\n\n## Results\n\n" + block + "\n"
+    readme.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="tiny smoke run (< 30 s)")
+    parser.add_argument(
+        "--only", nargs="+", choices=FIGURES, default=list(FIGURES), help="run only these"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "out", help="work directory")
+    parser.add_argument(
+        "--no-readme", action="store_true", help="do not rewrite bench/README.md's results"
+    )
+    args = parser.parse_args(argv)
+    command = shlex.join(["python", "-m", "bench", *(argv if argv is not None else sys.argv[1:])])
+    started = time.time()
+    proxy_sizes = proxy.ProxySizes.quick() if args.quick else proxy.ProxySizes.full()
+    analyzer_sizes = analyze.AnalyzerSizes.quick() if args.quick else analyze.AnalyzerSizes.full()
+    out: Path = args.out
+    work = out / ("quick" if args.quick else "full")
+    steps: dict[str, Callable[[], dict[str, Any]]] = {
+        "throughput": lambda: asyncio.run(proxy.throughput(proxy_sizes, work)),
+        "delay": lambda: asyncio.run(proxy.delay(proxy_sizes, work)),
+        "memory": lambda: asyncio.run(proxy.memory(proxy_sizes, work)),
+        "report": lambda: analyze.report_scaling(analyzer_sizes, out),
+        "audio": lambda: analyze.audio_export(analyzer_sizes, out),
+    }
+    results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
+    for name in FIGURES:
+        if name in args.only:
+            print(f"{name}:", flush=True)
+            step_start = time.time()
+            results[name] = steps[name]()
+            print(f"  ({time.time() - step_start:.0f} s)", flush=True)
+    results["seconds"] = time.time() - started
+    results["finished"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    out.mkdir(parents=True, exist_ok=True)
+    results_path = out / f"results{'-quick' if args.quick else ''}.json"
+    results_path.write_text(json.dumps(results, indent=1))
+    print()
+    print(markdown_table(summary_rows(results)))
+    print(f"\n{results['seconds']:.0f} s; all numbers in {results_path}")
+    if not args.quick and not args.no_readme and set(args.only) == set(FIGURES):
+        update_readme(BENCH_DIR / "README.md", results_markdown(results, command))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,234 @@
+"""Figures 4-5: the analyzer on big captures (report time, memory, audio decoding, scaling)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from analyzer.schema import ANALYSIS_COLUMNS
+from bench import captures
+from bench.stats import median
+
+RT_ANALYZE = Path(sys.executable).with_name("rt-analyze")
+
+# Runs a command as its only child and prints its wall time and peak RSS (kB) as JSON.
+_MEASURE = """
+import json, resource, subprocess, sys, time
+start = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+print(json.dumps({"wall_s": time.perf_counter() - start, "returncode": rc.returncode,
+    "peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    "stderr": rc.stderr.decode(errors="replace")[-2000:]}))
+"""
+
+# What "just reading the columns" means: the columns `rt-analyze report` asks the reader for.
+_READ_COLUMNS = """
+import sys, pyarrow.parquet as pq
+pq.read_table(sys.argv[1], columns=sys.argv[2].split(","))
+"""
+
+_LOAD_AUDIO = """
+import sys
+from pathlib import Path
+from analyzer.audio import load_audio
+load_audio([Path(sys.argv[1])])
+"""
+
+
+@dataclass(frozen=True)
+class AnalyzerSizes:
+    capture_bytes: tuple[int, ...]  # scaling points, smallest first; the last is the big one
+    report_reps: tuple[int, ...]  # repetitions at each point
+    audio_reps: int
+    timeout_s: float = 900.0
+    measure_start_up: bool = True
+
+    @classmethod
+    def full(cls) -> AnalyzerSizes:
+        return cls((10_000_000, 100_000_000, 1_000_000_000), (3, 2, 1), audio_reps=1)
+
+    @classmethod
+    def quick(cls) -> AnalyzerSizes:
+        return cls(
+            (1_000_000, 3_000_000), (1, 1), audio_reps=1, timeout_s=60.0, measure_start_up=False
+        )
+
+
+@dataclass
+class Measured:
+    wall_s: float
+    peak_rss_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def measure(cmd: list[str], timeout_s: float) -> Measured:
+    """Wall time and peak RSS of ``cmd``, run alone under a small wrapper process."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *cmd],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"measuring {cmd} failed: {out.stderr}")
+    result = json.loads(out.stdout)
+    if result["returncode"] != 0:
+        raise RuntimeError(f"{cmd} exited {result['returncode']}: {result['stderr']}")
+    return Measured(result["wall_s"], result["peak_rss_kb"] / 1024)
+
+
+def _report_cmd(path: Path) -> list[str]:
+    return [str(RT_ANALYZE), "report", str(path), "--format", "json"]
+
+
+def _read_cmd(path: Path) -> list[str]:
+    return [sys.executable, "-c", _READ_COLUMNS, str(path), ",".join(ANALYSIS_COLUMNS)]
+
+
+def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
+    """Figures 4 (report time and memory) and 5 (scaling), report and plain read interleaved."""
+    points = []
+    one_session_s = float("nan")
+    if sizes.measure_start_up:
+        sample = captures.ROOT / "samples" / "ga-voice.parquet"
+        one_session_s = measure(_report_cmd(sample), sizes.timeout_s).wall_s
+        print(f"  report on one 15 s sample session: {one_session_s:.2f} s (start-up included)")
+    for target, reps in zip(sizes.capture_bytes, sizes.report_reps, strict=True):
+        path = captures.cached(out_dir, target)
+        file_mb = path.stat().st_size / 1e6
+        meta = pq.ParquetFile(path).metadata
+        report_runs: list[Measured] = []
+        read_runs: list[Measured] = []
+        for rep in range(reps):
+            order = ("report", "read") if rep % 2 == 0 else ("read", "report")
+            for what in order:
+                if what == "report":
+                    report_runs.append(measure(_report_cmd(path), sizes.timeout_s))
+                else:
+                    read_runs.append(measure(_read_cmd(path), sizes.timeout_s))
+        report_s = median([m.wall_s for m in report_runs])
+        read_s = median([m.wall_s for m in read_runs])
+        peak_mb = max(m.peak_rss_mb for m in report_runs)
+        points.append(
+            {
+                "file_mb": file_mb,
+                "frames": meta.num_rows,
+                "sessions": _sessions(path),
+                "reps": reps,
+                "report_s": report_s,
+                "read_columns_s": read_s,
+                "report_vs_read": report_s / read_s,
+                "report_peak_rss_mb": peak_mb,
+                "read_peak_rss_mb": max(m.peak_rss_mb for m in read_runs),
+                "report_rss_share_of_file": peak_mb / file_mb,
+                "report_s_per_100mb": report_s / file_mb * 100,
+            }
+        )
+        p = points[-1]
+        print(
+            f"  report {file_mb:7.1f} MB ({p['sessions']} sessions, {p['frames']} frames): "
+            f"{report_s:7.2f} s vs read {read_s:5.2f} s ({p['report_vs_read']:.1f}x), "
+            f"peak RSS {peak_mb:.0f} MB ({p['report_rss_share_of_file']:.2f} of the file)",
+            flush=True,
+        )
+    first, last = points[0], points[-1]
+    size_ratio = last["file_mb"] / first["file_mb"]
+    time_ratio = last["report_s"] / first["report_s"]
+    # Start-up is a fixed cost; the slope between the two biggest points is the marginal cost.
+    prev = points[-2] if len(points) > 1 else first
+    slope = (
+        (last["report_s"] - prev["report_s"]) / (last["file_mb"] - prev["file_mb"]) * 100
+        if last is not prev
+        else float("nan")
+    )
+    return {
+        "one_sample_session_s": one_session_s,
+        "points": points,
+        "size_ratio": size_ratio,
+        "time_ratio": time_ratio,
+        "scaling_exponent": _exponent(first, last),
+        "marginal_s_per_100mb": slope,
+    }
+
+
+def _exponent(a: dict[str, Any], b: dict[str, Any]) -> float:
+    import math
+
+    return math.log(b["report_s"] / a["report_s"]) / math.log(b["file_mb"] / a["file_mb"])
+
+
+def _sessions(path: Path) -> int:
+    from analyzer.schema import parse_file_metadata
+
+    meta = parse_file_metadata(pq.ParquetFile(path).metadata.metadata)
+    return len(meta["sessions"]) if meta else 0
+
+
+def base64_decode_rate(path: Path) -> dict[str, float]:
+    """Seconds a bare ``base64.b64decode`` takes over the capture's audio, frame by frame (the
+    base64 text is made first, untimed: it is what the frames carried on the wire)."""
+    pf = pq.ParquetFile(path)
+    decoded = 0
+    seconds = 0.0
+    for group in range(pf.num_row_groups):
+        audio = pf.read_row_group(group, columns=["audio"]).column("audio").to_pylist()
+        texts = [base64.b64encode(a) for a in audio if a]
+        start = time.perf_counter()
+        for text in texts:
+            decoded += len(base64.b64decode(text))
+        seconds += time.perf_counter() - start
+    return {"audio_mb": decoded / 1e6, "seconds": seconds, "mb_per_s": decoded / 1e6 / seconds}
+
+
+def audio_export(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
+    """Figure 4 (audio): ``rt-analyze audio`` and ``load_audio`` vs bare base64 decoding."""
+    path = captures.cached(out_dir, sizes.capture_bytes[-1])
+    wav_dir = out_dir / "wav"
+    runs: list[dict[str, Any]] = []
+    for rep in range(sizes.audio_reps):
+        shutil.rmtree(wav_dir, ignore_errors=True)
+        b64 = base64_decode_rate(path)
+        export = measure([str(RT_ANALYZE), "audio", str(path), "-o", str(wav_dir)], sizes.timeout_s)
+        written_mb = sum(f.stat().st_size for f in wav_dir.rglob("*") if f.is_file()) / 1e6
+        shutil.rmtree(wav_dir, ignore_errors=True)
+        load = measure([sys.executable, "-c", _LOAD_AUDIO, str(path)], sizes.timeout_s)
+        runs.append(
+            {
+                "rep": rep,
+                "audio_mb": b64["audio_mb"],
+                "b64decode_s": b64["seconds"],
+                "b64decode_mb_per_s": b64["mb_per_s"],
+                "export_s": export.wall_s,
+                "export_peak_rss_mb": export.peak_rss_mb,
+                "export_written_mb": written_mb,
+                "export_mb_per_s": b64["audio_mb"] / export.wall_s,
+                "load_audio_s": load.wall_s,
+                "load_audio_peak_rss_mb": load.peak_rss_mb,
+                "load_audio_mb_per_s": b64["audio_mb"] / load.wall_s,
+            }
+        )
+        r = runs[-1]
+        print(
+            f"  audio {r['audio_mb']:.0f} MB: b64decode {r['b64decode_mb_per_s']:.0f} MB/s, "
+            f"rt-analyze audio {r['export_mb_per_s']:.1f} MB/s ({r['export_s']:.1f} s, wrote "
+            f"{written_mb:.0f} MB, peak RSS {export.peak_rss_mb:.0f} MB), load_audio "
+            f"{r['load_audio_mb_per_s']:.1f} MB/s",
+            flush=True,
+        )
+    b64_rate = median([r["b64decode_mb_per_s"] for r in runs])
+    return {
+        "file_mb": path.stat().st_size / 1e6,
+        "runs": runs,
+        "export_vs_b64decode": median([r["export_mb_per_s"] for r in runs]) / b64_rate,
+        "load_audio_vs_b64decode": median([r["load_audio_mb_per_s"] for r in runs]) / b64_rate,
+    }

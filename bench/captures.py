@@ -1,0 +1,113 @@
+"""Big captures for the analyzer figures, made from the real sessions in ``samples/``.
+
+Each shipped sample is one ~15 s voice session recorded through mitmdump with the addon (GA pcm16,
+beta pcm16, GA G.711 with manual turns). A bench capture is many copies of them, each with a new
+session id and its own start time, eight at a time overlapping like concurrent sessions of one
+proxy run, written with the same Parquet settings as the recorder's
+:class:`analyzer.recording.writers.ParquetSink`. Cached under ``bench/out/`` by size.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analyzer.schema import FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata, parse_file_metadata
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ("ga-voice.parquet", "beta-voice.parquet", "ga-g711-manual.parquet")
+GENERATOR_VERSION = 1  # bump when the generated captures change
+CONCURRENT = 8
+SESSION_SPACING_S = 20.0
+
+
+@dataclass
+class Template:
+    frames: pa.Table  # all columns, FRAME_SCHEMA
+    facts: dict[str, Any]
+    approx_bytes: int  # its share of a Parquet file
+
+
+def load_templates(samples_dir: Path = ROOT / "samples") -> list[Template]:
+    templates = []
+    for name in SAMPLES:
+        path = samples_dir / name
+        pf = pq.ParquetFile(path)
+        meta = parse_file_metadata(pf.metadata.metadata)
+        if meta is None or len(meta["sessions"]) != 1:
+            raise RuntimeError(f"{path} is not a one-session rt-analyze capture")
+        table = pf.read().cast(FRAME_SCHEMA)
+        templates.append(Template(table, meta["sessions"][0], path.stat().st_size))
+    return templates
+
+
+def _copy(
+    template: Template, run_id: str, session_id: str, shift_s: float
+) -> tuple[pa.Table, dict[str, Any]]:
+    t = template.frames
+    ids = pa.array([session_id] * t.num_rows, pa.string()).dictionary_encode()
+    t = t.set_column(t.schema.get_field_index("session_id"), FRAME_SCHEMA.field("session_id"), ids)
+    idx = t.schema.get_field_index("time_s")
+    t = t.set_column(idx, FRAME_SCHEMA.field("time_s"), pc.add(t.column("time_s"), shift_s))
+    facts = json.loads(json.dumps(template.facts))
+    facts["session_id"] = session_id
+    facts["run_id"] = run_id
+    for key in ("start_s", "end_s"):
+        if isinstance(facts.get(key), int | float):
+            facts[key] += shift_s
+    return t, facts
+
+
+def generate(path: Path, target_bytes: int, templates: list[Template] | None = None) -> Path:
+    """Write a capture of about ``target_bytes`` at ``path`` (tmp file, then rename)."""
+    templates = templates or load_templates()
+    per_session = sum(t.approx_bytes for t in templates) / len(templates)
+    n_sessions = max(1, round(target_bytes / per_session))
+    run_id = f"rt-bench-{target_bytes}"
+    sessions: list[dict[str, Any]] = []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    writer = pq.ParquetWriter(
+        tmp,
+        FRAME_SCHEMA,
+        compression=PARQUET_COMPRESSION,
+        use_dictionary=["session_id", "direction", "opcode", "event_type"],
+        write_statistics=["session_id", "seq", "time_s", "event_type"],
+    )
+    try:
+        for first in range(0, n_sessions, CONCURRENT):
+            group = []
+            for i in range(first, min(first + CONCURRENT, n_sessions)):
+                sid = str(uuid.UUID(int=(GENERATOR_VERSION << 64) + i))
+                table, facts = _copy(
+                    templates[i % len(templates)], run_id, sid, i * SESSION_SPACING_S
+                )
+                group.append(table)
+                sessions.append(facts)
+            # Arrival order, as the recorder writes it: the group's sessions interleaved.
+            frames = pa.concat_tables(group).combine_chunks().sort_by("time_s")
+            for batch in frames.to_batches(max_chunksize=4096):
+                writer.write_batch(batch)
+        writer.add_key_value_metadata(
+            {k.decode(): v.decode() for k, v in file_metadata(run_id, sessions).items()}
+        )
+    finally:
+        writer.close()
+    tmp.rename(path)
+    return path
+
+
+def cached(out_dir: Path, target_bytes: int) -> Path:
+    """The bench capture of about ``target_bytes``, generated the first time."""
+    label = f"{target_bytes / 1e6:g}MB"
+    path = out_dir / f"capture-v{GENERATOR_VERSION}-{label}.parquet"
+    if not path.exists():
+        generate(path, target_bytes)
+    return path

@@ -1,0 +1,77 @@
+"""The bench's machinery runs end to end (``python -m bench --quick``); no performance checks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.__main__ import markdown_table, summary_rows, update_readme
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(120)
+def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    results = json.loads((tmp_path / "results-quick.json").read_text())
+    for figure in ("throughput", "delay", "memory", "report", "audio"):
+        assert figure in results
+    assert results["throughput"]["addon_vs_none"] > 0
+    assert results["delay"]["runs"] and all(r["frames"] > 0 for r in results["delay"]["runs"])
+    assert {r["variant"] for r in results["memory"]["runs"]} == {"addon", "none"}
+    assert len(results["report"]["points"]) == 2
+    assert "| 1. capture throughput, addon / no addon |" in out.stdout
+    assert "x (" in out.stdout  # ratios are printed
+
+
+def test_summary_says_which_targets_are_met() -> None:
+    results = {
+        "memory": {
+            "growth_mb": {"addon": 12.0, "none": 350.0},
+            "runs": [{"traffic_mb": 355.0}],
+        },
+        "report": {
+            "points": [
+                {"file_mb": 10.0, "report_s": 2.0, "read_columns_s": 1.0},
+                {
+                    "file_mb": 1000.0,
+                    "report_s": 40.0,
+                    "read_columns_s": 4.0,
+                    "report_vs_read": 10.0,
+                    "report_peak_rss_mb": 100.0,
+                    "report_rss_share_of_file": 0.1,
+                },
+            ],
+            "scaling_exponent": 0.65,
+        },
+    }
+    rows = summary_rows(results)
+    met = {r["figure"].split(" (")[0]: r["met"] for r in rows}
+    assert met["3. mitmdump RSS growth over one long session"] is True
+    assert met["4. `report --format json` / pyarrow read of its columns"] is False
+    assert met["4. `report` peak RSS / file size"] is True
+    assert markdown_table(rows).splitlines()[0] == "| figure | measured | target | met? |"
+
+
+def test_readme_results_block_is_replaced_not_appended(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text("# Bench\n\nintro\n")
+    update_readme(readme, "<!-- results:start -->\nA\n<!-- results:end -->")
+    update_readme(readme, "<!-- results:start -->\nB\n<!-- results:end -->")
+    text = readme.read_text()
+    assert text.count("results:start") == 1
+    assert "B" in text and "\nA\n" not in text
+    assert text.startswith("# Bench\n\nintro\n")
