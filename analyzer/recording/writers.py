@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pandas  # noqa: F401  # pyarrow imports it on the first batch: do it now, not mid-session
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -107,8 +108,8 @@ class ParquetSink:
     def __init__(
         self,
         path: Path,
-        max_rows: int = 4096,
-        max_bytes: int = 16 * 1024 * 1024,
+        max_rows: int = 1024,
+        max_bytes: int = 4 * 1024 * 1024,
         max_age_s: float = 10.0,
     ) -> None:
         self.path = path
