@@ -156,6 +156,21 @@ def _is_canonical(b64: str, audio: bytes) -> bool:
     return n == 0 or base64.b64encode(audio[n - (n % 3 or 3) :]).decode() == b64[-4:]
 
 
+def _find_verbatim(text: str, b64: str) -> int:
+    """Where ``"<b64>"`` stands in ``text``, or -1; found by its head, then checked whole
+    (searching for a 6 KB needle costs more than comparing it once)."""
+    if not b64:
+        return -1
+    start = 0
+    head = '"' + b64[:32]
+    while (offset := text.find(head, start)) >= 0:
+        end = offset + 1 + len(b64)
+        if text.startswith(b64, offset + 1) and text[end : end + 1] == '"':
+            return offset
+        start = offset + 1
+    return -1
+
+
 def _split_audio(
     rec: FrameRecord,
     text: str,
@@ -182,7 +197,7 @@ def _split_audio(
     rec.audio_bytes = len(audio)
     # The base64 text is cut out only where it stands verbatim (no JSON escapes); the text around
     # it is redacted apart, so secrets are handled without scanning the samples.
-    offset = text.find(f'"{b64}"') if b64 else -1
+    offset = _find_verbatim(text, b64)
     if offset < 0:
         if keep_audio:
             rec.audio = audio

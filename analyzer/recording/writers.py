@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import operator
 import os
 import threading
 import time
@@ -70,14 +71,17 @@ class JournalWriter:
 class FrameBatch:
     """Column lists of frame rows waiting to become a Parquet row group."""
 
+    _values = operator.attrgetter(*FRAME_COLUMNS)
+
     def __init__(self) -> None:
         self.columns: dict[str, list[Any]] = {c: [] for c in FRAME_COLUMNS}
+        self._lists = list(self.columns.values())
         self.rows = 0
         self.approx_bytes = 0
 
     def append(self, rec: FrameRecord) -> None:
-        for name, column in self.columns.items():
-            column.append(getattr(rec, name))
+        for column, value in zip(self._lists, FrameBatch._values(rec), strict=True):
+            column.append(value)
         self.rows += 1
         self.approx_bytes += rec.frame_bytes
 
