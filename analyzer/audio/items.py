@@ -10,6 +10,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from analyzer.audio.wav import encoded_wav_bytes, is_wav, parse_wav
 from analyzer.codecs import alaw_decode, resample_pcm16, ulaw_decode
@@ -38,7 +40,8 @@ from analyzer.protocol import (
     SERVER_AUDIO_EVENTS,
     parse_event,
 )
-from analyzer.reader import read_tables
+from analyzer.reader import find_capture_files, read_tables
+from analyzer.schema import FRAME_SCHEMA, parse_file_metadata
 
 AUDIO_COLUMNS: tuple[str, ...] = (
     "session_id",
@@ -153,32 +156,89 @@ class AudioCapture:
 
 # --- reading columns -------------------------------------------------------------------------
 
+_META_COLUMNS: tuple[str, ...] = tuple(c for c in AUDIO_COLUMNS if c != "audio")
+
 
 class _Blobs:
-    """Zero-copy views of a binary column's values."""
+    """Zero-copy views of a binary column's values: one or more pieces (row groups) that a scan
+    adds and drops as it goes, each covering the rows from its ``start``."""
 
-    def __init__(self, column: pa.ChunkedArray) -> None:
-        array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    def __init__(self) -> None:
+        self._starts: list[int] = []
+        self._pieces: list[tuple[npt.NDArray[np.bool_], npt.NDArray[np.int64], memoryview]] = []
+
+    @classmethod
+    def of(cls, column: pa.ChunkedArray) -> _Blobs:
+        blobs = cls()
+        blobs.add(0, column)
+        return blobs
+
+    def add(self, start: int, column: pa.ChunkedArray | pa.Array) -> None:
+        if isinstance(column, pa.ChunkedArray):
+            array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+        else:
+            array = column
         if len(array) == 0:
-            self._valid: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-            self._offsets: npt.NDArray[np.int64] = np.zeros(1, dtype=np.int64)
-            self._data = memoryview(b"")
             return
-        self._valid = array.is_valid().to_numpy(zero_copy_only=False)
-        _, offsets, data = array.buffers()
-        self._offsets = np.frombuffer(offsets, dtype=np.int64)[
+        valid = array.is_valid().to_numpy(zero_copy_only=False)
+        _, offset_buffer, data = array.buffers()
+        offsets = np.frombuffer(offset_buffer, dtype=np.int64)[
             array.offset : array.offset + len(array) + 1
         ]
-        self._data = memoryview(data) if data is not None else memoryview(b"")
+        at = bisect_right(self._starts, start)
+        self._starts.insert(at, start)
+        self._pieces.insert(
+            # format "B", not pyarrow's "b": comparing a "b" view to bytes goes element by element
+            at,
+            (valid, offsets, memoryview(data).cast("B") if data is not None else memoryview(b"")),
+        )
+
+    def drop_before(self, row: int) -> None:
+        """Forget the pieces that start before ``row``."""
+        while self._starts and self._starts[0] < row:
+            del self._starts[0], self._pieces[0]
 
     def get(self, row: int) -> memoryview | None:
-        if not self._valid[row]:
+        at = bisect_right(self._starts, row) - 1 if len(self._starts) > 1 else 0
+        valid, offsets, data = self._pieces[at]
+        row -= self._starts[at]
+        if not valid[row]:
             return None
-        return self._data[int(self._offsets[row]) : int(self._offsets[row + 1])]
+        return data[int(offsets[row]) : int(offsets[row + 1])]
+
+
+def _content_to_parse(table: pa.Table) -> pa.ChunkedArray:
+    """``content`` where the event is one we parse, null elsewhere."""
+    parsed = pc.is_in(
+        table.column("event_type").cast(pa.string()),
+        value_set=pa.array(sorted(_PARSED_EVENTS)),
+    )
+    return pc.if_else(
+        pc.fill_null(parsed, False),
+        table.column("content"),
+        pa.scalar(None, pa.large_string()),
+    )
+
+
+@dataclass(slots=True)
+class _Rows:
+    """One session's frames as Python values, in seq order; ``row`` is each one's row in the
+    capture table (where its audio is)."""
+
+    session_id: str
+    row: list[int]
+    seq: list[int]
+    time_s: list[float]
+    direction: list[str | None]
+    event_type: list[str | None]
+    item_id: list[str | None]
+    response_id: list[str | None]
+    audio_bytes: list[int]
+    content: list[str | None]
 
 
 class _Frames:
-    """The audio columns of all frames as Python values, rows sorted by session, then seq."""
+    """The audio columns of all frames but the samples, rows sorted by session, then seq."""
 
     def __init__(self, table: pa.Table) -> None:
         self.n = table.num_rows
@@ -186,41 +246,66 @@ class _Frames:
         order = pc.sort_indices(
             pa.table({"s": sid, "q": table.column("seq")}),
             sort_keys=[("s", "ascending"), ("q", "ascending")],
-        ).to_numpy()
-        self.order: list[int] = order.tolist()
-        self.session_id: list[str] = sid.to_pylist()
-        self.seq: list[int] = table.column("seq").to_pylist()
-        self.time_s: list[float] = table.column("time_s").to_pylist()
-        self.direction: list[str | None] = table.column("direction").to_pylist()
-        self.event_type: list[str | None] = table.column("event_type").to_pylist()
-        self.item_id: list[str | None] = table.column("item_id").to_pylist()
-        self.response_id: list[str | None] = table.column("response_id").to_pylist()
-        self.audio_bytes: list[int] = pc.fill_null(table.column("audio_bytes"), 0).to_pylist()
-        parsed = pc.is_in(
-            table.column("event_type").cast(pa.string()),
-            value_set=pa.array(sorted(_PARSED_EVENTS)),
         )
-        self.content: list[str | None] = pc.if_else(
-            pc.fill_null(parsed, False),
-            table.column("content"),
-            pa.scalar(None, pa.large_string()),
-        ).to_pylist()
-        self.audio = _Blobs(table.column("audio"))
+        self.order: npt.NDArray[np.int64] = order.to_numpy().astype(np.int64)
+        columns = {name: table.column(name) for name in _META_COLUMNS if name != "content"}
+        for name, column in columns.items():
+            if pa.types.is_dictionary(column.type):  # to_pylist of a slice is slow on these
+                columns[name] = column.cast(column.type.value_type)
+        columns["session_id"] = sid
+        columns["audio_bytes"] = pc.fill_null(columns["audio_bytes"], 0)
+        columns["content"] = _content_to_parse(table)
+        self.sorted = pa.table(columns).take(order)
+        sorted_sid = self.sorted.column("session_id")
+        if self.n:
+            changed = pc.not_equal(sorted_sid.slice(1), sorted_sid.slice(0, self.n - 1))
+            cuts = np.flatnonzero(changed.to_numpy(zero_copy_only=False)) + 1
+            self.bounds: list[int] = [0, *cuts.tolist(), self.n]
+        else:
+            self.bounds = [0]
+        self.session_ids: list[str] = [str(sorted_sid[start].as_py()) for start in self.bounds[:-1]]
 
-    def by_session(self) -> Iterator[tuple[str, list[int]]]:
-        start = 0
-        order = self.order
-        while start < len(order):
-            session_id = self.session_id[order[start]]
-            end = start
-            while end < len(order) and self.session_id[order[end]] == session_id:
-                end += 1
-            yield session_id, order[start:end]
-            start = end
+    def __len__(self) -> int:
+        return len(self.session_ids)
+
+    def rows(self, index: int) -> _Rows:
+        """The frames of the ``index``-th session (in session id order)."""
+        start, end = self.bounds[index], self.bounds[index + 1]
+        part = self.sorted.slice(start, end - start)
+        return _Rows(
+            session_id=self.session_ids[index],
+            row=self.order[start:end].tolist(),
+            seq=part.column("seq").to_pylist(),
+            time_s=part.column("time_s").to_pylist(),
+            direction=part.column("direction").to_pylist(),
+            event_type=part.column("event_type").to_pylist(),
+            item_id=part.column("item_id").to_pylist(),
+            response_id=part.column("response_id").to_pylist(),
+            audio_bytes=part.column("audio_bytes").to_pylist(),
+            content=part.column("content").to_pylist(),
+        )
+
+    def row_range(self, index: int) -> tuple[int, int]:
+        """The smallest and biggest capture-table row of the ``index``-th session."""
+        rows = self.order[self.bounds[index] : self.bounds[index + 1]]
+        return int(rows.min()), int(rows.max())
 
 
 def _ms(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+# Bytes per second of each format met so far (None: size is not time).
+_RATES: dict[AudioFormat, int | None] = {}
+
+
+def _duration_ms(fmt: AudioFormat, size: int) -> float:
+    """``fmt.duration_ms(size) or 0.0``, without the property calls (once per frame)."""
+    try:
+        rate = _RATES[fmt]
+    except KeyError:
+        rate = _RATES[fmt] = fmt.bytes_per_second
+    return size * 1000.0 / rate if rate else 0.0
 
 
 # --- one session -----------------------------------------------------------------------------
@@ -235,10 +320,7 @@ class _Chunk:
     data: memoryview | None
     size: int
     start_ms: float = 0.0  # on the input audio clock (user stream only)
-
-    @property
-    def duration_ms(self) -> float:
-        return self.format.duration_ms(self.size) or 0.0
+    duration_ms: float = 0.0  # ``format.duration_ms(size)``, 0 where size is not time
 
     @property
     def end_ms(self) -> float:
@@ -252,7 +334,8 @@ class _Chunk:
     def cut(self, start: int, end: int) -> _Chunk:
         data = None if self.data is None else self.data[start:end]
         start_ms = self.start_ms + (self.format.duration_ms(start) or 0.0)
-        return _Chunk(self.time_s, self.format, data, end - start, start_ms)
+        duration = self.format.duration_ms(end - start) or 0.0
+        return _Chunk(self.time_s, self.format, data, end - start, start_ms, duration)
 
 
 @dataclass(slots=True)
@@ -265,9 +348,10 @@ class _SessionAudioBuilder:
     """Follows one session's events in order: the input stream on the server's audio clock,
     commits and clears, VAD segments, assistant deltas by item."""
 
-    def __init__(self, frames: _Frames, session_id: str, facts: dict[str, Any]) -> None:
+    def __init__(self, frames: _Rows, blobs: _Blobs, facts: dict[str, Any]) -> None:
         self.f = frames
-        self.session_id = session_id
+        self.blobs = blobs
+        self.session_id = frames.session_id
         self.provider = provider_of(facts.get("host"), facts.get("path"))
         self.facts = facts
         self.warnings: list[str] = []
@@ -287,39 +371,47 @@ class _SessionAudioBuilder:
         self.dropped = False
         self.bad_wav = False
 
-    def build(self, rows: list[int]) -> SessionAudio:
+    def build(self) -> SessionAudio:
         f = self.f
+        n = len(f.seq)
+        event_types, directions, seqs = f.event_type, f.direction, f.seq
         changes = format_changes(
             (
-                (f.seq[i], f.event_type[i], f.content[i])
-                for i in rows
-                if f.event_type[i] in _CONFIG_EVENTS
+                (seqs[i], event_types[i], f.content[i])
+                for i in range(n)
+                if event_types[i] in _CONFIG_EVENTS
             ),
             self.provider,
         )
         fixed = len(changes) == 1
         input_format, output_format = changes[0][1], changes[0][2]
-        for i in rows:
-            event_type = f.event_type[i]
-            direction = f.direction[i]
+        assistant = self.assistant_pieces
+        first_seen = self.first_seen
+        for i in range(n):
+            event_type = event_types[i]
+            direction = directions[i]
             if event_type in CLIENT_AUDIO_EVENTS and direction == "client":
-                fmt = input_format if fixed else format_at(changes, f.seq[i], "client")
+                fmt = input_format if fixed else format_at(changes, seqs[i], "client")
                 chunk = self._chunk(i, fmt)
                 if chunk is not None:
                     self._append(chunk)
             elif event_type in SERVER_AUDIO_EVENTS and direction == "server":
-                fmt = output_format if fixed else format_at(changes, f.seq[i], "server")
+                fmt = output_format if fixed else format_at(changes, seqs[i], "server")
                 chunk = self._chunk(i, fmt)
                 if chunk is not None:
                     key = f.item_id[i] or f.response_id[i] or "unknown"
-                    self.assistant_pieces.setdefault(key, []).append(chunk)
-                    self.first_seen.setdefault(key, f.seq[i])
+                    pieces = assistant.get(key)
+                    if pieces is None:
+                        assistant[key] = [chunk]
+                        first_seen.setdefault(key, seqs[i])
+                    else:
+                        pieces.append(chunk)
             elif direction == "client":
                 self._client_event(i, event_type)
             elif direction == "server":
                 self._server_event(i, event_type)
         start_s = self.facts.get("start_s")
-        first_s = f.time_s[rows[0]] if rows else 0.0
+        first_s = f.time_s[0] if n else 0.0
         session = SessionAudio(
             session_id=self.session_id,
             start_s=min(first_s, start_s) if isinstance(start_s, int | float) else first_s,
@@ -341,30 +433,31 @@ class _SessionAudioBuilder:
         return session
 
     def _chunk(self, row: int, fmt: AudioFormat) -> _Chunk | None:
-        data = self.f.audio.get(row)
+        data = self.blobs.get(self.f.row[row])
         time_s = self.f.time_s[row]
         if data is None:
             size = self.f.audio_bytes[row]
             if size <= 0:
                 return None
             self.dropped = True
-            return _Chunk(time_s, fmt, None, size)
+            return _Chunk(time_s, fmt, None, size, 0.0, _duration_ms(fmt, size))
         if not data:
             return None
-        if is_wav(data):
+        if data[:4] == b"RIFF" and is_wav(data):
             wav = parse_wav(data)
             if wav is None or wav.channels != 1:
                 self.bad_wav = True
             else:
                 data = data[wav.data_start : wav.data_end]
                 fmt = wav.format
-        return _Chunk(time_s, fmt, data, len(data))
+        size = len(data)
+        return _Chunk(time_s, fmt, data, size, 0.0, _duration_ms(fmt, size))
 
     def _append(self, chunk: _Chunk) -> None:
-        chunk.start_ms = self.clock_ms
+        start = chunk.start_ms = self.clock_ms
         self.stream.append(chunk)
-        self.stream_starts.append(chunk.start_ms)
-        self.clock_ms = chunk.end_ms
+        self.stream_starts.append(start)
+        self.clock_ms = start + chunk.duration_ms
         if chunk.data is not None:
             self.user_stream.append(AudioChunk(chunk.time_s, chunk.format, chunk.data))
 
@@ -522,24 +615,124 @@ def _pcm16_at(data: memoryview | bytes | None, fmt: AudioFormat, rate: int) -> b
 # --- public ----------------------------------------------------------------------------------
 
 
+@dataclass
+class _Scan:
+    """A capture read session by session."""
+
+    warnings: list[str]  # the reader's
+    session_ids: list[str]  # every session, in session id order
+    sessions: Iterator[tuple[int, SessionAudio]]  # (index in session_ids, audio), in any order
+
+
+def _facts_by_session(facts_list: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    facts: dict[str, dict[str, Any]] = {}
+    for entry in facts_list:
+        facts.setdefault(str(entry.get("session_id")), {}).update(entry)
+    return facts
+
+
+def _cast(table: pa.Table) -> pa.Table:
+    return table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in table.column_names]))
+
+
+def _open_capture(paths: Sequence[Path]) -> tuple[pq.ParquetFile, list[dict[str, Any]]] | None:
+    """The one Parquet capture at ``paths``, when it is one that can be read row group by row
+    group; None for anything else (journals, several files, unreadable: the reader decides)."""
+    files = find_capture_files(paths)
+    if len(files) != 1 or files[0].suffix != ".parquet":
+        return None
+    try:
+        pf = pq.ParquetFile(files[0])
+    except (pa.ArrowInvalid, OSError):
+        return None
+    meta = parse_file_metadata(pf.metadata.metadata)
+    if meta is None or any(c not in pf.schema_arrow.names for c in AUDIO_COLUMNS):
+        return None
+    return pf, meta["sessions"]
+
+
+def _scan(paths: Sequence[Path]) -> _Scan:
+    """Sessions as soon as their audio is read. A single Parquet capture is read one row group
+    of samples at a time (the next one in a thread while this one is assembled), each session
+    built once its last row group is in and the samples forgotten when no session still needs
+    them: memory follows the sessions open at one point of the file, not the capture."""
+    opened = _open_capture(paths)
+    if opened is None:
+        table, facts_list, _, warnings = read_tables(list(paths), AUDIO_COLUMNS)
+        frames = _Frames(table.select(list(_META_COLUMNS)))
+        blobs = _Blobs.of(table.column("audio"))
+        return _Scan(warnings, frames.session_ids, _all_at_once(frames, blobs, facts_list))
+    pf, facts_list = opened
+    frames = _Frames(_cast(pf.read(columns=list(_META_COLUMNS))))
+    return _Scan([], frames.session_ids, _by_row_group(pf, frames, facts_list))
+
+
+def _all_at_once(
+    frames: _Frames, blobs: _Blobs, facts_list: list[dict[str, Any]]
+) -> Iterator[tuple[int, SessionAudio]]:
+    facts = _facts_by_session(facts_list)
+    for index, session_id in enumerate(frames.session_ids):
+        yield (
+            index,
+            _SessionAudioBuilder(frames.rows(index), blobs, facts.get(session_id, {})).build(),
+        )
+
+
+def _by_row_group(
+    pf: pq.ParquetFile, frames: _Frames, facts_list: list[dict[str, Any]]
+) -> Iterator[tuple[int, SessionAudio]]:
+    facts = _facts_by_session(facts_list)
+    groups = pf.metadata.num_row_groups
+    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(groups)]).tolist()
+    first_group: list[int] = []
+    done_at: dict[int, list[int]] = {}  # row group -> the sessions complete once it is read
+    for index in range(len(frames)):
+        low, high = frames.row_range(index)
+        first_group.append(bisect_right(starts, low) - 1)
+        done_at.setdefault(bisect_right(starts, high) - 1, []).append(index)
+    # keep_from[g]: the first row group a session not complete after g still needs
+    keep_from = [groups] * groups
+    needed = groups
+    for g in range(groups - 1, -1, -1):
+        keep_from[g] = needed
+        needed = min([needed] + [first_group[i] for i in done_at.get(g, [])])
+    audio_type = FRAME_SCHEMA.field("audio").type
+
+    def read(g: int) -> pa.ChunkedArray:
+        column = pf.read_row_group(g, columns=["audio"], use_threads=False).column("audio")
+        return column.cast(audio_type) if column.type != audio_type else column
+
+    blobs = _Blobs()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        ahead = pool.submit(read, 0) if groups else None
+        for g in range(groups):
+            assert ahead is not None
+            column = ahead.result()
+            ahead = pool.submit(read, g + 1) if g + 1 < groups else None
+            blobs.add(starts[g], column)
+            del column
+            for index in done_at.get(g, []):
+                session_facts = facts.get(frames.session_ids[index], {})
+                yield index, _SessionAudioBuilder(frames.rows(index), blobs, session_facts).build()
+            blobs.drop_before(starts[min(keep_from[g], g + 1)])
+
+
+def _collect(scan: _Scan) -> AudioCapture:
+    built = sorted(scan.sessions, key=lambda entry: entry[0])
+    sessions = [session for _, session in built]
+    warnings = list(scan.warnings)
+    for session in sessions:
+        warnings.extend(session.warnings)
+    sessions.sort(key=lambda s: s.start_s)
+    return AudioCapture(sessions, warnings)
+
+
 def load_audio(paths: Sequence[Path] | Path) -> AudioCapture:
     """The audio of every session of the captures at ``paths``: items, the user's stream, and
     warnings. Raises :class:`analyzer.reader.CaptureError`."""
     if isinstance(paths, Path):
         paths = [paths]
-    table, facts_list, _, warnings = read_tables(list(paths), AUDIO_COLUMNS)
-    facts: dict[str, dict[str, Any]] = {}
-    for entry in facts_list:
-        facts.setdefault(str(entry.get("session_id")), {}).update(entry)
-    frames = _Frames(table)
-    sessions: list[SessionAudio] = []
-    for session_id, rows in frames.by_session():
-        builder = _SessionAudioBuilder(frames, session_id, facts.get(session_id, {}))
-        session = builder.build(rows)
-        sessions.append(session)
-        warnings.extend(session.warnings)
-    sessions.sort(key=lambda s: s.start_s)
-    return AudioCapture(sessions, warnings)
+    return _collect(_scan(list(paths)))
 
 
 def load_item_audio(paths: Sequence[Path] | Path) -> list[ItemAudio]:

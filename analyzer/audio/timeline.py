@@ -29,33 +29,42 @@ class _Run:
     parts: list[memoryview | bytes] = field(default_factory=list)
 
 
-def _whole_samples(data: memoryview | bytes, fmt: AudioFormat) -> memoryview | bytes:
-    if fmt.encoding == PCM16 and len(data) % 2:
-        return data[:-1]
-    return data
-
-
 def _runs(
     chunks: Iterable[AudioChunk], start_s: float, rate: int, tolerance_s: float
 ) -> list[_Run]:
     """Lay chunks out in order: each starts when it arrived, but never before the previous one
     ended (or right at that end when it arrived within ``tolerance_s`` of it)."""
     runs: list[_Run] = []
+    run: _Run | None = None
     end = 0.0  # where the previous chunk ends, in output samples
     tolerance = tolerance_s * rate
+    fmt: AudioFormat | None = None  # the last chunk's format and what follows from it
+    usable = pcm16 = False
+    width = sample_rate = 1
     for chunk in chunks:
-        fmt = chunk.format
-        data = _whole_samples(chunk.data, fmt)
-        if not data or fmt.encoding not in DECODABLE:
+        if chunk.format is not fmt:
+            fmt = chunk.format
+            usable = fmt.encoding in DECODABLE
+            pcm16 = fmt.encoding == PCM16
+            width, sample_rate = fmt.bytes_per_sample, fmt.sample_rate
+        data = chunk.data
+        if pcm16 and len(data) % 2:
+            data = data[:-1]
+        if not data or not usable:
             continue
         arrival = max(0.0, (chunk.time_s - start_s) * rate)
-        if runs and runs[-1].format == fmt and arrival <= end + tolerance:
-            runs[-1].parts.append(data)
+        if (
+            run is not None
+            and (run.format is fmt or run.format == fmt)
+            and arrival <= end + tolerance
+        ):
+            run.parts.append(data)
         else:
             start = max(arrival, end)
-            runs.append(_Run(round(start), fmt, [data]))
+            run = _Run(round(start), fmt, [data])
+            runs.append(run)
             end = start
-        end += len(data) // fmt.bytes_per_sample * rate / fmt.sample_rate
+        end += len(data) // width * rate / sample_rate
     return runs
 
 
