@@ -260,7 +260,7 @@ def test_addon_fault_is_logged_and_traffic_continues(
 ) -> None:
     addon = capture.RealtimeCapture()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, rt_dir=str(tmp_path))
+        tctx.configure(addon, rt_dir=str(tmp_path), rt_writer="inline")
         flow = realtime_flow()
         addon.websocket_start(flow)
         assert addon.recorder is not None
@@ -280,7 +280,7 @@ def test_unwritable_directory_is_counted_and_logged(
 ) -> None:
     addon = capture.RealtimeCapture()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, rt_dir=str(tmp_path / "out"))
+        tctx.configure(addon, rt_dir=str(tmp_path / "out"), rt_writer="inline")
         flow = realtime_flow()
         addon.websocket_start(flow)
         send(addon, flow, '{"type":"a"}', True)
@@ -299,7 +299,7 @@ def test_turn_log_line_reports_latency(tmp_path: Path, caplog: pytest.LogCapture
     addon = capture.RealtimeCapture()
     with taddons.context(addon) as tctx:
         caplog.set_level("INFO")
-        tctx.configure(addon, rt_dir=str(tmp_path))
+        tctx.configure(addon, rt_dir=str(tmp_path), rt_writer="inline")
         flow = realtime_flow()
         addon.websocket_start(flow)
         assert flow.websocket is not None
