@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.protocol import (
@@ -224,15 +225,31 @@ def _ordered_events(frames: pd.DataFrame, types: Iterable[str]) -> pd.DataFrame:
 
 def conversation_items(session_frames: pd.DataFrame) -> pd.DataFrame:
     """The session's items in conversation order (columns :data:`ITEM_COLUMNS`)."""
-    session_id = _session_id(session_frames)
+    events = _ordered_events(session_frames, _ITEM_EVENTS)
+    mask = session_frames["event_type"].isin(list(_DELTA_EVENTS)) & session_frames["direction"].eq(
+        "server"
+    )
+    deltas = session_frames.loc[mask, ["time_s", "event_type", "item_id", "content"]]
+    return _items_table(
+        _session_id(session_frames),
+        events.itertuples(index=False, name=None),
+        deltas.itertuples(index=False, name=None),
+    )
+
+
+def _items_table(
+    session_id: str | None,
+    events: Iterable[tuple[Any, ...]],
+    deltas: Iterable[tuple[Any, ...]],
+) -> pd.DataFrame:
+    """Items from a session's item events (seq, time_s, direction, event_type, item_id,
+    content) and its server's text and transcript deltas (time_s, event_type, item_id,
+    content), both in arrival order."""
     items = _Items()
     client_items: dict[str, dict[str, Any]] = {}
     transcript_done: set[str] = set()
     text_done: set[str] = set()
-    events = _ordered_events(session_frames, _ITEM_EVENTS)
-    for seq, time_s, direction, event_type, item_id, content in events.itertuples(
-        index=False, name=None
-    ):
+    for seq, time_s, direction, event_type, item_id, content in events:
         del seq
         event = parse_event(content)
         if event_type == "conversation.item.create" and direction == "client":
@@ -303,7 +320,7 @@ def conversation_items(session_frames: pd.DataFrame) -> pd.DataFrame:
             items.update_from_item(row, created["item"])
             row["from_client"] = True
             items.place(item_id, _str(created["event"].get("previous_item_id")))
-    _fill_from_deltas(session_frames, items, transcript_done, text_done)
+    _fill_from_deltas(deltas, items, transcript_done, text_done)
     rows = []
     for position, item_id in enumerate(items.order, start=1):
         row = items.by_id[item_id]
@@ -333,26 +350,23 @@ def _update_from_response(items: _Items, event: dict[str, Any], time_s: float) -
 
 
 def _fill_from_deltas(
-    frames: pd.DataFrame, items: _Items, transcript_done: set[str], text_done: set[str]
+    deltas: Iterable[tuple[Any, ...]],
+    items: _Items,
+    transcript_done: set[str],
+    text_done: set[str],
 ) -> None:
     """Transcripts and texts of items whose ``.done`` never came (interrupted, cut capture),
-    joined from their deltas. Only those items' deltas are parsed."""
-    mask = frames["event_type"].isin(list(_DELTA_EVENTS)) & frames["direction"].eq("server")
-    deltas = frames.loc[mask, ["time_s", "event_type", "item_id", "content"]]
-    if deltas.empty:
-        return
-    is_text = deltas["event_type"].isin(list(TEXT_DELTA_EVENTS))
-    pending = (is_text & ~deltas["item_id"].isin(list(text_done))) | (
-        ~is_text & ~deltas["item_id"].isin(list(transcript_done))
-    )
+    joined from their deltas (server rows: time_s, event_type, item_id, content). Only those
+    items' deltas are parsed."""
     joined: dict[tuple[str, bool], list[str]] = {}
     first_seen: dict[str, float] = {}
-    for time_s, event_type, item_id, content in deltas[pending].itertuples(index=False, name=None):
-        if not _str(item_id):
+    for time_s, event_type, item_id, content in deltas:
+        is_text = event_type in TEXT_DELTA_EVENTS
+        if item_id in (text_done if is_text else transcript_done) or not _str(item_id):
             continue
         delta = parse_event(content).get("delta")
         if isinstance(delta, str):
-            joined.setdefault((item_id, event_type in TEXT_DELTA_EVENTS), []).append(delta)
+            joined.setdefault((item_id, is_text), []).append(delta)
             first_seen.setdefault(item_id, time_s)
     for (item_id, text), parts in joined.items():
         row = items.get(item_id, first_seen[item_id])
@@ -361,15 +375,18 @@ def _fill_from_deltas(
 
 def server_errors(session_frames: pd.DataFrame) -> pd.DataFrame:
     """The ``error`` events the server sent (columns :data:`ERROR_COLUMNS`)."""
-    session_id = _session_id(session_frames)
     mask = session_frames["event_type"].eq("error") & session_frames["direction"].eq("server")
-    rows = []
-    for seq, time_s, content in session_frames.loc[mask, ["seq", "time_s", "content"]].itertuples(
-        index=False, name=None
-    ):
+    rows = session_frames.loc[mask, ["seq", "time_s", "content"]].itertuples(index=False, name=None)
+    return _errors_table(_session_id(session_frames), rows)
+
+
+def _errors_table(session_id: str | None, rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
+    """Errors from a session's server ``error`` rows (seq, time_s, content)."""
+    table = []
+    for seq, time_s, content in rows:
         error = parse_event(content).get("error")
         error = error if isinstance(error, dict) else {}
-        rows.append(
+        table.append(
             {
                 "session_id": session_id,
                 "seq": int(seq),
@@ -381,7 +398,7 @@ def server_errors(session_frames: pd.DataFrame) -> pd.DataFrame:
                 "client_event_id": _str(error.get("event_id")),
             }
         )
-    return pd.DataFrame(rows, columns=list(ERROR_COLUMNS))
+    return pd.DataFrame(table, columns=list(ERROR_COLUMNS))
 
 
 def unknown_event_counts(session_frames: pd.DataFrame) -> dict[str, int]:
@@ -407,6 +424,80 @@ def build_conversation(session_frames: pd.DataFrame) -> Conversation:
         unknown_events=unknown_event_counts(session_frames),
         problems=problem_counts(session_frames),
     )
+
+
+def _by_session(
+    frames: pd.DataFrame, codes: np.ndarray, mask: np.ndarray, columns: Sequence[str]
+) -> dict[int, list[tuple[Any, ...]]]:
+    """Rows (``columns``, as ``itertuples`` gives them) of the frames in ``mask``, per session."""
+    out: dict[int, list[tuple[Any, ...]]] = {}
+    rows = frames.loc[mask, list(columns)].itertuples(index=False, name=None)
+    for code, row in zip(codes[mask].tolist(), rows, strict=True):
+        out.setdefault(code, []).append(row)
+    return out
+
+
+def _counts_by_session(
+    frames: pd.DataFrame, codes: np.ndarray, mask: np.ndarray, column: str
+) -> dict[int, dict[str, int]]:
+    """``value_counts`` of ``column`` (sorted by value) per session, over the frames in ``mask``."""
+    out: dict[int, dict[str, int]] = {}
+    if not mask.any():
+        return out
+    counts = (
+        pd.Series(1, index=[codes[mask], frames[column].to_numpy()[mask]])
+        .groupby(level=[0, 1], sort=False)
+        .size()
+    )
+    found: dict[int, list[tuple[str, int]]] = {}
+    by_key: dict[Any, Any] = counts.to_dict()
+    for key, count in by_key.items():
+        found.setdefault(int(key[0]), []).append((str(key[1]), int(count)))
+    for code, pairs in found.items():
+        out[code] = dict(sorted(pairs))
+    return out
+
+
+def build_conversations(
+    frames: pd.DataFrame, codes: np.ndarray, session_ids: Sequence[str]
+) -> dict[int, Conversation]:
+    """:func:`build_conversation` of every session in ``frames`` (sorted by session, then seq),
+    each pandas operation done once for all: ``codes[i]`` numbers frame i's session, whose id
+    is ``session_ids[code]``. Sessions without frames are left out."""
+    event_type = frames["event_type"]
+    server = frames["direction"].eq("server").to_numpy()
+    events = _by_session(
+        frames,
+        codes,
+        event_type.isin(list(_ITEM_EVENTS)).to_numpy(),
+        ("seq", "time_s", "direction", "event_type", "item_id", "content"),
+    )
+    deltas = _by_session(
+        frames,
+        codes,
+        event_type.isin(list(_DELTA_EVENTS)).to_numpy() & server,
+        ("time_s", "event_type", "item_id", "content"),
+    )
+    errors = _by_session(
+        frames, codes, event_type.eq("error").to_numpy() & server, ("seq", "time_s", "content")
+    )
+    known = event_type.isin(list(KNOWN_EVENTS)).to_numpy() | event_type.isna().to_numpy()
+    unknown = _counts_by_session(frames, codes, ~known, "event_type")
+    problems = (
+        _counts_by_session(frames, codes, frames["problem"].notna().to_numpy(), "problem")
+        if "problem" in frames
+        else {}
+    )
+    out: dict[int, Conversation] = {}
+    for code in np.unique(codes).tolist():
+        session_id = session_ids[code]
+        out[code] = Conversation(
+            items=_items_table(session_id, events.get(code, []), deltas.get(code, [])),
+            errors=_errors_table(session_id, errors.get(code, [])),
+            unknown_events=unknown.get(code, {}),
+            problems=problems.get(code, {}),
+        )
+    return out
 
 
 def _session_id(frames: pd.DataFrame) -> str | None:

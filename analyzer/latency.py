@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,21 @@ def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFra
     return table
 
 
+def latency_stats(turns: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``latency_dict(latency_summary(turns, per_session=False))``, computed directly."""
+    present = [m for m in LATENCY_METRICS if m in turns]
+    block = turns[present].to_numpy(dtype=float, na_value=np.nan) if present else None
+    out: dict[str, dict[str, Any]] = {}
+    for metric in LATENCY_METRICS:
+        values: np.ndarray = (
+            block[:, present.index(metric)]
+            if block is not None and metric in present
+            else np.zeros(0, dtype=float)
+        )
+        out[metric] = metric_stats(values)
+    return out
+
+
 def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[str, Any]]:
     """``{metric: {count, p50, p90, p99, max}}`` of one scope of :func:`latency_summary`."""
     rows = summary[summary["scope"] == scope]
@@ -73,26 +89,45 @@ def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[
     return out
 
 
+def _column(turns: pd.DataFrame, name: str, mask: np.ndarray) -> np.ndarray:
+    values: np.ndarray = turns[name].to_numpy(dtype=float, na_value=np.nan)[mask]
+    return values
+
+
 def streaming_stats(turns: pd.DataFrame) -> dict[str, Any]:
     """Streaming health of the replies that had audio: how fast audio came compared with real
     time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
-    if "reply_audio_deltas" in turns:
-        audio = turns[turns["reply_audio_deltas"].fillna(0) > 0]
+    if "reply_audio_deltas" in turns and len(turns):
+        deltas = turns["reply_audio_deltas"].to_numpy(dtype=float, na_value=np.nan)
+        audio = np.nan_to_num(deltas, nan=0.0) > 0
     else:
-        audio = turns.iloc[0:0]
-    ratio = audio["stream_ratio"].dropna() if len(audio) else pd.Series(dtype=float)
-    known = audio["would_stall"].dropna() if len(audio) else pd.Series(dtype=object)
+        audio = np.zeros(0, dtype=bool)
+    count = int(audio.sum())
+    if not count:
+        return {
+            "responses_with_audio": 0,
+            "stream_ratio_min": None,
+            "stream_ratio_p50": None,
+            "would_stall": 0,
+            "stall_count": 0,
+            "stall_ms_max": None,
+        }
+    ratio = _column(turns, "stream_ratio", audio)
+    ratio = ratio[~np.isnan(ratio)]
+    stalls = [
+        v
+        for v in np.asarray(turns["would_stall"].to_numpy(dtype=object))[audio].tolist()
+        if not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)))
+    ]
+    stall_ms = _column(turns, "stall_ms", audio)
+    stall_ms = stall_ms[~np.isnan(stall_ms)]
     return {
-        "responses_with_audio": len(audio),
+        "responses_with_audio": count,
         "stream_ratio_min": round(float(ratio.min()), 3) if len(ratio) else None,
-        "stream_ratio_p50": round(float(ratio.quantile(0.5)), 3) if len(ratio) else None,
-        "would_stall": int(known.astype(bool).sum()) if len(known) else 0,
-        "stall_count": int(audio["stall_count"].fillna(0).sum()) if len(audio) else 0,
-        "stall_ms_max": (
-            round(float(audio["stall_ms"].max()), 3)
-            if len(audio) and audio["stall_ms"].notna().any()
-            else None
-        ),
+        "stream_ratio_p50": round(float(np.quantile(ratio, 0.5)), 3) if len(ratio) else None,
+        "would_stall": sum(1 for v in stalls if bool(v)),
+        "stall_count": int(np.nan_to_num(_column(turns, "stall_count", audio), nan=0.0).sum()),
+        "stall_ms_max": round(float(stall_ms.max()), 3) if len(stall_ms) else None,
     }
 
 

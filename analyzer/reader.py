@@ -9,8 +9,10 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import FrameRecord, JournalError, read_journal
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, parse_file_metadata
 
@@ -120,6 +122,26 @@ def read_tables(
         tables.append(table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in columns])))
         sessions.extend(facts)
     return pa.concat_tables(tables, promote_options="default"), sessions, files, warnings
+
+
+# Audio frames whose ``content`` no analysis parses (once the audio is cut out it is only JSON
+# scaffolding); about 80% of a voice capture's frames.
+AUDIO_FRAME_EVENTS = CLIENT_AUDIO_EVENTS | SERVER_AUDIO_EVENTS
+
+
+def drop_audio_content(table: pa.Table) -> pa.Table:
+    """``table`` with ``content`` nulled for audio append/delta frames: what reports and sizes
+    read never parses it, and it is most of the text held in memory. (Not for replay or audio
+    rebuilding, which need the frames whole.)"""
+    if "content" not in table.column_names or "event_type" not in table.column_names:
+        return table
+    event_type = pc.cast(table.column("event_type"), pa.string())
+    audio = pc.fill_null(
+        pc.is_in(event_type, value_set=pa.array(sorted(AUDIO_FRAME_EVENTS))), False
+    )
+    content = table.column("content")
+    slim = pc.if_else(audio, pa.scalar(None, content.type), content)
+    return table.set_column(table.column_names.index("content"), "content", slim)
 
 
 def sessions_frame(sessions: list[dict[str, Any]], frames: pd.DataFrame) -> pd.DataFrame:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from analyzer.pricing import Prices, cost_usd, prices_for
@@ -62,6 +64,20 @@ def sizes_by_event(frames: pd.DataFrame) -> pd.DataFrame:
     return table[list(BY_EVENT_COLUMNS)]
 
 
+def sizes_by_session(frames: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """:func:`sizes_by_event` of each session of ``frames`` (by ``str`` session id), computed
+    in one grouping."""
+    table = sizes_by_event(frames)
+    sids = table["session_id"].astype(object).to_numpy()
+    if not len(sids):
+        return {}
+    bounds = (np.flatnonzero(sids[1:] != sids[:-1]) + 1).tolist()
+    out: dict[str, pd.DataFrame] = {}
+    for lo, hi in zip([0, *bounds], [*bounds, len(sids)], strict=True):
+        out[str(sids[lo])] = table.iloc[lo:hi].reset_index(drop=True)
+    return out
+
+
 def sizes_rollup(by_event: pd.DataFrame, by: Sequence[str] = ("direction",)) -> pd.DataFrame:
     """:func:`sizes_by_event` summed over ``by`` columns (largest first), with ``audio_share``
     = audio base64 bytes / wire bytes. ``by=()`` gives one total row."""
@@ -82,13 +98,34 @@ def sizes_rollup(by_event: pd.DataFrame, by: Sequence[str] = ("direction",)) -> 
 
 
 def size_totals(by_event: pd.DataFrame) -> dict[str, Any]:
-    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}``."""
-    total = sizes_rollup(by_event, ()).to_dict("records")[0]
-    by_direction = {
-        str(row["direction"]): _size_dict(row)
-        for row in sizes_rollup(by_event, ("direction",)).to_dict("records")
+    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}``.
+    (What :func:`sizes_rollup` over ``()`` and ``("direction",)`` gives, without pandas.)"""
+    columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
+    totals = [int(sum(values)) for values in columns]
+    by_direction: dict[Any, list[int]] = {}
+    for direction, *sizes in zip(by_event["direction"].tolist(), *columns, strict=True):
+        if direction is None or (isinstance(direction, float) and math.isnan(direction)):
+            continue  # groupby leaves missing keys out
+        sums = by_direction.setdefault(direction, [0, 0, 0, 0])
+        for i, value in enumerate(sizes):
+            sums[i] += value
+    ordered = sorted(by_direction.items(), key=lambda kv: (-int(kv[1][1]), kv[0]))
+    return {
+        **_totals_dict(totals),
+        "by_direction": {str(d): _totals_dict([int(v) for v in sums]) for d, sums in ordered},
     }
-    return {**_size_dict(total), "by_direction": by_direction}
+
+
+def _totals_dict(totals: Sequence[int]) -> dict[str, Any]:
+    frames, wire, b64, audio = totals
+    share = np.round(np.float64(b64) / np.float64(wire), 4) if wire > 0 else None
+    return {
+        "frames": frames,
+        "total_bytes": wire,
+        "audio_b64_bytes": b64,
+        "audio_bytes": audio,
+        "audio_share": None if share is None or np.isnan(share) else float(share),
+    }
 
 
 def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -105,12 +142,26 @@ def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
 def token_totals(turns: pd.DataFrame) -> dict[str, Any]:
     """Token counts of all responses summed (``responses`` = how many reported usage).
     Input tokens re-count the whole conversation at every response: that is what is billed."""
-    reported = turns[turns["total_tokens"].notna()] if len(turns) else turns
-    totals: dict[str, Any] = {"responses": len(reported)}
+    if not len(turns):
+        return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
+    reported = _reported(turns)
+    totals: dict[str, Any] = {"responses": int(reported.sum())}
     for column in TOKEN_COLUMNS:
-        values = reported[column] if len(reported) else pd.Series(dtype=float)
-        totals[column] = int(values.sum()) if values.notna().any() else None
+        values = _floats(turns[column])[reported]
+        known = ~np.isnan(values)
+        totals[column] = int(values[known].sum()) if known.any() else None
     return totals
+
+
+def _floats(column: pd.Series) -> np.ndarray:
+    values: np.ndarray = column.to_numpy(dtype=float, na_value=np.nan)
+    return values
+
+
+def _reported(turns: pd.DataFrame) -> np.ndarray:
+    """Which turns reported token usage."""
+    reported: np.ndarray = ~np.isnan(_floats(turns["total_tokens"]))
+    return reported
 
 
 def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
@@ -125,8 +176,9 @@ def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
 def turns_cost_usd(turns: pd.DataFrame, prices: Prices) -> float:
     """Estimated USD of the responses in ``turns``, all at one model's prices."""
     total = 0.0
-    for row in turns[list(TOKEN_COLUMNS)].to_dict("records"):
-        total += cost_usd(row, prices)
+    columns = [turns[c].tolist() for c in TOKEN_COLUMNS]
+    for values in zip(*columns, strict=True):
+        total += cost_usd(dict(zip(TOKEN_COLUMNS, values, strict=True)), prices)
     return total
 
 
@@ -136,11 +188,11 @@ def session_cost(
     """``{usd, priced_as, note}``: the estimate for one session's responses at its model's
     prices; ``usd`` is None when the model has no price."""
     found = prices_for(model, prices)
-    reported = turns[turns["total_tokens"].notna()] if len(turns) else turns
     if found is None:
         note = f"no price for model {model!r}" if model else "model unknown"
         return {"usd": None, "priced_as": None, "note": note + "; pass --prices FILE."}
     key, table = found
+    reported = turns[_reported(turns)] if len(turns) else turns
     if not len(reported):
         return {"usd": None, "priced_as": key, "note": "no response reported token usage"}
     usd = turns_cost_usd(reported, table)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -156,22 +157,35 @@ def _silence_ms(session: dict[str, Any]) -> tuple[bool, float]:
 
 
 def _config_timelines(
-    frames: pd.DataFrame, provider: str
-) -> tuple[list[tuple[int, AudioFormat, AudioFormat]], list[tuple[int, float]]]:
-    """Audio formats in force, and the VAD silence the server confirmed, by seq."""
-    config = frames[frames["event_type"].isin(list(_CONFIG_EVENTS))]
-    rows = list(config[["seq", "event_type", "content"]].itertuples(index=False, name=None))
-    changes = format_changes(rows, provider)
-    silence: list[tuple[int, float]] = [(-1, _NAN)]
-    for seq, event_type, content in rows:
-        if event_type.endswith(".update"):
-            continue  # the client's wish; the server's echo says what is in force
-        session = parse_event(content).get("session")
-        if isinstance(session, dict):
-            says, value = _silence_ms(session)
-            if says:
-                silence.append((int(seq), value))
-    return changes, silence
+    frames: pd.DataFrame, codes: np.ndarray, providers: Mapping[int, str]
+) -> tuple[
+    dict[int, list[tuple[int, AudioFormat, AudioFormat]]], dict[int, list[tuple[int, float]]]
+]:
+    """Per session: audio formats in force, and the VAD silence the server confirmed, by seq."""
+    mask = frames["event_type"].isin(list(_CONFIG_EVENTS)).to_numpy()
+    rows_by_session: dict[int, list[tuple[Any, Any, Any]]] = {}
+    for code, row in zip(
+        codes[mask].tolist(),
+        zip(*(frames.loc[mask, c] for c in ("seq", "event_type", "content")), strict=True),
+        strict=True,
+    ):
+        rows_by_session.setdefault(code, []).append(row)
+    changes: dict[int, list[tuple[int, AudioFormat, AudioFormat]]] = {}
+    silences: dict[int, list[tuple[int, float]]] = {}
+    for code, provider in providers.items():
+        rows = rows_by_session.get(code, [])
+        changes[code] = format_changes(rows, provider)
+        silence: list[tuple[int, float]] = [(-1, _NAN)]
+        for seq, event_type, content in rows:
+            if event_type.endswith(".update"):
+                continue  # the client's wish; the server's echo says what is in force
+            session = parse_event(content).get("session")
+            if isinstance(session, dict):
+                says, value = _silence_ms(session)
+                if says:
+                    silence.append((int(seq), value))
+        silences[code] = silence
+    return changes, silences
 
 
 def _value_at(timeline: list[tuple[int, float]], seq: float) -> float:
@@ -198,6 +212,10 @@ def _bytes_per_ms(
 
 
 # --- responses --------------------------------------------------------------------------------
+# The helpers below work on the frames of one or many sessions at once (sorted by session, then
+# seq, with a default index): ``codes`` numbers each frame's session (``pd.factorize``), and
+# results are keyed by that number. Grouping by (session, key) gives each session exactly the
+# values a one-session computation would.
 
 
 def _response_of_audio(frames: pd.DataFrame, audio: pd.DataFrame) -> pd.Series:
@@ -221,52 +239,73 @@ def _response_of_audio(frames: pd.DataFrame, audio: pd.DataFrame) -> pd.Series:
     return filled
 
 
+_AUDIO_STAT_COLUMNS: tuple[str, ...] = (
+    "first_audio_s",
+    "last_audio_s",
+    "reply_audio_deltas",
+    "reply_audio_bytes",
+    "reply_audio_ms",
+    "stream_ratio",
+    "would_stall",
+    "stall_count",
+    "stall_ms",
+)
+
+
 def _audio_stats(
-    frames: pd.DataFrame, changes: list[tuple[int, AudioFormat, AudioFormat]]
-) -> pd.DataFrame:
-    """Per response: first/last delta time, deltas, bytes, play time and streaming health.
+    frames: pd.DataFrame,
+    codes: np.ndarray,
+    changes: Mapping[int, list[tuple[int, AudioFormat, AudioFormat]]],
+) -> dict[tuple[int, str], dict[str, Any]]:
+    """Per (session, response): first/last delta time, deltas, bytes, play time and streaming
+    health.
 
     Playback that starts when the first delta arrives ends the i-th delta at
     ``C_i + max_{j<=i}(t_j - C_{j-1})`` (C = cumulative play time), so delta i arrives after the
     buffer ran dry exactly when ``t_i - C_{i-1}`` sets a new maximum; the excess is the stall.
     """
-    columns = [
-        "first_audio_s",
-        "last_audio_s",
-        "reply_audio_deltas",
-        "reply_audio_bytes",
-        "reply_audio_ms",
-        "stream_ratio",
-        "would_stall",
-        "stall_count",
-        "stall_ms",
-    ]
-    audio = frames[
+    mask = (
         frames["event_type"].isin(list(SERVER_AUDIO_EVENTS)) & frames["direction"].eq("server")
-    ][["seq", "time_s", "response_id", "audio_bytes"]].copy()
-    audio["response_id"] = _response_of_audio(frames, audio)
+    ).to_numpy()
+    audio = frames.loc[mask, ["seq", "time_s", "response_id", "audio_bytes"]].copy()
+    if audio.empty:
+        return {}
+    audio_codes = codes[mask]
+    audio["_session"] = audio_codes
+    missing = audio["response_id"].isna().to_numpy()
+    if missing.any():
+        filled = audio["response_id"].astype(object).copy()
+        for code in np.unique(audio_codes[missing]).tolist():
+            in_session = audio_codes == code
+            own = frames[codes == code]
+            filled[in_session] = _response_of_audio(own, audio[in_session]).to_numpy()
+        audio["response_id"] = filled
     audio = audio[audio["response_id"].notna()]
     if audio.empty:
-        return pd.DataFrame(columns=columns, index=pd.Index([], name="response_id"))
+        return {}
     audio["audio_bytes"] = audio["audio_bytes"].fillna(0).astype(float)
-    audio["ms"] = audio["audio_bytes"] / _bytes_per_ms(
-        changes, audio["seq"].to_numpy(), output=True
-    )
+    sessions = audio["_session"].to_numpy()
+    seqs = audio["seq"].to_numpy()
+    rate = np.empty(len(audio), dtype=float)
+    bounds = np.flatnonzero(np.diff(sessions)) + 1
+    for lo, hi in zip(
+        np.concatenate([[0], bounds]).tolist(),
+        np.concatenate([bounds, [len(audio)]]).tolist(),
+        strict=True,
+    ):
+        rate[lo:hi] = _bytes_per_ms(changes[int(sessions[lo])], seqs[lo:hi], output=True)
+    audio["ms"] = audio["audio_bytes"] / rate
     audio["ms_unknown"] = audio["ms"].isna()
-    group = audio.groupby("response_id", sort=False)
+    keys = [audio["_session"], audio["response_id"]]
+    group = audio.groupby(keys, sort=False)
     t_ms = (audio["time_s"] - group["time_s"].transform("min")) * 1000.0
     played_before = group["ms"].cumsum() - audio["ms"]
     x = t_ms - played_before
-    previous_max = (
-        x.groupby(audio["response_id"], sort=False)
-        .cummax()
-        .groupby(audio["response_id"], sort=False)
-        .shift(1)
-    )
+    previous_max = x.groupby(keys, sort=False).cummax().groupby(keys, sort=False).shift(1)
     gap = (x - previous_max).where(previous_max.notna(), 0.0)
     audio["stall"] = gap > _STALL_TOLERANCE_MS
     audio["stall_ms"] = gap.where(audio["stall"], 0.0)
-    stats = audio.groupby("response_id", sort=False).agg(
+    stats = audio.groupby(keys, sort=False).agg(
         first_audio_s=("time_s", "min"),
         last_audio_s=("time_s", "max"),
         reply_audio_deltas=("seq", "size"),
@@ -293,12 +332,26 @@ def _audio_stats(
     stats["stall_count"] = stats["stall_count"].astype(float).where(~unknown)
     stats["stall_ms"] = stats["stall_ms"].round(3).where(~unknown)
     stats["reply_audio_ms"] = stats["reply_audio_ms"].round(3)
-    return stats[columns]
+    table = stats[list(_AUDIO_STAT_COLUMNS)]
+    by_key: dict[Any, Any] = table.to_dict("index")
+    return {(int(key[0]), str(key[1])): dict(row) for key, row in by_key.items()}
 
 
-def _first_times(frames: pd.DataFrame, types: frozenset[str], key: str) -> dict[str, float]:
-    rows = frames[frames["event_type"].isin(list(types)) & frames[key].notna()]
-    return {str(k): float(v) for k, v in rows.groupby(key, sort=False)["time_s"].min().items()}
+def _first_times(
+    frames: pd.DataFrame, codes: np.ndarray, types: frozenset[str], key: str
+) -> dict[tuple[int, str], float]:
+    """Time of the first server frame of ``types`` per (session, ``key``)."""
+    mask = (
+        frames["direction"].eq("server")
+        & frames["event_type"].isin(list(types))
+        & frames[key].notna()
+    ).to_numpy()
+    rows = frames.loc[mask, ["time_s", key]]
+    if rows.empty:
+        return {}
+    first = rows.groupby([codes[mask], rows[key]], sort=False)["time_s"].min()
+    pairs: dict[Any, Any] = first.to_dict()
+    return {(int(key[0]), str(key[1])): float(v) for key, v in pairs.items()}
 
 
 def _usage_columns(usage: Any) -> dict[str, float]:
@@ -324,22 +377,30 @@ def _usage_columns(usage: Any) -> dict[str, float]:
     return out
 
 
-def _response_facts(frames: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """Per response id: created/done times, status, usage, its assistant item, function calls.
-    Parses only response.created/.done and output_item events."""
-    server = frames[frames["direction"].eq("server") & frames["response_id"].notna()]
-    wanted = server["event_type"].isin(
-        [
-            "response.created",
-            "response.done",
-            "response.output_item.added",
-            "response.output_item.done",
-        ]
-    )
-    facts: dict[str, dict[str, Any]] = {}
-    for time_s, event_type, response_id, content in server.loc[
-        wanted, ["time_s", "event_type", "response_id", "content"]
-    ].itertuples(index=False, name=None):
+def _response_facts(
+    frames: pd.DataFrame, codes: np.ndarray
+) -> dict[int, dict[str, dict[str, Any]]]:
+    """Per session, per response id: created/done times, status, usage, its assistant item,
+    function calls. Parses only response.created/.done and output_item events."""
+    mask = (
+        frames["direction"].eq("server")
+        & frames["response_id"].notna()
+        & frames["event_type"].isin(
+            [
+                "response.created",
+                "response.done",
+                "response.output_item.added",
+                "response.output_item.done",
+            ]
+        )
+    ).to_numpy()
+    by_session: dict[int, dict[str, dict[str, Any]]] = {}
+    for code, time_s, event_type, response_id, content in zip(
+        codes[mask].tolist(),
+        *(frames.loc[mask, c] for c in ("time_s", "event_type", "response_id", "content")),
+        strict=True,
+    ):
+        facts = by_session.setdefault(code, {})
         fact = facts.setdefault(str(response_id), {"output_items": [], "calls": []})
         if event_type == "response.created":
             fact.setdefault("response_created_s", float(time_s))
@@ -364,6 +425,12 @@ def _response_facts(frames: pd.DataFrame) -> dict[str, dict[str, Any]]:
             item = event.get("item")
             if isinstance(item, dict):
                 fact["output_items"].append(item)
+    for facts in by_session.values():
+        _finish_response_facts(facts)
+    return by_session
+
+
+def _finish_response_facts(facts: dict[str, dict[str, Any]]) -> None:
     for fact in facts.values():
         items = fact.get("done_items") or fact["output_items"]
         message = next(
@@ -384,7 +451,6 @@ def _response_facts(frames: pd.DataFrame) -> dict[str, dict[str, Any]]:
                     seen.add(key)
                     names.append(item["name"])
         fact["function_calls"] = names
-    return facts
 
 
 # --- the turn state machine -------------------------------------------------------------------
@@ -409,30 +475,80 @@ def _new_turn(trigger: str | None, start_s: float) -> dict[str, Any]:
 
 
 def _find_turns(
-    frames: pd.DataFrame, changes: list[tuple[int, AudioFormat, AudioFormat]]
-) -> list[dict[str, Any]]:
-    """Walk the control events in arrival order; bind each response to the oldest open turn."""
-    is_server = frames["direction"].eq("server")
-    appended = np.where(
-        frames["event_type"].isin(list(CLIENT_AUDIO_EVENTS)) & ~is_server,
+    frames: pd.DataFrame,
+    codes: np.ndarray,
+    changes: Mapping[int, list[tuple[int, AudioFormat, AudioFormat]]],
+) -> dict[int, list[dict[str, Any]]]:
+    """Per session: walk the control events in arrival order; bind each response to the oldest
+    open turn."""
+    is_server = frames["direction"].eq("server").to_numpy()
+    event_type = frames["event_type"]
+    append_bytes = np.where(
+        event_type.isin(list(CLIENT_AUDIO_EVENTS)).to_numpy() & ~is_server,
         frames["audio_bytes"].fillna(0).to_numpy(dtype=float),
         0.0,
-    ).cumsum()
-    control = (is_server & frames["event_type"].isin(list(_SERVER_CONTROL))) | (
-        ~is_server & frames["event_type"].isin(list(_CLIENT_CONTROL))
     )
-    response_rows = frames[is_server & frames["response_id"].notna()]
-    starts = set(response_rows.drop_duplicates("response_id").index)
-    output_items = set(
-        response_rows.loc[
-            response_rows["event_type"].eq("response.output_item.added"), "item_id"
-        ].dropna()
+    appended = pd.Series(append_bytes).groupby(codes, sort=False).cumsum().to_numpy()
+    control = (is_server & event_type.isin(list(_SERVER_CONTROL)).to_numpy()) | (
+        ~is_server & event_type.isin(list(_CLIENT_CONTROL)).to_numpy()
     )
-    committed_items = set(
-        frames.loc[frames["event_type"].eq("input_audio_buffer.committed"), "item_id"].dropna()
+    has_response = is_server & frames["response_id"].notna().to_numpy()
+    positions = np.flatnonzero(has_response)
+    first = (
+        ~pd.DataFrame({"s": codes[positions], "r": frames["response_id"].to_numpy()[positions]})
+        .duplicated()
+        .to_numpy()
     )
-    rows = frames[control | frames.index.isin(list(starts))]
+    is_start = np.zeros(len(frames), dtype=bool)
+    is_start[positions[first]] = True
+    output_items: dict[int, set[Any]] = {}
+    has_item = frames["item_id"].notna().to_numpy()
+    added = has_response & event_type.eq("response.output_item.added").to_numpy() & has_item
+    for code, item_id in zip(codes[added].tolist(), frames.loc[added, "item_id"], strict=True):
+        output_items.setdefault(code, set()).add(item_id)
+    committed_items: dict[int, set[Any]] = {}
+    committed = event_type.eq("input_audio_buffer.committed").to_numpy() & has_item
+    for code, item_id in zip(
+        codes[committed].tolist(), frames.loc[committed, "item_id"], strict=True
+    ):
+        committed_items.setdefault(code, set()).add(item_id)
+    wanted = control | is_start
+    columns = ["seq", "time_s", "direction", "event_type", "item_id", "response_id", "content"]
+    rows = list(
+        zip(
+            *(frames.loc[wanted, c] for c in columns),
+            appended[wanted].tolist(),
+            is_start[wanted].tolist(),
+            strict=True,
+        )
+    )
+    row_codes = codes[wanted].tolist()
+    found: dict[int, list[dict[str, Any]]] = {}
+    lo = 0
+    while lo < len(rows):
+        code = row_codes[lo]
+        hi = lo
+        while hi < len(rows) and row_codes[hi] == code:
+            hi += 1
+        found[code] = _walk_turns(
+            rows[lo:hi],
+            changes[code],
+            output_items.get(code, set()),
+            committed_items.get(code, set()),
+        )
+        lo = hi
+    return found
 
+
+def _walk_turns(
+    rows: list[tuple[Any, ...]],
+    changes: list[tuple[int, AudioFormat, AudioFormat]],
+    output_items: set[Any],
+    committed_items: set[Any],
+) -> list[dict[str, Any]]:
+    """The turn state machine over one session's control rows (seq, time_s, direction,
+    event_type, item_id, response_id, content, audio bytes appended so far, starts a
+    response)."""
     turns: list[dict[str, Any]] = []
     open_turns: list[dict[str, Any]] = []
     speech: dict[str, Any] | None = None
@@ -440,10 +556,10 @@ def _find_turns(
     awaiting_ack: list[dict[str, Any]] = []
     buffer_from = 0.0  # appended bytes at the last buffer reset
 
-    def buffer_ms(position: int, seq: int) -> float:
+    def buffer_ms(appended: float, seq: int) -> float:
         nonlocal buffer_from
-        size = float(appended[position]) - buffer_from
-        buffer_from = float(appended[position])
+        size = float(appended) - buffer_from
+        buffer_from = float(appended)
         rate = _bytes_per_ms(changes, np.array([seq]), output=False)[0]
         return round(size / rate, 3) if size > 0 else _NAN
 
@@ -463,16 +579,10 @@ def _find_turns(
             turns.append(turn)
         turn["response_id"] = response_id
 
-    for position, (seq, time_s, direction, event_type, item_id, response_id, content) in zip(
-        rows.index,
-        rows[
-            ["seq", "time_s", "direction", "event_type", "item_id", "response_id", "content"]
-        ].itertuples(index=False, name=None),
-        strict=True,
-    ):
+    for seq, time_s, direction, event_type, item_id, response_id, content, appended, start in rows:
         item_id = item_id if isinstance(item_id, str) else None
         server = direction == "server"
-        if server and position in starts:
+        if server and start:
             bind(response_id, seq)
         if server and event_type == "input_audio_buffer.speech_started":
             event = parse_event(content)
@@ -500,7 +610,7 @@ def _find_turns(
                 None,
             )
             turn = waiting  # type: ignore[assignment]
-            size_ms = buffer_ms(position, seq)
+            size_ms = buffer_ms(appended, seq)
             if turn is None:  # committed with no speech_stopped seen: still a VAD turn
                 turn = add(_new_turn("vad", time_s), seq)
                 turn["user_audio_ms"] = size_ms
@@ -510,15 +620,15 @@ def _find_turns(
             if math.isnan(turn["user_audio_ms"]):
                 turn["user_audio_ms"] = size_ms
         elif server and event_type == "input_audio_buffer.cleared":
-            buffer_ms(position, seq)
+            buffer_ms(appended, seq)
         elif server and event_type in ITEM_CREATED_EVENTS:
             if awaiting_ack and item_id and item_id not in output_items | committed_items:
                 awaiting_ack.pop(0)["id"] = item_id
         elif not server and event_type == "input_audio_buffer.commit":
             turn = add(_new_turn("commit", time_s), seq)
-            turn["user_audio_ms"] = buffer_ms(position, seq)
+            turn["user_audio_ms"] = buffer_ms(appended, seq)
         elif not server and event_type == "input_audio_buffer.clear":
-            buffer_ms(position, seq)
+            buffer_ms(appended, seq)
         elif not server and event_type == "conversation.item.create":
             item = parse_event(content).get("item")
             item = item if isinstance(item, dict) else {}
@@ -552,6 +662,59 @@ def _find_turns(
     return turns
 
 
+@dataclass
+class TurnParts:
+    """What turn tables are built from, computed for many sessions at once (keyed by the
+    session's code, see :func:`turn_parts`)."""
+
+    silence: dict[int, list[tuple[int, float]]]
+    turns: dict[int, list[dict[str, Any]]]
+    responses: dict[int, dict[str, dict[str, Any]]]
+    audio: dict[tuple[int, str], dict[str, Any]]
+    first_transcript: dict[tuple[int, str], float]
+    first_text: dict[tuple[int, str], float]
+    transcribed: dict[tuple[int, str], float]
+    delta_items: dict[tuple[int, str], str]
+
+
+def turn_parts(frames: pd.DataFrame, codes: np.ndarray, providers: Mapping[int, str]) -> TurnParts:
+    """The pieces of the turn tables of the sessions in ``frames`` (sorted by session, then seq;
+    default index), computed with one pass of each pandas operation over all of them.
+    ``codes[i]`` numbers frame i's session; ``providers`` gives each session code's provider."""
+    changes, silence = _config_timelines(frames, codes, providers)
+    server = frames["direction"].eq("server").to_numpy()
+    mask = (
+        server
+        & frames["event_type"]
+        .isin(list(SERVER_AUDIO_EVENTS | AUDIO_TRANSCRIPT_DELTA_EVENTS))
+        .to_numpy()
+        & frames["response_id"].notna().to_numpy()
+        & frames["item_id"].notna().to_numpy()
+    )
+    deltas = pd.DataFrame(
+        {
+            "s": codes[mask],
+            "r": frames["response_id"].to_numpy()[mask],
+            "i": frames["item_id"].to_numpy()[mask],
+        }
+    ).drop_duplicates(["s", "r"])
+    return TurnParts(
+        silence=silence,
+        turns=_find_turns(frames, codes, changes),
+        responses=_response_facts(frames, codes),
+        audio=_audio_stats(frames, codes, changes),
+        first_transcript=_first_times(frames, codes, AUDIO_TRANSCRIPT_DELTA_EVENTS, "response_id"),
+        first_text=_first_times(frames, codes, TEXT_DELTA_EVENTS, "response_id"),
+        transcribed=_first_times(frames, codes, frozenset({TRANSCRIPTION_COMPLETED}), "item_id"),
+        delta_items={
+            (int(c), str(r)): str(i)
+            for c, r, i in zip(
+                deltas["s"].tolist(), deltas["r"].tolist(), deltas["i"].tolist(), strict=True
+            )
+        },
+    )
+
+
 def build_turns(
     session_frames: pd.DataFrame,
     session_facts: Mapping[Any, Any] | None = None,
@@ -568,19 +731,25 @@ def build_turns(
     frames = session_frames.sort_values("seq", kind="stable").reset_index(drop=True)
     session_id = str(frames["session_id"].iloc[0])
     provider = provider_of(_facts_get(session_facts, "host"), _facts_get(session_facts, "path"))
-    changes, silence = _config_timelines(frames, provider)
+    parts = turn_parts(frames, np.zeros(len(frames), dtype=np.intp), {0: provider})
     if items is None:
         items = conversation_items(frames)
-    turns = _find_turns(frames, changes)
-    responses = _response_facts(frames)
-    audio = _audio_stats(frames, changes)
-    server = frames[frames["direction"].eq("server")]
-    first_transcript = _first_times(server, AUDIO_TRANSCRIPT_DELTA_EVENTS, "response_id")
-    first_text = _first_times(server, TEXT_DELTA_EVENTS, "response_id")
-    transcribed = _first_times(server, frozenset({TRANSCRIPTION_COMPLETED}), "item_id")
-    by_item: dict[str, dict[Any, Any]] = {
-        str(row["item_id"]): row for row in items.to_dict("records")
-    }
+    return session_turns(parts, 0, session_id, items)
+
+
+def session_turns(
+    parts: TurnParts, code: int, session_id: str, items: pd.DataFrame
+) -> pd.DataFrame:
+    """The turn table of session ``code`` of ``parts`` (what :func:`build_turns` gives)."""
+    silence = parts.silence[code]
+    turns = parts.turns.get(code, [])
+    responses = parts.responses.get(code, {})
+    by_item: dict[str, dict[Any, Any]] = {}
+    if len(items):
+        columns = list(items.columns)
+        for values in items.to_numpy(dtype=object).tolist():
+            item_row = dict(zip(columns, values, strict=True))
+            by_item[str(item_row["item_id"])] = item_row
 
     def item_value(item_id: Any, column: str) -> Any:
         if not isinstance(item_id, str) or item_id not in by_item:
@@ -588,27 +757,15 @@ def build_turns(
         value = by_item[item_id].get(column)
         return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
-    audio_dict = audio.to_dict("index")
-    deltas = server[
-        server["event_type"].isin(list(SERVER_AUDIO_EVENTS | AUDIO_TRANSCRIPT_DELTA_EVENTS))
-        & server["response_id"].notna()
-        & server["item_id"].notna()
-    ]
-    delta_items = {
-        str(k): str(v)
-        for k, v in deltas.drop_duplicates("response_id")
-        .set_index("response_id")["item_id"]
-        .items()
-    }
     rows = []
     for index, turn in enumerate(turns, start=1):
         response_id = turn["response_id"]
         fact = responses.get(response_id, {}) if response_id else {}
-        stats = audio_dict.get(response_id, {}) if response_id else {}
+        stats = parts.audio.get((code, response_id), {}) if response_id else {}
         start = turn["turn_start_s"]
         assistant_item_id = fact.get("assistant_item_id")
         if assistant_item_id is None and response_id:
-            assistant_item_id = delta_items.get(response_id)
+            assistant_item_id = parts.delta_items.get((code, response_id))
         status = fact.get("status")
         reason = fact.get("status_reason")
         truncated = bool(item_value(assistant_item_id, "truncated"))
@@ -639,12 +796,14 @@ def build_turns(
             "committed_s": turn["committed_s"],
             "response_create_s": turn["response_create_s"],
             "response_created_s": fact.get("response_created_s", _NAN),
-            "first_transcript_s": first_transcript.get(response_id, _NAN),
+            "first_transcript_s": parts.first_transcript.get((code, response_id), _NAN),
             "first_audio_s": stats.get("first_audio_s", _NAN),
-            "first_text_s": first_text.get(response_id, _NAN),
+            "first_text_s": parts.first_text.get((code, response_id), _NAN),
             "last_audio_s": stats.get("last_audio_s", _NAN),
             "response_done_s": fact.get("response_done_s", _NAN),
-            "transcription_s": transcribed.get(user_item, _NAN) if user_item else _NAN,
+            "transcription_s": (
+                parts.transcribed.get((code, user_item), _NAN) if user_item else _NAN
+            ),
             "turn_start_s": start,
             "silence_duration_ms": silence_ms,
             "user_audio_ms": turn["user_audio_ms"],
@@ -679,9 +838,13 @@ def build_turns(
         )
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
-    for column in (*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS):
-        table[column] = table[column].astype(float)
-    table["interrupted"] = table["interrupted"].astype(bool)
+    # Usually already float / bool: convert only the columns that are not (astype is costly).
+    wanted: dict[str, Any] = dict.fromkeys((*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS), float)
+    wanted["interrupted"] = bool
+    dtypes = table.dtypes
+    convert = {c: t for c, t in wanted.items() if dtypes[c] != np.dtype(t)}
+    if convert:
+        table = table.astype(convert)
     table["would_stall"] = pd.Series(
         [None if v is None or v is pd.NA else bool(v) for v in table["would_stall"].tolist()],
         index=table.index,
