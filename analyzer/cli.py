@@ -14,13 +14,23 @@ import pandas as pd
 from rich.console import Console
 
 from analyzer.conversation import conversation_items
+from analyzer.dataset import (
+    Dataset,
+    Filters,
+    ReportParts,
+    dataset_sizes,
+    dataset_turns,
+    open_dataset,
+    parse_time,
+    report_parts,
+)
 from analyzer.latency import latency_summary, streaming_summary
 from analyzer.pricing import Prices, PricingError, load_prices
 from analyzer.reader import Capture, CaptureError, find_capture_files, read_capture
 from analyzer.recording.convert import JournalError, convert_journal
-from analyzer.report import all_turns, analyze_capture, build_report, jsonable
+from analyzer.report import build_report, jsonable
 from analyzer.schema import ANALYSIS_COLUMNS
-from analyzer.sizes import GROUPINGS, SIZE_INPUT_COLUMNS, sizes_by_event, sizes_rollup
+from analyzer.sizes import GROUPINGS, sizes_rollup
 from analyzer.turns import TURN_COLUMNS
 
 DEBUG_ENV = "RT_ANALYZE_DEBUG"
@@ -127,6 +137,68 @@ def _console() -> Console:
     return Console(width=None if sys.stdout.isatty() else 160)
 
 
+# --- datasets: many runs from many proxies, filtered, read run file by run file ---------------
+
+ENGINES = ("local", "spark")
+
+
+def dataset_options(command: Any) -> Any:
+    """The filter options shared by the dataset commands."""
+    options = [
+        click.option(
+            "--since",
+            help="Only sessions that started at or after this time: 2025-01-31, "
+            "2025-01-31T12:00:00Z or epoch seconds (UTC unless an offset is given).",
+        ),
+        click.option("--until", help="Only sessions that started before this time."),
+        click.option(
+            "--host",
+            "hosts",
+            multiple=True,
+            help="Only captures of this proxy host (the host= partition); repeatable.",
+        ),
+        click.option("--model", "models", multiple=True, help="Only this model; repeatable."),
+        click.option(
+            "--dialect",
+            "dialects",
+            multiple=True,
+            type=click.Choice(["beta", "ga", "other"]),
+            help="Only this protocol dialect; repeatable.",
+        ),
+        click.option(
+            "--session",
+            "session_ids",
+            multiple=True,
+            help="Only this session id (or id prefix); repeatable.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(options: dict[str, Any]) -> Filters:
+    since, until = options.get("since"), options.get("until")
+    return Filters(
+        since_s=parse_time(since) if since else None,
+        until_s=parse_time(until) if until else None,
+        hosts=tuple(options.get("hosts") or ()),
+        models=tuple(options.get("models") or ()),
+        dialects=tuple(options.get("dialects") or ()),
+        sessions=tuple(options.get("session_ids") or ()),
+    )
+
+
+def open_captures(paths: Sequence[Path | str], options: dict[str, Any]) -> Dataset:
+    """The dataset of ``paths`` (files, directories, globs) with the filter options."""
+    return open_dataset(list(paths), _filters(options))
+
+
+def _echo_warnings(dataset: Dataset) -> None:
+    for warning in dataset.warnings:
+        click.echo(f"Warning: {warning}", err=True)
+
+
 @click.group(cls=_Group)
 @click.version_option(package_name="rt-analyze")
 def main() -> None:
@@ -155,8 +227,24 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write one self-contained HTML report (plots, chat, audio players) to this file.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(ENGINES),
+    default="local",
+    show_default=True,
+    help="local: run file by run file in bounded memory; spark: sessions analyzed on Spark "
+    "(pip install 'rt-analyze[spark]').",
+)
+@click.option("--master", default="local[2]", show_default=True, help="Spark master URL.")
+@dataset_options
 def report(
-    captures: tuple[Path, ...], output_format: str, prices: Path | None, html_path: Path | None
+    captures: tuple[Path, ...],
+    output_format: str,
+    prices: Path | None,
+    html_path: Path | None,
+    engine: str = "local",
+    master: str = "local[2]",
+    **filters: Any,
 ) -> None:
     """Per session: turns with latencies, transcripts and usage; sizes, tokens, cost.
 
@@ -165,10 +253,22 @@ def report(
         rt-analyze report captures/rt-20250101T120000Z-abc123.parquet --format json
 
         rt-analyze report captures/ --html report.html
+
+        rt-analyze report 'fleet/date=2025-01-*' --host proxy-a --engine spark
     """
     price_table = _prices(prices)
-    capture = load_capture(captures)
-    result = build_report(capture, price_table)
+    if html_path is None:
+        parts, dataset = _report_parts(captures, engine, master, price_table, filters)
+        if output_format == "json":  # written session by session: a fleet's report is big
+            parts.write_json(sys.stdout, dataset.files_read, dataset.warnings)
+            sys.stdout.write("\n")
+            return
+        result = parts.report(dataset.files_read, dataset.warnings)
+    else:  # the HTML report embeds plots and audio of every session: it reads captures whole
+        if engine != "local" or _filters(filters).active:
+            raise click.ClickException("--html reads captures whole; drop --engine and filters.")
+        capture = load_capture(captures)
+        result = build_report(capture, price_table)
     if html_path is not None:
         from analyzer.html_report import render_html_report
 
@@ -190,13 +290,35 @@ def report(
         render_report(result, _console())
 
 
+def _report_parts(
+    captures: Sequence[Path],
+    engine: str,
+    master: str,
+    prices: dict[str, Prices] | None,
+    filters: dict[str, Any],
+) -> tuple[ReportParts, Dataset]:
+    dataset = open_captures(captures, filters)
+    if engine == "spark":
+        from analyzer.spark import SparkUnavailable, spark_report_parts, spark_session
+
+        try:
+            parts = spark_report_parts(dataset, spark_session(master), prices)
+        except SparkUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        parts = report_parts(dataset, prices)
+    _echo_warnings(dataset)
+    return parts, dataset
+
+
 @main.command()
 @captures_argument
 @_format_option("table", "json", "csv")
 @click.option(
     "--per-turn", is_flag=True, help="One row per turn (its latencies) instead of percentiles."
 )
-def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool) -> None:
+@dataset_options
+def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **filters: Any) -> None:
     """Latency percentiles (count, p50, p90, p99, max) per session and overall, from the turn
     start (speech stopped, or the client's commit / response.create) to the response's
     created, first transcript, first audio, first text and done events, and of the input
@@ -206,8 +328,9 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool) -> N
 
         rt-analyze latency captures/ --format csv > latency.csv
     """
-    capture = load_capture(captures)
-    turns = all_turns(list(analyze_capture(capture)))
+    dataset = open_captures(captures, filters)
+    turns = dataset_turns(dataset)
+    _echo_warnings(dataset)
     if per_turn:
         columns = [
             c
@@ -249,7 +372,8 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool) -> N
     show_default=True,
     help="Group by event type (and direction), by direction, or by session.",
 )
-def sizes(captures: tuple[Path, ...], output_format: str, by: str) -> None:
+@dataset_options
+def sizes(captures: tuple[Path, ...], output_format: str, by: str, **filters: Any) -> None:
     """Frames, bytes on the wire, audio bytes (base64 and decoded) and the audio share.
 
     Reads only the size columns, so it is fast on big captures.
@@ -258,8 +382,9 @@ def sizes(captures: tuple[Path, ...], output_format: str, by: str) -> None:
 
         rt-analyze sizes captures/ --by direction
     """
-    capture = load_capture(captures, SIZE_INPUT_COLUMNS)
-    by_event = sizes_by_event(capture.frames)
+    dataset = open_captures(captures, filters)
+    by_event = dataset_sizes(dataset)
+    _echo_warnings(dataset)
     table = sizes_rollup(by_event, GROUPINGS[by])
     if output_format == "json":
         total = sizes_rollup(by_event, ())
@@ -302,15 +427,31 @@ def conversation(captures: tuple[Path, ...], output_format: str) -> None:
 @main.command()
 @captures_argument
 @_format_option("csv", "json")
-def turns(captures: tuple[Path, ...], output_format: str) -> None:
+@click.option(
+    "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="See report."
+)
+@click.option("--master", default="local[2]", show_default=True, help="Spark master URL.")
+@dataset_options
+def turns(
+    captures: tuple[Path, ...], output_format: str, engine: str, master: str, **filters: Any
+) -> None:
     """The full turn table (one row per turn, every column), for spreadsheets and notebooks.
 
     Example:
 
         rt-analyze turns captures/ > turns.csv
     """
-    capture = load_capture(captures)
-    table = all_turns(list(analyze_capture(capture)))
+    dataset = open_captures(captures, filters)
+    if engine == "spark":
+        from analyzer.spark import SparkUnavailable, spark_session, spark_turns
+
+        try:
+            table = spark_turns(dataset, spark_session(master))
+        except SparkUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+    else:
+        table = dataset_turns(dataset)
+    _echo_warnings(dataset)
     if output_format == "json":
         _echo_json(_records(table))
     else:
@@ -389,3 +530,127 @@ def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
     for path in result.files:
         click.echo(str(path))
     click.echo(f"Wrote {len(result.files)} file(s) to {out_dir}.", err=True)
+
+
+def _where(pairs: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:
+    """Filter options plus one side's KEY=VALUE overrides (keys as the filter options)."""
+    keys = {
+        "since": "since",
+        "until": "until",
+        "host": "hosts",
+        "model": "models",
+        "dialect": "dialects",
+        "session": "session_ids",
+    }
+    options = dict(base)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in keys:
+            raise click.ClickException(
+                f"cannot read {pair!r}; write KEY=VALUE with KEY one of {', '.join(keys)}."
+            )
+        name = keys[key]
+        if name in ("since", "until"):
+            options[name] = value
+        else:
+            options[name] = (*(options.get(name) or ()), value)
+    return options
+
+
+@main.command()
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path), required=False)
+@_format_option("table", "json")
+@dataset_options
+@click.option("--a-where", multiple=True, help="KEY=VALUE filter for side A only; repeatable.")
+@click.option("--b-where", multiple=True, help="KEY=VALUE filter for side B only; repeatable.")
+@click.option("--seed", type=int, default=20250101, show_default=True, help="Bootstrap seed.")
+@click.option("--bootstrap", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
+def compare(
+    a: Path,
+    b: Path | None,
+    output_format: str,
+    a_where: tuple[str, ...],
+    b_where: tuple[str, ...],
+    seed: int,
+    bootstrap: int,
+    **filters: Any,
+) -> None:
+    """Compare two captures, datasets, or filters of one: latency percentiles side by side,
+    the median difference (B - A) with its bootstrap 95% interval and Mann-Whitney p, and
+    whether it is beyond noise; sizes and tokens side by side. A and B are files, directories
+    or globs; with B left out both sides are A, told apart by --a-where / --b-where (KEY=VALUE,
+    KEY one of since, until, host, model, dialect, session).
+
+    Example:
+
+        rt-analyze compare before/ after/
+
+        rt-analyze compare fleet/ --a-where host=proxy-eu --b-where host=proxy-us
+    """
+    from analyzer.compare import compare_datasets, render_comparison
+
+    side_a = open_captures([a], _where(a_where, filters))
+    side_b = open_captures([b if b is not None else a], _where(b_where, filters))
+    result = compare_datasets(side_a, side_b, samples=bootstrap, seed=seed)
+    result["a"] = " ".join([str(a), *a_where])
+    result["b"] = " ".join([str(b if b is not None else a), *b_where])
+    _echo_warnings(side_a)
+    _echo_warnings(side_b)
+    if output_format == "json":
+        _echo_json(result)
+    else:
+        render_comparison(result, _console())
+
+
+@main.command()
+@captures_argument
+@click.option(
+    "--turns",
+    "turns_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the turn table here (.parquet or .csv).",
+)
+@click.option(
+    "--sizes",
+    "sizes_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write sizes by session, direction and event type here (.parquet or .csv).",
+)
+@click.option(
+    "--otlp",
+    "otlp_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write one OpenTelemetry span per turn (OTLP/JSON) here.",
+)
+@dataset_options
+def export(
+    captures: tuple[Path, ...],
+    turns_path: Path | None,
+    sizes_path: Path | None,
+    otlp_path: Path | None,
+    **filters: Any,
+) -> None:
+    """Export the turn table and sizes to Parquet or CSV, and turns as OTLP/JSON spans (one
+    trace per session; load it with an OTLP/JSON file receiver or POST it to /v1/traces).
+
+    Example:
+
+        rt-analyze export captures/ --turns turns.parquet --sizes sizes.csv --otlp spans.json
+    """
+    from analyzer.exports import TABLE_SUFFIXES, export_dataset
+
+    if turns_path is None and sizes_path is None and otlp_path is None:
+        raise click.ClickException("nothing to export; pass --turns, --sizes and/or --otlp.")
+    for path in (turns_path, sizes_path):
+        if path is not None and path.suffix not in TABLE_SUFFIXES:
+            raise click.ClickException(f"{path}: name tables .parquet or .csv.")
+    dataset = open_captures(captures, filters)
+    try:
+        written = export_dataset(dataset, turns_path, sizes_path, otlp_path)
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the export: {exc}.") from exc
+    _echo_warnings(dataset)
+    for path in written["files"]:
+        click.echo(path)
+    click.echo(f"Exported {written['sessions']} session(s), {written['turns']} turn(s).", err=True)

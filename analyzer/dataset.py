@@ -1,0 +1,649 @@
+"""Many runs from many proxies as one dataset: discovery, filters, and streaming run by run.
+
+A dataset is every capture found under some paths: files, directories (searched recursively) and
+globs, in a flat directory or in the hive layout ``rt_dir/date=YYYY-MM-DD/host=PROXY/rt-*.parquet``
+that ``rt_layout=partitioned`` writes. Partition keys found in a file's path are surfaced on its
+sessions: ``date`` and ``proxy_host`` (the partition's ``host``, renamed because a session's
+``host`` is the API host it talked to).
+
+Analysis streams: one run file (a run holds whole sessions) is read at a time, its analysis
+columns only (never ``audio``), its sessions analyzed, and only the small per-turn rows and size
+aggregates are kept. A run file bigger than ``rows_per_read`` frames is read in windows of whole
+sessions, each window a filtered read that Parquet's ``time_s`` statistics prune to the row groups
+it needs. Filters are applied as early as the data allows: partitions prune files, the session
+facts in a file's footer prune files and sessions before any frame is read, and the rest is
+pushed into the Parquet read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import glob
+import json
+import math
+import re
+import textwrap
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
+import pyarrow.parquet as pq
+
+from analyzer.conversation import Conversation
+from analyzer.latency import LATENCY_METRICS
+from analyzer.pricing import Prices
+from analyzer.reader import Capture, CaptureError, read_capture, sessions_frame
+from analyzer.report import (
+    SessionAnalysis,
+    all_turns,
+    analyze_capture,
+    jsonable,
+    session_dict,
+    summarize,
+)
+from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, parse_file_metadata
+from analyzer.sizes import BY_EVENT_COLUMNS, NO_TYPE, SIZE_COLUMNS, SIZE_INPUT_COLUMNS
+from analyzer.turns import TOKEN_COLUMNS
+
+# Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
+PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
+# Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
+DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
+# A run file with more frames than this is read in windows of whole sessions.
+ROWS_PER_READ = 500_000
+# Frames of a session lie between its start_s and end_s; this margin only widens the row-group
+# pruning window, so clock rounding can never drop a frame.
+_WINDOW_MARGIN_S = 1.0
+_PARTITION_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
+_GLOB_CHARS = frozenset("*?[")
+
+
+# --- filters ---------------------------------------------------------------------------------
+
+
+def parse_time(text: str) -> float:
+    """Epoch seconds from ``2025-01-31``, ``2025-01-31T12:00``, ISO with offset, or a number.
+    Times without an offset are UTC."""
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise CaptureError(
+            f"cannot read the time {text!r}; write a date (2025-01-31), an ISO time "
+            "(2025-01-31T12:00:00Z) or epoch seconds."
+        ) from exc
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.timestamp()
+
+
+def _number(value: Any) -> float | None:
+    """A known time: a number that is not NaN, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which sessions a dataset holds. Empty tuples / None mean "any".
+
+    ``since_s`` / ``until_s`` bound the session's start (``since_s <= start_s < until_s``);
+    ``hosts`` are proxy hosts (the ``host=`` partition); ``sessions`` are ids or id prefixes.
+    Model and dialect are matched against the session facts the recorder stored.
+    """
+
+    since_s: float | None = None
+    until_s: float | None = None
+    hosts: tuple[str, ...] = ()
+    models: tuple[str, ...] = ()
+    dialects: tuple[str, ...] = ()
+    sessions: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self != Filters()
+
+    def keeps_partitions(self, partitions: Mapping[str, str]) -> bool:
+        """False when a file's partitions rule out every session in it."""
+        if self.hosts and partitions.get("host") not in self.hosts:
+            return False
+        day = partitions.get("date")
+        if self.until_s is not None and day is not None:
+            try:
+                run_day = dt.date.fromisoformat(day)
+            except ValueError:
+                return True
+            # The partition is the UTC day the run started; its sessions start that day or later.
+            if run_day > dt.datetime.fromtimestamp(self.until_s, dt.UTC).date():
+                return False
+        return True
+
+    def keeps(self, facts: Mapping[str, Any]) -> bool:
+        """Whether a session (its facts, with ``proxy_host``) is in the dataset. An unknown
+        start time passes the time filter here; :meth:`keeps` runs again once it is known."""
+        start = _number(facts.get("start_s"))
+        if start is not None:
+            if self.since_s is not None and start < self.since_s:
+                return False
+            if self.until_s is not None and start >= self.until_s:
+                return False
+        if self.hosts and facts.get("proxy_host") not in self.hosts:
+            return False
+        if self.models and facts.get("model") not in self.models:
+            return False
+        if self.dialects and facts.get("dialect") not in self.dialects:
+            return False
+        sid = str(facts.get("session_id"))
+        return not self.sessions or any(sid.startswith(s) for s in self.sessions)
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunFile:
+    """One capture file of a dataset and the ``key=value`` partitions in its path."""
+
+    path: Path
+    partitions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def proxy_host(self) -> str | None:
+        return self.partitions.get("host")
+
+    @property
+    def date(self) -> str | None:
+        return self.partitions.get("date")
+
+
+def partitions_of(path: Path) -> dict[str, str]:
+    """The hive partitions (``key=value`` directories) in ``path``, innermost last."""
+    found: dict[str, str] = {}
+    for part in path.parent.parts:
+        match = _PARTITION_PART.match(part)
+        if match:
+            found[match.group(1)] = match.group(2)
+    return found
+
+
+def _expand(spec: Path | str) -> list[Path]:
+    text = str(spec)
+    if any(c in text for c in _GLOB_CHARS) and not Path(text).exists():
+        matches = sorted(Path(m) for m in glob.glob(text, recursive=True))
+        if not matches:
+            raise CaptureError(
+                f"no files match {text}; check the pattern (quote it for the shell)."
+            )
+        return matches
+    path = Path(text)
+    if not path.exists():
+        raise CaptureError(
+            f"{path} does not exist; pass a .parquet, a .jsonl, a directory or a glob."
+        )
+    return [path]
+
+
+def discover(paths: Sequence[Path | str]) -> list[RunFile]:
+    """The capture files under ``paths`` (files, directories, globs), each once: Parquet files,
+    plus journals with no Parquet file beside them, sorted by path."""
+    candidates: set[Path] = set()
+    for spec in paths:
+        for path in _expand(spec):
+            if path.is_dir():
+                candidates.update(path.rglob("*.parquet"))
+                candidates.update(path.rglob("*.jsonl"))
+            elif path.suffix in (".parquet", ".jsonl"):
+                candidates.add(path)
+            else:
+                raise CaptureError(f"{path} is neither a .parquet capture nor a .jsonl journal.")
+    resolved = {p.resolve(): p for p in sorted(candidates)}
+    stems = {p.with_suffix("") for p in resolved if p.suffix == ".parquet"}
+    files = [
+        RunFile(path, partitions_of(path))
+        for real, path in sorted(resolved.items())
+        if real.suffix == ".parquet" or real.with_suffix("") not in stems
+    ]
+    if not files:
+        raise CaptureError(
+            "no .parquet or .jsonl capture files found in " + ", ".join(map(str, paths))
+        )
+    return files
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def _tidy_frames(table: pa.Table) -> pd.DataFrame:
+    """Frames as :func:`analyzer.reader.read_capture` gives them."""
+    frames = table.to_pandas()
+    for name in ("session_id", "direction", "opcode", "event_type"):
+        if name in frames and isinstance(frames[name].dtype, pd.CategoricalDtype):
+            frames[name] = frames[name].astype(object)
+    if "seq" in frames:
+        frames = frames.sort_values(["session_id", "seq"], kind="stable")
+    return frames.reset_index(drop=True)
+
+
+def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -> pd.DataFrame:
+    sessions = sessions.copy()
+    if run_id is not None:
+        sessions["run_id"] = sessions["run_id"].where(sessions["run_id"].notna(), run_id)
+    sessions["date"] = run.date
+    sessions["proxy_host"] = run.proxy_host
+    return sessions
+
+
+def _windows(facts: list[dict[str, Any]], per_window: int) -> list[list[dict[str, Any]]]:
+    ordered = sorted(facts, key=lambda f: f.get("start_s") or 0.0)
+    return [ordered[i : i + per_window] for i in range(0, len(ordered), per_window)]
+
+
+def _window_filter(window: list[dict[str, Any]]) -> pc.Expression:
+    """The pushed-down filter of one read: its sessions, and, when every session's start and
+    end are known, their time range, which prunes row groups by their ``time_s`` statistics."""
+    ids = pa.array([str(f["session_id"]) for f in window], pa.string())
+    expr = pc.field("session_id").isin(ids)
+    starts = [_number(f.get("start_s")) for f in window]
+    ends = [_number(f.get("end_s")) for f in window]
+    known_starts = [v for v in starts if v is not None]
+    known_ends = [v for v in ends if v is not None]
+    if len(known_starts) == len(starts) and len(known_ends) == len(ends):
+        low = min(known_starts) - _WINDOW_MARGIN_S
+        high = max(known_ends) + _WINDOW_MARGIN_S
+        expr = expr & (pc.field("time_s") >= low) & (pc.field("time_s") <= high)
+    return expr
+
+
+@dataclass
+class Dataset:
+    """Capture files read as one dataset, with filters; see the module docstring."""
+
+    files: list[RunFile]
+    filters: Filters = field(default_factory=Filters)
+    rows_per_read: int = ROWS_PER_READ
+    warnings: list[str] = field(default_factory=list)
+    files_read: list[Path] = field(default_factory=list)
+
+    @property
+    def sources(self) -> list[Path]:
+        return [f.path for f in self.files]
+
+    def candidate_files(self) -> list[RunFile]:
+        """Files not ruled out by their partitions."""
+        return [f for f in self.files if self.filters.keeps_partitions(f.partitions)]
+
+    def footer(self, run: RunFile) -> tuple[str, list[dict[str, Any]]] | None:
+        """A Parquet run file's run id and session facts (with ``date`` and ``proxy_host``)
+        from its footer alone; None for journals and for files we cannot read that way."""
+        if run.path.suffix != ".parquet":
+            return None
+        try:
+            _, run_id, facts = self._parquet_facts(run)
+        except _Fallback:
+            return None
+        return run_id, facts
+
+    def _parquet_facts(self, run: RunFile) -> tuple[pq.ParquetFile, str, list[dict[str, Any]]]:
+        try:
+            pf = pq.ParquetFile(run.path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _Fallback from exc
+        meta = parse_file_metadata(pf.metadata.metadata)
+        if meta is None:
+            raise _Fallback
+        run_id = str(meta.get("run_id") or run.path.stem)
+        facts = [
+            {
+                **f,
+                "run_id": f.get("run_id") or run_id,
+                "date": run.date,
+                "proxy_host": run.proxy_host,
+            }
+            for f in meta.get("sessions", [])
+        ]
+        return pf, run_id, facts
+
+    def _select(self, table: pa.Table, sessions: pd.DataFrame) -> tuple[pa.Table, pd.DataFrame]:
+        """Apply the filters to a piece's sessions now that their start is known."""
+        if not self.filters.active or sessions.empty:
+            return table, sessions
+        keep = [
+            self.filters.keeps({str(k): v for k, v in f.items()})
+            for f in sessions.to_dict("records")
+        ]
+        sessions = sessions[keep].reset_index(drop=True)
+        ids = pa.array([str(s) for s in sessions["session_id"]], pa.string())
+        mask = pc.is_in(pc.cast(table.column("session_id"), pa.string()), value_set=ids)
+        return table.filter(mask), sessions
+
+    def _read_whole(self, run: RunFile, columns: Sequence[str]) -> tuple[pa.Table, pd.DataFrame]:
+        """The reader's path (journals, and Parquet we cannot read: it falls back to the
+        journal beside it or says what to do)."""
+        capture = read_capture([run.path], columns)
+        self.warnings.extend(capture.warnings)
+        schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
+        table = pa.Table.from_pandas(capture.frames[list(columns)], preserve_index=False)
+        return table.cast(schema), _with_partitions(capture.sessions, run, None)
+
+    def iter_tables(
+        self, columns: Sequence[str] = ANALYSIS_COLUMNS
+    ) -> Iterator[tuple[RunFile, pa.Table, pd.DataFrame]]:
+        """The dataset a piece at a time, filtered: (file, its frames as Arrow, its sessions),
+        one piece per run file or per window of whole sessions of a big one. ``columns`` must
+        include ``session_id`` and ``time_s``."""
+        columns = list(columns)
+        schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
+        for run in self.candidate_files():
+            try:
+                if run.path.suffix == ".jsonl":
+                    raise _Fallback
+                pf, run_id, facts = self._parquet_facts(run)
+            except _Fallback:
+                self.files_read.append(run.path)
+                table, sessions = self._select(*self._read_whole(run, columns))
+                if len(sessions):
+                    yield run, table, sessions
+                continue
+            kept = [f for f in facts if self.filters.keeps(f)]
+            if facts and not kept:
+                continue  # the footer rules the whole file out: not one frame read
+            self.files_read.append(run.path)
+            rows = pf.metadata.num_rows
+            if not facts or (len(kept) == len(facts) and rows <= self.rows_per_read):
+                windows: list[list[dict[str, Any]] | None] = [None]
+            else:
+                per_session = rows / max(len(facts), 1)
+                per_window = max(1, int(self.rows_per_read // max(per_session, 1.0)))
+                windows = list(_windows(kept, per_window))
+            for window in windows:
+                expr = None if window is None else _window_filter(window)
+                table = pq.read_table(
+                    run.path, columns=columns, filters=expr, partitioning=None
+                ).cast(schema)
+                keys = pa.table(
+                    {
+                        "session_id": pc.cast(table.column("session_id"), pa.string()),
+                        "time_s": table.column("time_s"),
+                    }
+                ).to_pandas()
+                sessions = sessions_frame(kept if window is None else window, keys)
+                sessions = _with_partitions(sessions, run, run_id)
+                table, sessions = self._select(table, sessions)
+                if len(sessions):
+                    yield run, table, sessions
+
+    def iter_captures(self, columns: Sequence[str] = ANALYSIS_COLUMNS) -> Iterator[Capture]:
+        """:meth:`iter_tables` as :class:`~analyzer.reader.Capture` pieces (pandas frames)."""
+        for run, table, sessions in self.iter_tables(columns):
+            yield Capture(_tidy_frames(table), sessions, [run.path], [])
+
+    def sessions(self) -> pd.DataFrame:
+        """Every session's facts (with ``date`` and ``proxy_host``) from the files' footers;
+        journals and unreadable Parquet files are read to learn theirs."""
+        parts = [sessions for _, _, sessions in self.iter_tables(("session_id", "time_s"))]
+        if not parts:
+            return pd.DataFrame(columns=[*_session_columns()])
+        return pd.concat(parts, ignore_index=True)
+
+    def arrow_dataset(self) -> pads.Dataset:
+        """The Parquet files as one ``pyarrow.dataset`` with the hive partition columns
+        (``date``, ``host``): for your own scans and aggregations pushed into Arrow."""
+        files = [str(f.path) for f in self.candidate_files() if f.path.suffix == ".parquet"]
+        keys = sorted({k for f in self.files for k in f.partitions})
+        partition_schema = pa.schema([(k, pa.string()) for k in keys])
+        schema = pa.unify_schemas([FRAME_SCHEMA, partition_schema])
+        part = pads.partitioning(partition_schema, flavor="hive")
+        return pads.dataset(files, schema=schema, format="parquet", partitioning=part)
+
+
+class _Fallback(Exception):
+    """This Parquet file is not readable as ours; let the reader deal with it."""
+
+
+def _session_columns() -> tuple[str, ...]:
+    from analyzer.schema import SESSION_FIELDS
+
+    return (*SESSION_FIELDS, *PARTITION_COLUMNS)
+
+
+def open_dataset(
+    paths: Sequence[Path | str] | Path | str,
+    filters: Filters | None = None,
+    rows_per_read: int = ROWS_PER_READ,
+) -> Dataset:
+    """The dataset of captures under ``paths`` (files, directories, globs)."""
+    if isinstance(paths, Path | str):
+        paths = [paths]
+    return Dataset(discover(paths), filters or Filters(), rows_per_read)
+
+
+# --- analysis, streaming ---------------------------------------------------------------------
+
+
+def _empty_conversation() -> Conversation:
+    return Conversation(pd.DataFrame(), pd.DataFrame())
+
+
+def iter_analyses(dataset: Dataset) -> Iterator[SessionAnalysis]:
+    """:func:`analyzer.report.analyze_session` of every session, one run file at a time."""
+    for capture in dataset.iter_captures():
+        yield from analyze_capture(capture)
+
+
+def _with_keys(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
+    keyed = turns.copy()
+    for position, key in enumerate(DATASET_TURN_KEYS):
+        keyed.insert(position, key, facts.get(key))
+    return keyed
+
+
+def dataset_turns(dataset: Dataset) -> pd.DataFrame:
+    """The turn table of every session (:data:`analyzer.turns.TURN_COLUMNS`), preceded by
+    ``run_id``, ``date`` and ``proxy_host`` so that sessions of different runs never clash."""
+    parts: list[pd.DataFrame] = []
+    for capture in dataset.iter_captures():
+        tables = [_with_keys(a.turns, a.facts) for a in analyze_capture(capture) if len(a.turns)]
+        if tables:
+            parts.append(pd.concat(tables, ignore_index=True))
+    if not parts:
+        empty = all_turns([])
+        return _with_keys(empty, {})
+    return pd.concat(parts, ignore_index=True)
+
+
+def _sizes_of(table: pa.Table) -> pa.Table:
+    """``sizes_by_event`` computed in Arrow (no pandas frames)."""
+    event = pc.cast(table.column("event_type"), pa.string())
+    slim = pa.table(
+        {
+            "session_id": pc.cast(table.column("session_id"), pa.string()),
+            "direction": pc.cast(table.column("direction"), pa.string()),
+            "event_type": pc.fill_null(event, NO_TYPE),
+            "bytes": table.column("frame_bytes"),
+            "audio_b64_bytes": pc.fill_null(table.column("audio_b64_bytes"), 0),
+            "audio_bytes": pc.fill_null(table.column("audio_bytes"), 0),
+        }
+    )
+    grouped = slim.group_by(["session_id", "direction", "event_type"]).aggregate(
+        [
+            ("bytes", "count"),
+            ("bytes", "sum"),
+            ("audio_b64_bytes", "sum"),
+            ("audio_bytes", "sum"),
+        ]
+    )
+    return grouped.rename_columns(
+        {
+            "bytes_count": "frames",
+            "bytes_sum": "bytes",
+            "audio_b64_bytes_sum": "audio_b64_bytes",
+            "audio_bytes_sum": "audio_bytes",
+        }
+    )
+
+
+def dataset_sizes(dataset: Dataset) -> pd.DataFrame:
+    """:func:`analyzer.sizes.sizes_by_event` of the whole dataset, aggregated in Arrow one run
+    file at a time from the size columns only."""
+    parts = [_sizes_of(table) for _, table, _ in dataset.iter_tables(SIZE_INPUT_COLUMNS)]
+    if not parts:
+        return pd.DataFrame(columns=list(BY_EVENT_COLUMNS)).astype(
+            {c: "int64" for c in SIZE_COLUMNS}
+        )
+    result = pa.concat_tables(parts).to_pandas()
+    result = result.sort_values(["session_id", "direction", "event_type"], kind="stable")
+    for column in SIZE_COLUMNS:
+        result[column] = result[column].astype("int64")
+    return result[list(BY_EVENT_COLUMNS)].reset_index(drop=True)
+
+
+# What ``summarize`` reads of the turn rows; the rest is in each session's report dict.
+SUMMARY_TURN_COLUMNS: tuple[str, ...] = (
+    "interrupted",
+    *LATENCY_METRICS,
+    *TOKEN_COLUMNS,
+    "reply_audio_deltas",
+    "stream_ratio",
+    "would_stall",
+    "stall_count",
+    "stall_ms",
+)
+# Sessions whose small tables are gathered before they are merged into one block: a pandas
+# DataFrame costs kilobytes of overhead, so thousands of per-session ones would add up.
+_MERGE_EVERY = 256
+
+
+@dataclass
+class ReportParts:
+    """What a report keeps of sessions already analyzed: each session's report as compact JSON
+    text, the turn columns the summary needs (merged into blocks) and the size aggregates
+    (rolled up over sessions as they come). Memory grows with the report, not the dataset."""
+
+    sessions: list[str] = field(default_factory=list)
+    # Per session: what ``summarize`` reads of it (start, cost, dialect, errors), kept apart so
+    # the summary can be written without decoding every session again.
+    briefs: list[dict[str, Any]] = field(default_factory=list)
+    turns: list[pd.DataFrame] = field(default_factory=list)
+    sizes: pd.DataFrame | None = None
+    _pending_turns: list[pd.DataFrame] = field(default_factory=list)
+    _pending_sizes: list[pd.DataFrame] = field(default_factory=list)
+
+    def add(self, session: dict[str, Any] | str, turns: pd.DataFrame, sizes: pd.DataFrame) -> None:
+        data = jsonable(session) if isinstance(session, dict) else json.loads(session)
+        self.sessions.append(json.dumps(data, ensure_ascii=False, allow_nan=False))
+        self.briefs.append(
+            {
+                "start_s": data.get("start_s"),
+                "cost": {"usd": (data.get("cost") or {}).get("usd")},
+                "dialect": data.get("dialect"),
+                "errors": [None] * len(data.get("errors") or []),
+            }
+        )
+        if len(turns):
+            self._pending_turns.append(turns[list(SUMMARY_TURN_COLUMNS)])
+        if len(sizes):
+            self._pending_sizes.append(sizes)
+        if len(self._pending_turns) + len(self._pending_sizes) >= _MERGE_EVERY:
+            self._merge()
+
+    def _merge(self) -> None:
+        if self._pending_turns:
+            self.turns.append(pd.concat(self._pending_turns, ignore_index=True))
+            self._pending_turns = []
+        if self._pending_sizes:
+            blocks = (
+                self._pending_sizes if self.sizes is None else [self.sizes, *self._pending_sizes]
+            )
+            self.sizes = (
+                pd.concat(blocks, ignore_index=True)
+                .groupby(["direction", "event_type"], as_index=False)[list(SIZE_COLUMNS)]
+                .sum()
+            )
+            self._pending_sizes = []
+
+    def _order(self) -> list[int]:
+        starts = [b["start_s"] for b in self.briefs]
+        return sorted(range(len(starts)), key=lambda i: (starts[i] is None, starts[i] or 0.0))
+
+    def summary(self, sources: Sequence[Path], warnings: Sequence[str]) -> dict[str, Any]:
+        """The report's ``summary``."""
+        self._merge()
+        turns = (
+            pd.concat(self.turns, ignore_index=True)
+            if self.turns
+            else all_turns([])[list(SUMMARY_TURN_COLUMNS)]
+        )
+        sizes = (
+            self.sizes.assign(session_id="*")[list(BY_EVENT_COLUMNS)]
+            if self.sizes is not None
+            else pd.DataFrame(columns=list(BY_EVENT_COLUMNS))
+        )
+        # One stand-in analysis holding every turn and size row: all ``summarize`` reads.
+        stand_in = SessionAnalysis("*", {}, None, turns, _empty_conversation(), sizes)
+        capture = Capture(pd.DataFrame(), pd.DataFrame(), list(sources), list(warnings))
+        summary: dict[str, Any] = jsonable(summarize([stand_in], self.briefs, capture))
+        return summary
+
+    def write_json(
+        self, out: TextIO, sources: Sequence[Path], warnings: Sequence[str], indent: int = 2
+    ) -> None:
+        """Write the report as ``json.dumps(report, indent=indent, ensure_ascii=False)`` would,
+        one session at a time (a fleet's report can be bigger than memory as Python objects)."""
+        pad = " " * indent
+        out.write("{\n" + pad + '"sessions": [')
+        order = self._order()
+        for n, i in enumerate(order):
+            text = json.dumps(json.loads(self.sessions[i]), indent=indent, ensure_ascii=False)
+            out.write(("," if n else "") + "\n" + textwrap.indent(text, pad * 2))
+        out.write(("\n" + pad if order else "") + "],\n" + pad + '"summary": ')
+        summary = json.dumps(
+            self.summary(sources, warnings), indent=indent, ensure_ascii=False, allow_nan=False
+        )
+        out.write(summary.replace("\n", "\n" + pad) + "\n}")
+
+    def report(self, sources: Sequence[Path], warnings: Sequence[str]) -> dict[str, Any]:
+        """``{"sessions": [...] (in start order), "summary": {...}}`` as ``build_report``."""
+        summary = self.summary(sources, warnings)
+        sessions = [json.loads(self.sessions[i]) for i in self._order()]
+        return {"sessions": sessions, "summary": summary}
+
+
+def session_report(
+    analysis: SessionAnalysis, prices: Mapping[str, Prices] | None = None
+) -> dict[str, Any]:
+    """:func:`analyzer.report.session_dict` plus the session's ``date`` and ``proxy_host``."""
+    session = session_dict(analysis, prices)
+    session["date"] = analysis.facts.get("date")
+    session["proxy_host"] = analysis.facts.get("proxy_host")
+    return session
+
+
+def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:
+    """Analyze the dataset run file by run file, keeping only what the report needs."""
+    parts = ReportParts()
+    for capture in dataset.iter_captures():
+        for analysis in analyze_capture(capture):
+            parts.add(session_report(analysis, prices), analysis.turns, analysis.sizes)
+    return parts
+
+
+def dataset_report(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> dict[str, Any]:
+    """The report of ``rt-analyze report`` (:func:`analyzer.report.build_report`'s shape, each
+    session with ``date`` and ``proxy_host``), computed run file by run file in bounded memory:
+    only per-session results, turn rows and size aggregates are kept. For fleets whose report
+    itself is big, :meth:`ReportParts.write_json` of :func:`report_parts` writes it streaming."""
+    return report_parts(dataset, prices).report(dataset.files_read, dataset.warnings)
+
+
+def with_filters(dataset: Dataset, filters: Filters) -> Dataset:
+    """The same files with other filters (fresh read state)."""
+    return replace(dataset, filters=filters, warnings=[], files_read=[])

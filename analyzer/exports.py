@@ -1,0 +1,173 @@
+"""Write turn and size tables to Parquet or CSV, and turns to OTLP/JSON trace files.
+
+Parquet keeps the types (``function_calls`` a list of strings, ``would_stall`` a nullable
+boolean); CSV writes lists as JSON arrays so they read back unambiguously.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from analyzer.dataset import DATASET_TURN_KEYS, Dataset
+from analyzer.otel import otlp_traces
+from analyzer.report import analyze_capture
+from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
+from analyzer.turns import TURN_COLUMNS
+
+TABLE_SUFFIXES = (".parquet", ".csv")
+
+_STRING_TURN_COLUMNS = (
+    "session_id",
+    "trigger",
+    "user_item_id",
+    "user_item_kind",
+    "response_id",
+    "assistant_item_id",
+    "status",
+    "status_reason",
+    "user_transcript",
+    "assistant_transcript",
+    "assistant_text",
+)
+
+
+def turn_arrow_schema(keys: tuple[str, ...] = DATASET_TURN_KEYS) -> pa.Schema:
+    """The Arrow schema of a turn table (``keys`` first, then :data:`TURN_COLUMNS`)."""
+    fields = [pa.field(k, pa.string()) for k in keys]
+    for column in TURN_COLUMNS:
+        if column in _STRING_TURN_COLUMNS:
+            kind: pa.DataType = pa.string()
+        elif column == "index":
+            kind = pa.int64()
+        elif column in ("interrupted", "would_stall"):
+            kind = pa.bool_()
+        elif column == "function_calls":
+            kind = pa.list_(pa.string())
+        else:
+            kind = pa.float64()
+        fields.append(pa.field(column, kind))
+    return pa.schema(fields)
+
+
+def _cell(value: Any) -> Any:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def turns_to_arrow(turns: pd.DataFrame) -> pa.Table:
+    """A turn table (with or without the dataset keys) as Arrow with a fixed schema."""
+    keys = tuple(k for k in DATASET_TURN_KEYS if k in turns)
+    schema = turn_arrow_schema(keys)
+    columns = {}
+    for f in schema:
+        values = turns[f.name].tolist() if f.name in turns else [None] * len(turns)
+        if f.name == "function_calls":
+            values = [[str(x) for x in v] if v is not None else [] for v in values]
+        else:
+            values = [_cell(v) for v in values]
+        columns[f.name] = pa.array(values, f.type)
+    return pa.table(columns, schema=schema)
+
+
+def sizes_to_arrow(sizes: pd.DataFrame) -> pa.Table:
+    """A ``sizes_by_event`` table as Arrow (strings and int64 counts)."""
+    extra = [c for c in sizes.columns if c not in BY_EVENT_COLUMNS]
+    fields = [pa.field(c, pa.string()) for c in extra]
+    fields += [
+        pa.field(c, pa.int64() if c in SIZE_COLUMNS else pa.string()) for c in BY_EVENT_COLUMNS
+    ]
+    schema = pa.schema(fields)
+    return pa.table(
+        {f.name: pa.array([_cell(v) for v in sizes[f.name].tolist()], f.type) for f in schema},
+        schema=schema,
+    )
+
+
+def write_table(table: pa.Table, path: Path) -> Path:
+    """Write ``table`` as Parquet or CSV, chosen by ``path``'s suffix."""
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ValueError(f"{path}: write tables as .parquet or .csv.")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".parquet":
+        pq.write_table(table, path, compression="zstd")
+        return path
+    frame = table.to_pandas()
+    for f in table.schema:
+        if pa.types.is_list(f.type):
+            frame[f.name] = [json.dumps(list(v), ensure_ascii=False) for v in frame[f.name]]
+    frame.to_csv(path, index=False)
+    return path
+
+
+def read_turns(path: Path) -> pd.DataFrame:
+    """A turn table written by :func:`write_table` (Parquet or CSV) back as a DataFrame."""
+    if path.suffix == ".parquet":
+        return pq.read_table(path).to_pandas()
+    frame = pd.read_csv(path)
+    if "function_calls" in frame:
+        frame["function_calls"] = [json.loads(v) for v in frame["function_calls"]]
+    return frame
+
+
+def export_dataset(
+    dataset: Dataset,
+    turns_path: Path | None = None,
+    sizes_path: Path | None = None,
+    otlp_path: Path | None = None,
+    version: str = "",
+) -> dict[str, Any]:
+    """Analyze the dataset run file by run file and write what was asked: the turn table, the
+    sizes by event, OTLP/JSON spans. Returns counts and the paths written."""
+    turn_parts: list[pa.Table] = []
+    size_parts: list[pd.DataFrame] = []
+    sessions: list[tuple[Mapping[str, Any], pd.DataFrame]] = []
+    written: dict[str, Any] = {"sessions": 0, "turns": 0, "files": []}
+    for capture in dataset.iter_captures():
+        for analysis in analyze_capture(capture):
+            facts = analysis.facts
+            written["sessions"] += 1
+            keyed = analysis.turns.copy()
+            for position, key in enumerate(DATASET_TURN_KEYS):
+                keyed.insert(position, key, facts.get(key))
+            if turns_path is not None:
+                turn_parts.append(turns_to_arrow(keyed))
+            if sizes_path is not None:
+                sizes = analysis.sizes.copy()
+                sizes.insert(0, "run_id", facts.get("run_id"))
+                size_parts.append(sizes)
+            if otlp_path is not None:
+                sessions.append((facts, keyed))
+    if turns_path is not None:
+        table = pa.concat_tables(turn_parts) if turn_parts else turns_to_arrow(_empty_turns())
+        written["turns"] = table.num_rows
+        written["files"].append(str(write_table(table, turns_path)))
+    if sizes_path is not None:
+        sizes = (
+            pd.concat(size_parts, ignore_index=True)
+            if size_parts
+            else sizes_by_event(pd.DataFrame()).assign(run_id=None)
+        )
+        written["files"].append(str(write_table(sizes_to_arrow(sizes), sizes_path)))
+    if otlp_path is not None:
+        request = otlp_traces(sessions, version)
+        otlp_path.parent.mkdir(parents=True, exist_ok=True)
+        otlp_path.write_text(json.dumps(request, ensure_ascii=False, allow_nan=False))
+        written["spans"] = sum(
+            len(s["spans"]) for r in request["resourceSpans"] for s in r["scopeSpans"]
+        )
+        written["files"].append(str(otlp_path))
+    return written
+
+
+def _empty_turns() -> pd.DataFrame:
+    return pd.DataFrame(columns=[*DATASET_TURN_KEYS, *TURN_COLUMNS])
