@@ -26,7 +26,13 @@ from analyzer.dataset import (
 )
 from analyzer.latency import latency_summary, streaming_summary
 from analyzer.pricing import Prices, PricingError, load_prices
-from analyzer.reader import Capture, CaptureError, find_capture_files, read_capture
+from analyzer.reader import (
+    Capture,
+    CaptureError,
+    find_capture_files,
+    merge_captures,
+    read_capture,
+)
 from analyzer.recording.convert import JournalError, convert_journal
 from analyzer.report import build_report, jsonable
 from analyzer.schema import ANALYSIS_COLUMNS
@@ -74,19 +80,6 @@ def _stderr() -> Console:
     return Console(file=sys.stderr)
 
 
-def _merge(captures: list[Capture]) -> Capture:
-    frames = pd.concat([c.frames for c in captures], ignore_index=True)
-    frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
-    sessions = pd.concat([c.sessions for c in captures], ignore_index=True)
-    sessions = sessions.drop_duplicates("session_id").sort_values("start_s", kind="stable")
-    return Capture(
-        frames,
-        sessions.reset_index(drop=True),
-        [p for c in captures for p in c.sources],
-        [w for c in captures for w in c.warnings],
-    )
-
-
 def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMNS) -> Capture:
     """Read captures (with a progress bar on stderr for many files); warnings go to stderr."""
     try:
@@ -100,7 +93,7 @@ def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMN
                 for path in files:
                     parts.append(read_capture([path], columns))
                     progress.advance(task)
-            capture = _merge(parts)
+            capture = merge_captures(parts)
         else:
             capture = read_capture(list(paths), columns)
     except CaptureError as exc:

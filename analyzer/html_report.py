@@ -28,7 +28,7 @@ from analyzer.audio.wav import wav_header
 from analyzer.latency import latency_summary
 from analyzer.pricing import Prices
 from analyzer.progress import track
-from analyzer.reader import Capture, find_capture_files, read_capture
+from analyzer.reader import Capture, find_capture_files, merge_captures, read_capture
 from analyzer.recording.writers import open_private
 from analyzer.report import SessionAnalysis, all_turns, analyze_capture, session_dict, summarize
 from analyzer.sizes import sizes_rollup
@@ -580,21 +580,6 @@ def build_html_report(
     return page, budget
 
 
-def _merge(parts: Sequence[Capture]) -> Capture:
-    if len(parts) == 1:
-        return parts[0]
-    frames = pd.concat([c.frames for c in parts], ignore_index=True)
-    frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
-    sessions = pd.concat([c.sessions for c in parts], ignore_index=True)
-    sessions = sessions.drop_duplicates("session_id").sort_values("start_s", kind="stable")
-    return Capture(
-        frames,
-        sessions.reset_index(drop=True),
-        [p for c in parts for p in c.sources],
-        [w for c in parts for w in c.warnings],
-    )
-
-
 def read_for_report(paths: Sequence[Path] | Path, progress: bool | None = None) -> Capture:
     """Read captures file by file, with a progress bar on stderr when there are several."""
     if isinstance(paths, Path):
@@ -602,7 +587,9 @@ def read_for_report(paths: Sequence[Path] | Path, progress: bool | None = None) 
     files = find_capture_files(list(paths))
     if len(files) == 1:
         return read_capture(files)
-    return _merge([read_capture([f]) for f in track(files, "reading captures", enabled=progress)])
+    return merge_captures(
+        [read_capture([f]) for f in track(files, "reading captures", enabled=progress)]
+    )
 
 
 def render_html_report(

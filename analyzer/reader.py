@@ -172,3 +172,19 @@ def read_capture(
             frames[name] = frames[name].astype(object)
     frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
     return Capture(frames, sessions_frame(sessions, frames), files, warnings)
+
+
+def merge_captures(parts: Sequence[Capture]) -> Capture:
+    """Captures read one file at a time (for a progress bar), as one capture."""
+    if len(parts) == 1:
+        return parts[0]
+    frames = pd.concat([c.frames for c in parts], ignore_index=True)
+    frames = frames.sort_values(["session_id", "seq"], kind="stable").reset_index(drop=True)
+    sessions = pd.concat([c.sessions for c in parts], ignore_index=True)
+    sessions = sessions.drop_duplicates("session_id").sort_values("start_s", kind="stable")
+    return Capture(
+        frames,
+        sessions.reset_index(drop=True),
+        [p for c in parts for p in c.sources],
+        [w for c in parts for w in c.warnings],
+    )
