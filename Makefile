@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 # mitmproxy 12 needs Python 3.12+; the recorder is also tested there when one is installed.
-PYTHON_NEXT ?= $(shell command -v python3.12 || command -v python3.13)
+PYTHON_NEXT ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.1[23]*/bin/python; do \
+	"$$p" -c "import sys" >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
 VENV_NEXT ?= .venv-next
 
 .PHONY: setup demo test test-next lint samples bench clean
