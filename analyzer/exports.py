@@ -7,6 +7,7 @@ boolean); CSV writes lists as JSON arrays so they read back unambiguously.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 
 from analyzer.dataset import DATASET_TURN_KEYS, Dataset
 from analyzer.otel import otlp_traces
+from analyzer.recording.writers import make_private_dir, open_private
 from analyzer.report import analyze_capture
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
 from analyzer.turns import TURN_COLUMNS
@@ -97,15 +99,18 @@ def write_table(table: pa.Table, path: Path) -> Path:
     """Write ``table`` as Parquet or CSV, chosen by ``path``'s suffix."""
     if path.suffix not in TABLE_SUFFIXES:
         raise ValueError(f"{path}: write tables as .parquet or .csv.")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if path.suffix == ".parquet":
-        pq.write_table(table, path, compression="zstd")
-        return path
-    frame = table.to_pandas()
-    for f in table.schema:
-        if pa.types.is_list(f.type):
-            frame[f.name] = [json.dumps(list(v), ensure_ascii=False) for v in frame[f.name]]
-    frame.to_csv(path, index=False)
+    # Turn tables hold transcripts: private files, like the captures they come from.
+    if not path.parent.exists():
+        make_private_dir(path.parent)
+    with os.fdopen(open_private(path), "wb") as out:
+        if path.suffix == ".parquet":
+            pq.write_table(table, out, compression="zstd")
+            return path
+        frame = table.to_pandas()
+        for f in table.schema:
+            if pa.types.is_list(f.type):
+                frame[f.name] = [json.dumps(list(v), ensure_ascii=False) for v in frame[f.name]]
+        out.write(frame.to_csv(index=False).encode())
     return path
 
 
@@ -160,8 +165,10 @@ def export_dataset(
         written["files"].append(str(write_table(sizes_to_arrow(sizes), sizes_path)))
     if otlp_path is not None:
         request = otlp_traces(sessions, version)
-        otlp_path.parent.mkdir(parents=True, exist_ok=True)
-        otlp_path.write_text(json.dumps(request, ensure_ascii=False, allow_nan=False))
+        if not otlp_path.parent.exists():
+            make_private_dir(otlp_path.parent)
+        with os.fdopen(open_private(otlp_path), "wb") as out:
+            out.write(json.dumps(request, ensure_ascii=False, allow_nan=False).encode())
         written["spans"] = sum(
             len(s["spans"]) for r in request["resourceSpans"] for s in r["scopeSpans"]
         )

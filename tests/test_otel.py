@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,19 @@ def test_cli_export_csv_and_otlp_with_a_filter(small_fleet: Path, tmp_path: Path
     assert nothing.exit_code != 0 and "nothing to export" in nothing.output
     wrong = run_cli("export", str(small_fleet), "--turns", str(tmp_path / "t.xlsx"))
     assert wrong.exit_code != 0 and ".parquet or .csv" in wrong.output
+
+
+def test_exports_are_private_files(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from analyzer.cli import main as cli
+
+    out = tmp_path / "new" / "dir"
+    sample = Path(__file__).resolve().parents[1] / "samples" / "ga-voice.parquet"
+    args = ["export", str(sample), "--turns", str(out / "t.csv"), "--sizes", str(out / "s.parquet")]
+    result = CliRunner().invoke(cli, [*args, "--otlp", str(out / "spans.json")])
+    assert result.exit_code == 0, result.output
+    assert os.stat(out).st_mode & 0o777 == 0o700
+    for name in ("t.csv", "s.parquet", "spans.json"):
+        assert os.stat(out / name).st_mode & 0o777 == 0o600
+    assert "Tell me a bedtime story." in (out / "t.csv").read_text()
