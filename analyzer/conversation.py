@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -144,14 +145,24 @@ ERROR_COLUMNS: tuple[str, ...] = (
 
 @dataclass
 class Conversation:
-    """One session's conversation: ``items`` (columns :data:`ITEM_COLUMNS`) in order, the
-    server's ``errors`` (:data:`ERROR_COLUMNS`), event types the protocol does not define and
-    frames that could not be understood, with counts."""
+    """One session's conversation: its items in order and the server's errors, as rows (dicts
+    of :data:`ITEM_COLUMNS` / :data:`ERROR_COLUMNS`; ``items`` and ``errors`` give them as
+    tables), event types the protocol does not define and frames that could not be understood,
+    with counts. Rows, because a report of thousands of sessions cannot afford a pandas table
+    per session; the tables are built when asked for."""
 
-    items: pd.DataFrame
-    errors: pd.DataFrame
+    item_rows: list[dict[str, Any]] = field(default_factory=list)
+    error_rows: list[dict[str, Any]] = field(default_factory=list)
     unknown_events: dict[str, int] = field(default_factory=dict)
     problems: dict[str, int] = field(default_factory=dict)
+
+    @cached_property
+    def items(self) -> pd.DataFrame:
+        return pd.DataFrame(self.item_rows, columns=list(ITEM_COLUMNS))
+
+    @cached_property
+    def errors(self) -> pd.DataFrame:
+        return pd.DataFrame(self.error_rows, columns=list(ERROR_COLUMNS))
 
 
 def _str(value: Any) -> str | None:
@@ -230,18 +241,19 @@ def conversation_items(session_frames: pd.DataFrame) -> pd.DataFrame:
         "server"
     )
     deltas = session_frames.loc[mask, ["time_s", "event_type", "item_id", "content"]]
-    return _items_table(
+    rows = _item_rows(
         _session_id(session_frames),
         events.itertuples(index=False, name=None),
         deltas.itertuples(index=False, name=None),
     )
+    return Conversation(item_rows=rows).items
 
 
-def _items_table(
+def _item_rows(
     session_id: str | None,
     events: Iterable[tuple[Any, ...]],
     deltas: Iterable[tuple[Any, ...]],
-) -> pd.DataFrame:
+) -> list[dict[str, Any]]:
     """Items from a session's item events (seq, time_s, direction, event_type, item_id,
     content) and its server's text and transcript deltas (time_s, event_type, item_id,
     content), both in arrival order."""
@@ -334,7 +346,7 @@ def _items_table(
                 "from_client": bool(row.get("from_client", False)),
             }
         )
-    return pd.DataFrame(rows, columns=list(ITEM_COLUMNS))
+    return rows
 
 
 def _update_from_response(items: _Items, event: dict[str, Any], time_s: float) -> None:
@@ -377,10 +389,10 @@ def server_errors(session_frames: pd.DataFrame) -> pd.DataFrame:
     """The ``error`` events the server sent (columns :data:`ERROR_COLUMNS`)."""
     mask = session_frames["event_type"].eq("error") & session_frames["direction"].eq("server")
     rows = session_frames.loc[mask, ["seq", "time_s", "content"]].itertuples(index=False, name=None)
-    return _errors_table(_session_id(session_frames), rows)
+    return Conversation(error_rows=_error_rows(_session_id(session_frames), rows)).errors
 
 
-def _errors_table(session_id: str | None, rows: Iterable[tuple[Any, ...]]) -> pd.DataFrame:
+def _error_rows(session_id: str | None, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Errors from a session's server ``error`` rows (seq, time_s, content)."""
     table = []
     for seq, time_s, content in rows:
@@ -398,7 +410,7 @@ def _errors_table(session_id: str | None, rows: Iterable[tuple[Any, ...]]) -> pd
                 "client_event_id": _str(error.get("event_id")),
             }
         )
-    return pd.DataFrame(table, columns=list(ERROR_COLUMNS))
+    return table
 
 
 def unknown_event_counts(session_frames: pd.DataFrame) -> dict[str, int]:
@@ -418,12 +430,11 @@ def problem_counts(session_frames: pd.DataFrame) -> dict[str, int]:
 
 def build_conversation(session_frames: pd.DataFrame) -> Conversation:
     """Items, errors, unknown event types and problem frames of one session."""
-    return Conversation(
-        items=conversation_items(session_frames),
-        errors=server_errors(session_frames),
-        unknown_events=unknown_event_counts(session_frames),
-        problems=problem_counts(session_frames),
-    )
+    if session_frames.empty:
+        return Conversation()
+    frames = session_frames.reset_index(drop=True)
+    codes = np.zeros(len(frames), dtype=np.intp)
+    return build_conversations(frames, codes, [str(_session_id(frames))])[0]
 
 
 def _by_session(
@@ -492,8 +503,8 @@ def build_conversations(
     for code in np.unique(codes).tolist():
         session_id = session_ids[code]
         out[code] = Conversation(
-            items=_items_table(session_id, events.get(code, []), deltas.get(code, [])),
-            errors=_errors_table(session_id, errors.get(code, [])),
+            item_rows=_item_rows(session_id, events.get(code, []), deltas.get(code, [])),
+            error_rows=_error_rows(session_id, errors.get(code, [])),
             unknown_events=unknown.get(code, {}),
             problems=problems.get(code, {}),
         )

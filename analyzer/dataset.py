@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import json
 import math
 import re
 import textwrap
@@ -34,21 +33,21 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
-from analyzer.conversation import Conversation
-from analyzer.latency import LATENCY_METRICS
+from analyzer.jsonio import dumps_json, loads_json
 from analyzer.pricing import Prices
 from analyzer.reader import Capture, CaptureError, read_capture, sessions_frame
 from analyzer.report import (
+    SUMMARY_TURN_COLUMNS,
     SessionAnalysis,
     all_turns,
     analyze_capture,
     jsonable,
     session_dict,
-    summarize,
+    summary_of,
 )
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, parse_file_metadata
 from analyzer.sizes import BY_EVENT_COLUMNS, NO_TYPE, SIZE_COLUMNS, SIZE_INPUT_COLUMNS
-from analyzer.turns import TOKEN_COLUMNS
+from analyzer.turns import rows_of
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
 PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
@@ -429,10 +428,6 @@ def open_dataset(
 # --- analysis, streaming ---------------------------------------------------------------------
 
 
-def _empty_conversation() -> Conversation:
-    return Conversation(pd.DataFrame(), pd.DataFrame())
-
-
 def iter_analyses(dataset: Dataset) -> Iterator[SessionAnalysis]:
     """:func:`analyzer.report.analyze_session` of every session, one run file at a time."""
     for capture in dataset.iter_captures():
@@ -506,40 +501,34 @@ def dataset_sizes(dataset: Dataset) -> pd.DataFrame:
     return result[list(BY_EVENT_COLUMNS)].reset_index(drop=True)
 
 
-# What ``summarize`` reads of the turn rows; the rest is in each session's report dict.
-SUMMARY_TURN_COLUMNS: tuple[str, ...] = (
-    "interrupted",
-    *LATENCY_METRICS,
-    *TOKEN_COLUMNS,
-    "reply_audio_deltas",
-    "stream_ratio",
-    "would_stall",
-    "stall_count",
-    "stall_ms",
-)
-# Sessions whose small tables are gathered before they are merged into one block: a pandas
-# DataFrame costs kilobytes of overhead, so thousands of per-session ones would add up.
-_MERGE_EVERY = 256
+# Turn rows gathered before they are merged into one block: a pandas DataFrame per session
+# would cost kilobytes of overhead, and Python rows cost ~10x a block's memory.
+_MERGE_EVERY = 20_000
 
 
 @dataclass
 class ReportParts:
-    """What a report keeps of sessions already analyzed: each session's report as compact JSON
-    text, the turn columns the summary needs (merged into blocks) and the size aggregates
-    (rolled up over sessions as they come). Memory grows with the report, not the dataset."""
+    """What a report keeps of sessions already analyzed: each session's report as compact JSON,
+    the turn columns the summary needs (merged into blocks) and the size aggregates (rolled up
+    over sessions as they come). Memory grows with the report, not the dataset."""
 
-    sessions: list[str] = field(default_factory=list)
+    sessions: list[bytes] = field(default_factory=list)
     # Per session: what ``summarize`` reads of it (start, cost, dialect, errors), kept apart so
     # the summary can be written without decoding every session again.
     briefs: list[dict[str, Any]] = field(default_factory=list)
     turns: list[pd.DataFrame] = field(default_factory=list)
-    sizes: pd.DataFrame | None = None
-    _pending_turns: list[pd.DataFrame] = field(default_factory=list)
-    _pending_sizes: list[pd.DataFrame] = field(default_factory=list)
+    sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    _pending_turns: list[Mapping[str, Any]] = field(default_factory=list)
 
-    def add(self, session: dict[str, Any] | str, turns: pd.DataFrame, sizes: pd.DataFrame) -> None:
-        data = jsonable(session) if isinstance(session, dict) else json.loads(session)
-        self.sessions.append(json.dumps(data, ensure_ascii=False, allow_nan=False))
+    def add(
+        self,
+        session: dict[str, Any] | str,
+        turns: Sequence[Mapping[str, Any]] | pd.DataFrame,
+        sizes: Sequence[Mapping[str, Any]] | pd.DataFrame,
+    ) -> None:
+        """One session: its report dict (or its JSON), turn rows and size rows (or tables)."""
+        data = jsonable(session) if isinstance(session, dict) else loads_json(session)
+        self.sessions.append(dumps_json(data))
         self.briefs.append(
             {
                 "start_s": data.get("start_s"),
@@ -548,27 +537,20 @@ class ReportParts:
                 "errors": [None] * len(data.get("errors") or []),
             }
         )
-        if len(turns):
-            self._pending_turns.append(turns[list(SUMMARY_TURN_COLUMNS)])
-        if len(sizes):
-            self._pending_sizes.append(sizes)
-        if len(self._pending_turns) + len(self._pending_sizes) >= _MERGE_EVERY:
+        self._pending_turns.extend(rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
+        for row in rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes:
+            sums = self.sizes.setdefault((str(row["direction"]), str(row["event_type"])), [0] * 4)
+            for i, column in enumerate(SIZE_COLUMNS):
+                sums[i] += int(row[column])
+        if len(self._pending_turns) >= _MERGE_EVERY:
             self._merge()
 
     def _merge(self) -> None:
         if self._pending_turns:
-            self.turns.append(pd.concat(self._pending_turns, ignore_index=True))
+            rows = self._pending_turns
+            block = pd.DataFrame({c: [r[c] for r in rows] for c in SUMMARY_TURN_COLUMNS})
+            self.turns.append(block.astype({"interrupted": bool}))
             self._pending_turns = []
-        if self._pending_sizes:
-            blocks = (
-                self._pending_sizes if self.sizes is None else [self.sizes, *self._pending_sizes]
-            )
-            self.sizes = (
-                pd.concat(blocks, ignore_index=True)
-                .groupby(["direction", "event_type"], as_index=False)[list(SIZE_COLUMNS)]
-                .sum()
-            )
-            self._pending_sizes = []
 
     def _order(self) -> list[int]:
         starts = [b["start_s"] for b in self.briefs]
@@ -582,38 +564,33 @@ class ReportParts:
             if self.turns
             else all_turns([])[list(SUMMARY_TURN_COLUMNS)]
         )
-        sizes = (
-            self.sizes.assign(session_id="*")[list(BY_EVENT_COLUMNS)]
-            if self.sizes is not None
-            else pd.DataFrame(columns=list(BY_EVENT_COLUMNS))
+        size_rows = [
+            {"direction": d, "event_type": t, **dict(zip(SIZE_COLUMNS, sums, strict=True))}
+            for (d, t), sums in self.sizes.items()
+        ]
+        summary: dict[str, Any] = jsonable(
+            summary_of(turns, size_rows, self.briefs, sources, warnings)
         )
-        # One stand-in analysis holding every turn and size row: all ``summarize`` reads.
-        stand_in = SessionAnalysis("*", {}, None, turns, _empty_conversation(), sizes)
-        capture = Capture(pd.DataFrame(), pd.DataFrame(), list(sources), list(warnings))
-        summary: dict[str, Any] = jsonable(summarize([stand_in], self.briefs, capture))
         return summary
 
-    def write_json(
-        self, out: TextIO, sources: Sequence[Path], warnings: Sequence[str], indent: int = 2
-    ) -> None:
-        """Write the report as ``json.dumps(report, indent=indent, ensure_ascii=False)`` would,
-        one session at a time (a fleet's report can be bigger than memory as Python objects)."""
-        pad = " " * indent
+    def write_json(self, out: TextIO, sources: Sequence[Path], warnings: Sequence[str]) -> None:
+        """Write the report as ``json.dumps(report, indent=2, ensure_ascii=False)`` would (but
+        floats below 1e-4 without an exponent), one session at a time: a fleet's report can be
+        bigger than memory as Python objects."""
+        pad = "  "
         out.write("{\n" + pad + '"sessions": [')
         order = self._order()
         for n, i in enumerate(order):
-            text = json.dumps(json.loads(self.sessions[i]), indent=indent, ensure_ascii=False)
+            text = dumps_json(loads_json(self.sessions[i]), indent=True).decode()
             out.write(("," if n else "") + "\n" + textwrap.indent(text, pad * 2))
         out.write(("\n" + pad if order else "") + "],\n" + pad + '"summary": ')
-        summary = json.dumps(
-            self.summary(sources, warnings), indent=indent, ensure_ascii=False, allow_nan=False
-        )
+        summary = dumps_json(self.summary(sources, warnings), indent=True).decode()
         out.write(summary.replace("\n", "\n" + pad) + "\n}")
 
     def report(self, sources: Sequence[Path], warnings: Sequence[str]) -> dict[str, Any]:
         """``{"sessions": [...] (in start order), "summary": {...}}`` as ``build_report``."""
         summary = self.summary(sources, warnings)
-        sessions = [json.loads(self.sessions[i]) for i in self._order()]
+        sessions = [loads_json(self.sessions[i]) for i in self._order()]
         return {"sessions": sessions, "summary": summary}
 
 
@@ -632,7 +609,7 @@ def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -
     parts = ReportParts()
     for capture in dataset.iter_captures():
         for analysis in analyze_capture(capture):
-            parts.add(session_report(analysis, prices), analysis.turns, analysis.sizes)
+            parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
     return parts
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,17 +32,61 @@ STREAMING_COLUMNS: tuple[str, ...] = (
 )
 OVERALL = "all"
 
+# A turn table, or some of its columns as lists (a session's few turns need no DataFrame).
+TurnColumns = pd.DataFrame | Mapping[str, Sequence[Any]]
 
-def metric_stats(values: pd.Series | np.ndarray) -> dict[str, float | int | None]:
+
+def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Turn rows (dicts) as ``{column: values}`` for the summaries below."""
+    return {name: [row[name] for row in rows] for name in names}
+
+
+def row_count(turns: TurnColumns) -> int:
+    if isinstance(turns, pd.DataFrame):
+        return len(turns)
+    return len(next(iter(turns.values()), []))
+
+
+def floats(values: pd.Series | Sequence[Any]) -> np.ndarray:
+    """A column as floats, missing values (None, NA) as NaN."""
+    if isinstance(values, pd.Series):
+        array: np.ndarray = values.to_numpy(dtype=float, na_value=np.nan)
+        return array
+    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
+
+
+def _quantile(ordered: list[float], q: float) -> float:
+    """numpy's default ("linear") quantile of sorted values, with numpy's own interpolation
+    arithmetic, so the result equals ``np.quantile`` to the bit (without its fixed cost, which
+    dominates for a session's handful of turns)."""
+    index = (len(ordered) - 1) * q
+    if index >= len(ordered) - 1:
+        return ordered[-1]
+    below = math.floor(index)
+    low, high = ordered[below], ordered[below + 1]
+    t = index - below
+    diff = high - low
+    return high - diff * (1 - t) if t >= 0.5 else low + diff * t
+
+
+def _finite_sorted(values: pd.Series | np.ndarray | Sequence[Any]) -> list[float]:
+    if isinstance(values, pd.Series):
+        array = values.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        array = np.asarray(values, dtype=float)
+    finite: list[float] = np.sort(array[~np.isnan(array)]).tolist()
+    return finite
+
+
+def metric_stats(values: pd.Series | np.ndarray | Sequence[Any]) -> dict[str, float | int | None]:
     """count, p50, p90, p99, max of the non-NaN values (None when there are none)."""
-    array = np.asarray(values, dtype=float)
-    array = array[~np.isnan(array)]
-    if array.size == 0:
+    ordered = _finite_sorted(values)
+    if not ordered:
         return {"count": 0, **dict.fromkeys(QUANTILES), "max": None}
-    stats: dict[str, float | int | None] = {"count": int(array.size)}
+    stats: dict[str, float | int | None] = {"count": len(ordered)}
     for name, q in QUANTILES.items():
-        stats[name] = round(float(np.quantile(array, q)), 3)
-    stats["max"] = round(float(array.max()), 3)
+        stats[name] = round(_quantile(ordered, q), 3)
+    stats["max"] = round(ordered[-1], 3)
     return stats
 
 
@@ -62,19 +107,11 @@ def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFra
     return table
 
 
-def latency_stats(turns: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """``latency_dict(latency_summary(turns, per_session=False))``, computed directly."""
-    present = [m for m in LATENCY_METRICS if m in turns]
-    block = turns[present].to_numpy(dtype=float, na_value=np.nan) if present else None
-    out: dict[str, dict[str, Any]] = {}
-    for metric in LATENCY_METRICS:
-        values: np.ndarray = (
-            block[:, present.index(metric)]
-            if block is not None and metric in present
-            else np.zeros(0, dtype=float)
-        )
-        out[metric] = metric_stats(values)
-    return out
+def latency_stats(turns: TurnColumns) -> dict[str, dict[str, Any]]:
+    """``latency_dict(latency_summary(turns, per_session=False))``, computed directly; ``turns``
+    is a turn table or its columns (:func:`columns_of` turn rows)."""
+    empty: list[float] = []
+    return {m: metric_stats(turns.get(m, empty)) for m in LATENCY_METRICS}
 
 
 def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[str, Any]]:
@@ -89,17 +126,11 @@ def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[
     return out
 
 
-def _column(turns: pd.DataFrame, name: str, mask: np.ndarray) -> np.ndarray:
-    values: np.ndarray = turns[name].to_numpy(dtype=float, na_value=np.nan)[mask]
-    return values
-
-
-def streaming_stats(turns: pd.DataFrame) -> dict[str, Any]:
+def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
     """Streaming health of the replies that had audio: how fast audio came compared with real
     time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
-    if "reply_audio_deltas" in turns and len(turns):
-        deltas = turns["reply_audio_deltas"].to_numpy(dtype=float, na_value=np.nan)
-        audio = np.nan_to_num(deltas, nan=0.0) > 0
+    if "reply_audio_deltas" in turns and row_count(turns):
+        audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0
     else:
         audio = np.zeros(0, dtype=bool)
     count = int(audio.sum())
@@ -112,21 +143,23 @@ def streaming_stats(turns: pd.DataFrame) -> dict[str, Any]:
             "stall_count": 0,
             "stall_ms_max": None,
         }
-    ratio = _column(turns, "stream_ratio", audio)
+    ratio = floats(turns["stream_ratio"])[audio]
     ratio = ratio[~np.isnan(ratio)]
     stalls = [
         v
-        for v in np.asarray(turns["would_stall"].to_numpy(dtype=object))[audio].tolist()
-        if not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)))
+        for v, has_audio in zip(list(turns["would_stall"]), audio.tolist(), strict=True)
+        if has_audio and not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)))
     ]
-    stall_ms = _column(turns, "stall_ms", audio)
+    stall_ms = floats(turns["stall_ms"])[audio]
     stall_ms = stall_ms[~np.isnan(stall_ms)]
     return {
         "responses_with_audio": count,
         "stream_ratio_min": round(float(ratio.min()), 3) if len(ratio) else None,
-        "stream_ratio_p50": round(float(np.quantile(ratio, 0.5)), 3) if len(ratio) else None,
+        "stream_ratio_p50": (
+            round(_quantile(sorted(ratio.tolist()), 0.5), 3) if len(ratio) else None
+        ),
         "would_stall": sum(1 for v in stalls if bool(v)),
-        "stall_count": int(np.nan_to_num(_column(turns, "stall_count", audio), nan=0.0).sum()),
+        "stall_count": int(np.nan_to_num(floats(turns["stall_count"])[audio], nan=0.0).sum()),
         "stall_ms_max": round(float(stall_ms.max()), 3) if len(stall_ms) else None,
     }
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
+
+from analyzer.jsonio import loads_json
 
 # Every event a client sends, in both dialects; anything else comes from the server.
 CLIENT_EVENTS = frozenset(
@@ -103,7 +104,7 @@ def parse_event(content: Any) -> dict[str, Any]:
     if not isinstance(content, str):
         return {}
     try:
-        event = json.loads(content)
+        event = loads_json(content)
     except ValueError:
         return {}
     return event if isinstance(event, dict) else {}

@@ -3,33 +3,41 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from analyzer.conversation import Conversation, build_conversation, build_conversations
+from analyzer.conversation import Conversation, build_conversations
 from analyzer.formats import provider_of
-from analyzer.latency import latency_dict, latency_stats, latency_summary, streaming_stats
+from analyzer.latency import (
+    LATENCY_METRICS,
+    columns_of,
+    latency_dict,
+    latency_stats,
+    latency_summary,
+    streaming_stats,
+)
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture
 from analyzer.sizes import (
     session_cost,
+    size_rows_by_session,
+    size_table,
     size_totals,
     sizes_by_event,
-    sizes_by_session,
     token_totals,
 )
 from analyzer.turns import (
     TOKEN_COLUMNS,
-    TURN_COLUMNS,
     _facts_get,
-    build_turns,
-    session_turns,
+    session_turn_rows,
     turn_parts,
+    turn_table,
 )
 
 # Report turn latency keys -> turn table columns.
@@ -46,14 +54,26 @@ TURN_LATENCIES: dict[str, str] = {
 
 @dataclass
 class SessionAnalysis:
-    """Everything computed for one session."""
+    """Everything computed for one session. Turns and sizes are kept as rows (a report of
+    thousands of sessions cannot afford pandas tables per session); ``turns`` and ``sizes``
+    give them as tables when asked."""
 
     session_id: str
     facts: dict[str, Any]
     dialect: str | None
-    turns: pd.DataFrame
+    turn_rows: list[dict[str, Any]]  # TURN_COLUMNS
     conversation: Conversation
-    sizes: pd.DataFrame  # sizes_by_event
+    size_rows: list[dict[str, Any]]  # BY_EVENT_COLUMNS, as sizes_by_event gives them
+
+    @cached_property
+    def turns(self) -> pd.DataFrame:
+        """The turn table (:func:`analyzer.turns.build_turns`)."""
+        return turn_table(self.turn_rows)
+
+    @cached_property
+    def sizes(self) -> pd.DataFrame:
+        """:func:`analyzer.sizes.sizes_by_event` of the session."""
+        return size_table(self.size_rows)
 
 
 def infer_dialect(frames: pd.DataFrame) -> str | None:
@@ -93,36 +113,26 @@ def jsonable(value: Any) -> Any:
 
 def analyze_session(session_frames: pd.DataFrame, facts: Mapping[Any, Any]) -> SessionAnalysis:
     """Conversation, turns and sizes of one session (pure)."""
-    clean_facts = {str(k): _clean(v) for k, v in facts.items()}
-    frames = session_frames.sort_values("seq", kind="stable").reset_index(drop=True)
-    conversation = build_conversation(frames)
-    turns = build_turns(frames, clean_facts, conversation.items)
-    return SessionAnalysis(
-        session_id=str(clean_facts.get("session_id")),
-        facts=clean_facts,
-        dialect=clean_facts.get("dialect") or infer_dialect(frames),
-        turns=turns,
-        conversation=conversation,
-        sizes=sizes_by_event(frames),
-    )
+    capture = Capture(session_frames, pd.DataFrame([dict(facts)]))
+    (analysis,) = analyze_capture(capture)
+    return analysis
 
 
 def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
-    """:func:`analyze_session` for each session of a capture, in start order (the same results,
-    computed for all sessions at once: each pandas operation runs once over the whole capture
-    rather than once per session)."""
-    sessions: list[dict[Any, Any]] = capture.sessions.to_dict("records")
+    """:func:`analyze_session` for each session of a capture, in start order. Each pandas
+    operation runs once over the whole capture rather than once per session; what is left per
+    session is plain Python over its few rows."""
+    clean: list[dict[str, Any]] = [
+        {str(k): _clean(v) for k, v in facts.items()}
+        for facts in capture.sessions.to_dict("records")
+    ]
     frames = _sorted_frames(capture.frames)
     if frames.empty:
-        for facts in sessions:
-            yield analyze_session(capture.frames.iloc[0:0], facts)
+        yield from (_without_frames(facts) for facts in clean)
         return
     codes, uniques = pd.factorize(frames["session_id"], sort=False)
     session_ids = [str(u) for u in uniques]
     code_of = {sid: code for code, sid in enumerate(session_ids)}
-    clean: list[dict[str, Any]] = [
-        {str(k): _clean(v) for k, v in facts.items()} for facts in sessions
-    ]
     providers = {code: provider_of(None, None) for code in range(len(session_ids))}
     for facts in clean:
         code = code_of.get(str(facts.get("session_id")))
@@ -131,24 +141,30 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
     codes = np.asarray(codes, dtype=np.intp)
     parts = turn_parts(frames, codes, providers)
     conversations = build_conversations(frames, codes, session_ids)
-    sizes = sizes_by_session(frames)
+    sizes = size_rows_by_session(sizes_by_event(frames))
     dialects = _dialects(frames, codes)
-    empty = capture.frames.iloc[0:0]
-    for facts, clean_facts in zip(sessions, clean, strict=True):
-        sid = str(facts["session_id"])
+    for facts in clean:
+        sid = str(facts.get("session_id"))
         code = code_of.get(sid)
         if code is None:
-            yield analyze_session(empty, facts)
+            yield _without_frames(facts)
             continue
         conversation = conversations[code]
         yield SessionAnalysis(
-            session_id=str(clean_facts.get("session_id")),
-            facts=clean_facts,
-            dialect=clean_facts.get("dialect") or dialects.get(code),
-            turns=session_turns(parts, code, session_ids[code], conversation.items),
+            session_id=sid,
+            facts=facts,
+            dialect=facts.get("dialect") or dialects.get(code),
+            turn_rows=session_turn_rows(parts, code, sid, conversation.item_rows),
             conversation=conversation,
-            sizes=sizes[session_ids[code]],
+            size_rows=sizes.get(sid, []),
         )
+
+
+def _without_frames(facts: dict[str, Any]) -> SessionAnalysis:
+    """A session known from its facts only (no frame of it was read)."""
+    return SessionAnalysis(
+        str(facts.get("session_id")), facts, facts.get("dialect"), [], Conversation(), []
+    )
 
 
 def _sorted_frames(frames: pd.DataFrame) -> pd.DataFrame:
@@ -188,10 +204,7 @@ def _dialects(frames: pd.DataFrame, codes: np.ndarray) -> dict[int, str]:
 
 def all_turns(analyses: list[SessionAnalysis]) -> pd.DataFrame:
     """The turn tables of all sessions, one after the other."""
-    tables = [a.turns for a in analyses if len(a.turns)]
-    if not tables:
-        return pd.DataFrame(columns=list(TURN_COLUMNS))
-    return pd.concat(tables, ignore_index=True)
+    return turn_table([row for a in analyses for row in a.turn_rows])
 
 
 def _usage(row: Mapping[Any, Any]) -> dict[str, int | None] | None:
@@ -218,15 +231,6 @@ def _opt(value: Any) -> Any:
 def _latency_keys(stats: dict[str, Any]) -> dict[str, Any]:
     """Latency summaries keyed like a turn's ``latency_ms`` (``first_audio``...)."""
     return {key: stats[column] for key, column in TURN_LATENCIES.items() if column in stats}
-
-
-def records(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """``table.to_dict("records")``, faster (values as ``Series.tolist`` gives them)."""
-    if not len(table):
-        return []
-    columns = [str(c) for c in table.columns]
-    rows: list[list[Any]] = table.to_numpy(dtype=object).tolist()
-    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
@@ -259,12 +263,26 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
+# The turn columns a session's usage, cost, latency and streaming summaries read; the report's
+# summary also reads ``interrupted``.
+_SESSION_SUMMARY_COLUMNS: tuple[str, ...] = (
+    *LATENCY_METRICS,
+    *TOKEN_COLUMNS,
+    "reply_audio_deltas",
+    "stream_ratio",
+    "would_stall",
+    "stall_count",
+    "stall_ms",
+)
+SUMMARY_TURN_COLUMNS: tuple[str, ...] = ("interrupted", *_SESSION_SUMMARY_COLUMNS)
+
+
 def session_dict(
     analysis: SessionAnalysis, prices: Mapping[str, Prices] | None = None
 ) -> dict[str, Any]:
     """One session of the report."""
     facts = analysis.facts
-    turns = analysis.turns
+    turns = columns_of(analysis.turn_rows, _SESSION_SUMMARY_COLUMNS)
     start, end = facts.get("start_s"), facts.get("end_s")
     return {
         "session_id": analysis.session_id,
@@ -279,16 +297,14 @@ def session_dict(
         "close_code": facts.get("close_code"),
         "close_reason": facts.get("close_reason"),
         "audio_kept": facts.get("audio_kept"),
-        "turns": [turn_dict(row) for row in records(turns)],
-        "sizes": size_totals(analysis.sizes),
+        "turns": [turn_dict(row) for row in analysis.turn_rows],
+        "sizes": size_totals(analysis.size_rows),
         "usage": token_totals(turns),
         "cost": session_cost(turns, facts.get("model"), prices),
         "latency_ms": _latency_keys(latency_stats(turns)),
         "streaming": streaming_stats(turns),
-        "items": len(analysis.conversation.items),
-        "errors": [
-            {k: _opt(v) for k, v in e.items()} for e in records(analysis.conversation.errors)
-        ],
+        "items": len(analysis.conversation.item_rows),
+        "errors": [{k: _opt(v) for k, v in e.items()} for e in analysis.conversation.error_rows],
         "unknown_events": dict(analysis.conversation.unknown_events),
         "problems": dict(analysis.conversation.problems),
     }
@@ -298,8 +314,25 @@ def summarize(
     analyses: list[SessionAnalysis], sessions: list[dict[str, Any]], capture: Capture | None
 ) -> dict[str, Any]:
     """The ``summary`` of the report: every session together."""
-    turns = all_turns(analyses)
-    by_event = pd.concat([a.sizes for a in analyses], ignore_index=True) if analyses else None
+    return summary_of(
+        all_turns(analyses),
+        [row for a in analyses for row in a.size_rows],
+        sessions,
+        capture.sources if capture is not None else [],
+        capture.warnings if capture is not None else [],
+    )
+
+
+def summary_of(
+    turns: pd.DataFrame,
+    size_rows: Sequence[Mapping[str, Any]],
+    sessions: Sequence[Mapping[str, Any]],
+    sources: Sequence[Any],
+    warnings: Sequence[str],
+) -> dict[str, Any]:
+    """The ``summary`` from every session's turns (at least :data:`SUMMARY_TURN_COLUMNS`),
+    size rows (:data:`analyzer.sizes.BY_EVENT_COLUMNS`) and report dicts (``start_s``, ``cost``,
+    ``dialect`` and ``errors`` are read)."""
     costs = [s["cost"]["usd"] for s in sessions]
     dialects: dict[str, int] = {}
     for s in sessions:
@@ -311,7 +344,7 @@ def summarize(
         "interrupted_turns": int(turns["interrupted"].sum()) if len(turns) else 0,
         "errors": sum(len(s["errors"]) for s in sessions),
         "dialects": dialects,
-        "sizes": size_totals(by_event) if by_event is not None and len(by_event) else None,
+        "sizes": size_totals(size_rows) if size_rows else None,
         "usage": token_totals(turns),
         "cost_usd": round(sum(c for c in costs if c is not None), 6)
         if any(c is not None for c in costs)
@@ -319,8 +352,8 @@ def summarize(
         "cost_unpriced_sessions": sum(1 for c in costs if c is None),
         "latency_ms": _latency_keys(latency_dict(latency_summary(turns, per_session=False))),
         "streaming": streaming_stats(turns),
-        "sources": [str(p) for p in capture.sources] if capture is not None else [],
-        "warnings": list(capture.warnings) if capture is not None else [],
+        "sources": [str(p) for p in sources],
+        "warnings": list(warnings),
     }
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.latency import TurnColumns, floats, row_count
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
 
@@ -64,18 +65,21 @@ def sizes_by_event(frames: pd.DataFrame) -> pd.DataFrame:
     return table[list(BY_EVENT_COLUMNS)]
 
 
-def sizes_by_session(frames: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """:func:`sizes_by_event` of each session of ``frames`` (by ``str`` session id), computed
-    in one grouping."""
-    table = sizes_by_event(frames)
-    sids = table["session_id"].astype(object).to_numpy()
-    if not len(sids):
-        return {}
-    bounds = (np.flatnonzero(sids[1:] != sids[:-1]) + 1).tolist()
-    out: dict[str, pd.DataFrame] = {}
-    for lo, hi in zip([0, *bounds], [*bounds, len(sids)], strict=True):
-        out[str(sids[lo])] = table.iloc[lo:hi].reset_index(drop=True)
+def size_rows_by_session(by_event: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
+    """The rows (dicts of :data:`BY_EVENT_COLUMNS`) of a :func:`sizes_by_event` table, by
+    ``str`` session id."""
+    columns = {c: by_event[c].tolist() for c in BY_EVENT_COLUMNS}
+    out: dict[str, list[dict[str, Any]]] = {}
+    for values in zip(*columns.values(), strict=True):
+        row = dict(zip(BY_EVENT_COLUMNS, values, strict=True))
+        out.setdefault(str(row["session_id"]), []).append(row)
     return out
+
+
+def size_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows of :func:`size_rows_by_session` as a :func:`sizes_by_event` table."""
+    table = pd.DataFrame(list(rows), columns=list(BY_EVENT_COLUMNS))
+    return table.astype({c: "int64" for c in SIZE_COLUMNS})
 
 
 def sizes_rollup(by_event: pd.DataFrame, by: Sequence[str] = ("direction",)) -> pd.DataFrame:
@@ -97,13 +101,19 @@ def sizes_rollup(by_event: pd.DataFrame, by: Sequence[str] = ("direction",)) -> 
     return table.reset_index(drop=True)
 
 
-def size_totals(by_event: pd.DataFrame) -> dict[str, Any]:
-    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}``.
-    (What :func:`sizes_rollup` over ``()`` and ``("direction",)`` gives, without pandas.)"""
-    columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
+def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}`` of a
+    :func:`sizes_by_event` table or its rows. (What :func:`sizes_rollup` over ``()`` and
+    ``("direction",)`` gives, without pandas.)"""
+    if isinstance(by_event, pd.DataFrame):
+        directions = by_event["direction"].tolist()
+        columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
+    else:
+        directions = [row["direction"] for row in by_event]
+        columns = [[row[c] for row in by_event] for c in SIZE_COLUMNS]
     totals = [int(sum(values)) for values in columns]
     by_direction: dict[Any, list[int]] = {}
-    for direction, *sizes in zip(by_event["direction"].tolist(), *columns, strict=True):
+    for direction, *sizes in zip(directions, *columns, strict=True):
         if direction is None or (isinstance(direction, float) and math.isnan(direction)):
             continue  # groupby leaves missing keys out
         sums = by_direction.setdefault(direction, [0, 0, 0, 0])
@@ -139,28 +149,24 @@ def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     }
 
 
-def token_totals(turns: pd.DataFrame) -> dict[str, Any]:
+def token_totals(turns: TurnColumns) -> dict[str, Any]:
     """Token counts of all responses summed (``responses`` = how many reported usage).
-    Input tokens re-count the whole conversation at every response: that is what is billed."""
-    if not len(turns):
+    Input tokens re-count the whole conversation at every response: that is what is billed.
+    ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
+    if not row_count(turns):
         return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
     reported = _reported(turns)
     totals: dict[str, Any] = {"responses": int(reported.sum())}
     for column in TOKEN_COLUMNS:
-        values = _floats(turns[column])[reported]
+        values = floats(turns[column])[reported]
         known = ~np.isnan(values)
         totals[column] = int(values[known].sum()) if known.any() else None
     return totals
 
 
-def _floats(column: pd.Series) -> np.ndarray:
-    values: np.ndarray = column.to_numpy(dtype=float, na_value=np.nan)
-    return values
-
-
-def _reported(turns: pd.DataFrame) -> np.ndarray:
+def _reported(turns: TurnColumns) -> np.ndarray:
     """Which turns reported token usage."""
-    reported: np.ndarray = ~np.isnan(_floats(turns["total_tokens"]))
+    reported: np.ndarray = ~np.isnan(floats(turns["total_tokens"]))
     return reported
 
 
@@ -173,17 +179,20 @@ def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["session_id", "responses", *TOKEN_COLUMNS])
 
 
-def turns_cost_usd(turns: pd.DataFrame, prices: Prices) -> float:
-    """Estimated USD of the responses in ``turns``, all at one model's prices."""
+def turns_cost_usd(turns: TurnColumns, prices: Prices, reported: np.ndarray | None = None) -> float:
+    """Estimated USD of the responses in ``turns`` (those in ``reported``, when given), all at
+    one model's prices."""
     total = 0.0
-    columns = [turns[c].tolist() for c in TOKEN_COLUMNS]
-    for values in zip(*columns, strict=True):
-        total += cost_usd(dict(zip(TOKEN_COLUMNS, values, strict=True)), prices)
+    columns = [list(turns[c]) for c in TOKEN_COLUMNS]
+    keep = reported.tolist() if reported is not None else [True] * row_count(turns)
+    for values, kept in zip(zip(*columns, strict=True), keep, strict=True):
+        if kept:
+            total += cost_usd(dict(zip(TOKEN_COLUMNS, values, strict=True)), prices)
     return total
 
 
 def session_cost(
-    turns: pd.DataFrame, model: str | None, prices: Mapping[str, Prices] | None = None
+    turns: TurnColumns, model: str | None, prices: Mapping[str, Prices] | None = None
 ) -> dict[str, Any]:
     """``{usd, priced_as, note}``: the estimate for one session's responses at its model's
     prices; ``usd`` is None when the model has no price."""
@@ -192,8 +201,8 @@ def session_cost(
         note = f"no price for model {model!r}" if model else "model unknown"
         return {"usd": None, "priced_as": None, "note": note + "; pass --prices FILE."}
     key, table = found
-    reported = turns[_reported(turns)] if len(turns) else turns
-    if not len(reported):
+    reported = _reported(turns) if row_count(turns) else np.zeros(0, dtype=bool)
+    if not reported.any():
         return {"usd": None, "priced_as": key, "note": "no response reported token usage"}
-    usd = turns_cost_usd(reported, table)
+    usd = turns_cost_usd(turns, table, reported)
     return {"usd": round(usd, 6), "priced_as": key, "note": "estimate from list prices"}

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -727,29 +727,31 @@ def build_turns(
     when already computed.
     """
     if session_frames.empty:
-        return pd.DataFrame(columns=list(TURN_COLUMNS))
+        return turn_table([])
     frames = session_frames.sort_values("seq", kind="stable").reset_index(drop=True)
     session_id = str(frames["session_id"].iloc[0])
     provider = provider_of(_facts_get(session_facts, "host"), _facts_get(session_facts, "path"))
     parts = turn_parts(frames, np.zeros(len(frames), dtype=np.intp), {0: provider})
     if items is None:
         items = conversation_items(frames)
-    return session_turns(parts, 0, session_id, items)
+    return turn_table(session_turn_rows(parts, 0, session_id, rows_of(items)))
 
 
-def session_turns(
-    parts: TurnParts, code: int, session_id: str, items: pd.DataFrame
-) -> pd.DataFrame:
-    """The turn table of session ``code`` of ``parts`` (what :func:`build_turns` gives)."""
+def rows_of(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """A table's rows as dicts (``to_dict("records")``, typed with ``str`` keys)."""
+    return cast(list[dict[str, Any]], table.to_dict("records"))
+
+
+def session_turn_rows(
+    parts: TurnParts, code: int, session_id: str, item_rows: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The turns of session ``code`` of ``parts`` as rows (dicts of :data:`TURN_COLUMNS`;
+    :func:`turn_table` makes them the table :func:`build_turns` gives). ``item_rows`` are the
+    session's conversation items (:attr:`analyzer.conversation.Conversation.item_rows`)."""
     silence = parts.silence[code]
     turns = parts.turns.get(code, [])
     responses = parts.responses.get(code, {})
-    by_item: dict[str, dict[Any, Any]] = {}
-    if len(items):
-        columns = list(items.columns)
-        for values in items.to_numpy(dtype=object).tolist():
-            item_row = dict(zip(columns, values, strict=True))
-            by_item[str(item_row["item_id"])] = item_row
+    by_item = {str(item["item_id"]): item for item in item_rows}
 
     def item_value(item_id: Any, column: str) -> Any:
         if not isinstance(item_id, str) or item_id not in by_item:
@@ -837,6 +839,11 @@ def session_turns(
             else _NAN
         )
         rows.append(row)
+    return rows
+
+
+def turn_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Turn rows (of one session or many) as a table with :data:`TURN_COLUMNS` and their dtypes."""
     table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
     # Usually already float / bool: convert only the columns that are not (astype is costly).
     wanted: dict[str, Any] = dict.fromkeys((*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS), float)
