@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
-import math
 import re
-import textwrap
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +33,13 @@ import pyarrow.parquet as pq
 
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.pricing import Prices
-from analyzer.reader import Capture, CaptureError, read_capture, sessions_frame
+from analyzer.reader import (
+    Capture,
+    CaptureError,
+    drop_audio_content,
+    read_capture,
+    sessions_frame,
+)
 from analyzer.report import (
     SUMMARY_TURN_COLUMNS,
     SessionAnalysis,
@@ -45,19 +49,17 @@ from analyzer.report import (
     session_dict,
     summary_of,
 )
-from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, parse_file_metadata
+from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, REPORT_COLUMNS, parse_file_metadata
 from analyzer.sizes import BY_EVENT_COLUMNS, NO_TYPE, SIZE_COLUMNS, SIZE_INPUT_COLUMNS
 from analyzer.turns import rows_of
+from analyzer.windows import filtered_windows, number, stream_windows, window_filter
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
 PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
 # Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
 DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
 # A run file with more frames than this is read in windows of whole sessions.
-ROWS_PER_READ = 500_000
-# Frames of a session lie between its start_s and end_s; this margin only widens the row-group
-# pruning window, so clock rounding can never drop a frame.
-_WINDOW_MARGIN_S = 1.0
+ROWS_PER_READ = 100_000
 _PARTITION_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
 _GLOB_CHARS = frozenset("*?[")
 
@@ -82,13 +84,6 @@ def parse_time(text: str) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=dt.UTC)
     return parsed.timestamp()
-
-
-def _number(value: Any) -> float | None:
-    """A known time: a number that is not NaN, else None."""
-    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
-        return float(value)
-    return None
 
 
 @dataclass(frozen=True)
@@ -129,7 +124,7 @@ class Filters:
     def keeps(self, facts: Mapping[str, Any]) -> bool:
         """Whether a session (its facts, with ``proxy_host``) is in the dataset. An unknown
         start time passes the time filter here; :meth:`keeps` runs again once it is known."""
-        start = _number(facts.get("start_s"))
+        start = number(facts.get("start_s"))
         if start is not None:
             if self.since_s is not None and start < self.since_s:
                 return False
@@ -241,27 +236,6 @@ def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -
     return sessions
 
 
-def _windows(facts: list[dict[str, Any]], per_window: int) -> list[list[dict[str, Any]]]:
-    ordered = sorted(facts, key=lambda f: f.get("start_s") or 0.0)
-    return [ordered[i : i + per_window] for i in range(0, len(ordered), per_window)]
-
-
-def _window_filter(window: list[dict[str, Any]]) -> pc.Expression:
-    """The pushed-down filter of one read: its sessions, and, when every session's start and
-    end are known, their time range, which prunes row groups by their ``time_s`` statistics."""
-    ids = pa.array([str(f["session_id"]) for f in window], pa.string())
-    expr = pc.field("session_id").isin(ids)
-    starts = [_number(f.get("start_s")) for f in window]
-    ends = [_number(f.get("end_s")) for f in window]
-    known_starts = [v for v in starts if v is not None]
-    known_ends = [v for v in ends if v is not None]
-    if len(known_starts) == len(starts) and len(known_ends) == len(ends):
-        low = min(known_starts) - _WINDOW_MARGIN_S
-        high = max(known_ends) + _WINDOW_MARGIN_S
-        expr = expr & (pc.field("time_s") >= low) & (pc.field("time_s") <= high)
-    return expr
-
-
 @dataclass
 class Dataset:
     """Capture files read as one dataset, with filters; see the module docstring."""
@@ -356,34 +330,52 @@ class Dataset:
             if facts and not kept:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
-            rows = pf.metadata.num_rows
-            if not facts or (len(kept) == len(facts) and rows <= self.rows_per_read):
-                windows: list[list[dict[str, Any]] | None] = [None]
-            else:
-                per_session = rows / max(len(facts), 1)
-                per_window = max(1, int(self.rows_per_read // max(per_session, 1.0)))
-                windows = list(_windows(kept, per_window))
-            for window in windows:
-                expr = None if window is None else _window_filter(window)
-                table = pq.read_table(
-                    run.path, columns=columns, filters=expr, partitioning=None
-                ).cast(schema)
+            for table, window in self._pieces(run.path, pf, facts, kept, columns):
+                table = table.cast(schema)
                 keys = pa.table(
                     {
                         "session_id": pc.cast(table.column("session_id"), pa.string()),
                         "time_s": table.column("time_s"),
                     }
                 ).to_pandas()
-                sessions = sessions_frame(kept if window is None else window, keys)
-                sessions = _with_partitions(sessions, run, run_id)
+                sessions = _with_partitions(sessions_frame(window, keys), run, run_id)
                 table, sessions = self._select(table, sessions)
                 if len(sessions):
                     yield run, table, sessions
 
+    def _pieces(
+        self,
+        path: Path,
+        pf: pq.ParquetFile,
+        facts: list[dict[str, Any]],
+        kept: list[dict[str, Any]],
+        columns: list[str],
+    ) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]]:
+        """A Parquet run file's frames of the ``kept`` sessions, whole or in windows of whole
+        sessions (:mod:`analyzer.windows`), each with the facts of its sessions."""
+        rows = pf.metadata.num_rows
+        if not facts or (len(kept) == len(facts) and rows <= self.rows_per_read):
+            yield pq.read_table(path, columns=columns, partitioning=None), kept
+            return
+        streamed = (
+            stream_windows(pf, kept, columns, self.rows_per_read)
+            if len(kept) == len(facts)
+            else None
+        )
+        if streamed is not None:
+            yield from streamed
+            return
+        per_window = max(1, int(self.rows_per_read // max(rows / len(facts), 1.0)))
+        for window in filtered_windows(kept, per_window):
+            expr = window_filter(window)
+            yield pq.read_table(path, columns=columns, filters=expr, partitioning=None), window
+
     def iter_captures(self, columns: Sequence[str] = ANALYSIS_COLUMNS) -> Iterator[Capture]:
-        """:meth:`iter_tables` as :class:`~analyzer.reader.Capture` pieces (pandas frames)."""
+        """:meth:`iter_tables` as :class:`~analyzer.reader.Capture` pieces (pandas frames),
+        for analysis: the ``content`` of audio appends and deltas is left out (no analysis
+        parses it, and it is most of the text that would be held in memory)."""
         for run, table, sessions in self.iter_tables(columns):
-            yield Capture(_tidy_frames(table), sessions, [run.path], [])
+            yield Capture(_tidy_frames(drop_audio_content(table)), sessions, [run.path], [])
 
     def sessions(self) -> pd.DataFrame:
         """Every session's facts (with ``date`` and ``proxy_host``) from the files' footers;
@@ -527,7 +519,7 @@ class ReportParts:
         sizes: Sequence[Mapping[str, Any]] | pd.DataFrame,
     ) -> None:
         """One session: its report dict (or its JSON), turn rows and size rows (or tables)."""
-        data = jsonable(session) if isinstance(session, dict) else loads_json(session)
+        data = session if isinstance(session, dict) else loads_json(session)
         self.sessions.append(dumps_json(data))
         self.briefs.append(
             {
@@ -582,7 +574,8 @@ class ReportParts:
         order = self._order()
         for n, i in enumerate(order):
             text = dumps_json(loads_json(self.sessions[i]), indent=True).decode()
-            out.write(("," if n else "") + "\n" + textwrap.indent(text, pad * 2))
+            # Indented JSON has no empty lines and no raw newline inside strings.
+            out.write(("," if n else "") + "\n" + pad * 2 + text.replace("\n", "\n" + pad * 2))
         out.write(("\n" + pad if order else "") + "],\n" + pad + '"summary": ')
         summary = dumps_json(self.summary(sources, warnings), indent=True).decode()
         out.write(summary.replace("\n", "\n" + pad) + "\n}")
@@ -607,7 +600,7 @@ def session_report(
 def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:
     """Analyze the dataset run file by run file, keeping only what the report needs."""
     parts = ReportParts()
-    for capture in dataset.iter_captures():
+    for capture in dataset.iter_captures(REPORT_COLUMNS):
         for analysis in analyze_capture(capture):
             parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
     return parts

@@ -4,9 +4,41 @@ lone surrogates (a "\\ud800" escape a client or server sent), NaN literals, huge
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
+import numpy as np
 import orjson
+import pandas as pd
+
+_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON values: NaN/NA -> None, numpy scalars and arrays -> Python,
+    tuples -> lists, keys -> str."""
+    if isinstance(value, float | np.floating):
+        return None if math.isnan(value) else float(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, np.ndarray):
+        return [plain(v) for v in value.tolist()]
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if value is pd.NA or value is pd.NaT:
+        return None
+    return value
+
+
+def _missing(value: Any) -> None:
+    """orjson's ``default``: pandas' missing values are null; anything else is an error."""
+    if value is pd.NA or value is pd.NaT:
+        return None
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def loads_json(text: str | bytes) -> Any:
@@ -18,11 +50,12 @@ def loads_json(text: str | bytes) -> Any:
 
 
 def dumps_json(value: Any, indent: bool = False) -> bytes:
-    """UTF-8 JSON of plain values, compact or indented by two spaces like
+    """UTF-8 JSON of :func:`plain` ``value``, compact or indented by two spaces like
     ``json.dumps(value, indent=2, ensure_ascii=False)`` (floats below 1e-4 are written without
     an exponent, e.g. 0.000012; text with a lone surrogate is written in ASCII, with escapes)."""
+    options = _OPTIONS | orjson.OPT_INDENT_2 if indent else _OPTIONS
     try:
-        return orjson.dumps(value, option=orjson.OPT_INDENT_2 if indent else 0)
+        return orjson.dumps(value, default=_missing, option=options)
     except TypeError:  # orjson.JSONEncodeError: lone surrogates, numbers out of its range
         # ASCII with \u escapes: the only way to write a lone surrogate as valid JSON.
-        return json.dumps(value, indent=2 if indent else None).encode("ascii")
+        return json.dumps(plain(value), indent=2 if indent else None).encode("ascii")

@@ -13,6 +13,7 @@ import pandas as pd
 
 from analyzer.conversation import Conversation, build_conversations
 from analyzer.formats import provider_of
+from analyzer.jsonio import plain
 from analyzer.latency import (
     LATENCY_METRICS,
     columns_of,
@@ -87,28 +88,9 @@ def infer_dialect(frames: pd.DataFrame) -> str | None:
     return None
 
 
-def _clean(value: Any) -> Any:
-    """Facts as plain JSON values: NaN -> None, numpy scalars -> Python."""
-    if isinstance(value, float | np.floating):
-        return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return [_clean(v) for v in value.tolist()]
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if value is pd.NA or value is pd.NaT:
-        return None
-    return value
-
-
 def jsonable(value: Any) -> Any:
     """``value`` with NaN/NA as None and numpy types as Python types, ready for ``json.dumps``."""
-    return _clean(value)
+    return plain(value)
 
 
 def analyze_session(session_frames: pd.DataFrame, facts: Mapping[Any, Any]) -> SessionAnalysis:
@@ -123,7 +105,7 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
     operation runs once over the whole capture rather than once per session; what is left per
     session is plain Python over its few rows."""
     clean: list[dict[str, Any]] = [
-        {str(k): _clean(v) for k, v in facts.items()}
+        {str(k): plain(v) for k, v in facts.items()}
         for facts in capture.sessions.to_dict("records")
     ]
     frames = _sorted_frames(capture.frames)
@@ -218,14 +200,14 @@ def _num(value: Any) -> Any:
         return None
     if isinstance(value, float | np.floating):
         return float(value)
-    return _clean(value)
+    return plain(value)
 
 
 def _opt(value: Any) -> Any:
     """A turn cell: NaN (pandas' missing string) becomes None."""
     if isinstance(value, float) and math.isnan(value):
         return None
-    return _clean(value)
+    return plain(value)
 
 
 def _latency_keys(stats: dict[str, Any]) -> dict[str, Any]:

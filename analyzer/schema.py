@@ -59,6 +59,11 @@ JOURNAL_FRAME_COLUMNS: tuple[str, ...] = tuple(
 ANALYSIS_COLUMNS: tuple[str, ...] = tuple(
     c for c in FRAME_COLUMNS if c not in ("audio", "binary_content")
 )
+# What ``rt-analyze report`` reads (turns, conversation, sizes, usage): no opcode, event ids or
+# audio offsets, which only replay and audio rebuilding need.
+REPORT_COLUMNS: tuple[str, ...] = tuple(
+    c for c in ANALYSIS_COLUMNS if c not in ("opcode", "event_id", "audio_offset")
+)
 
 SESSION_FIELDS: tuple[str, ...] = (
     "session_id",

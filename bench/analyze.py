@@ -14,7 +14,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from analyzer.schema import ANALYSIS_COLUMNS
+from analyzer.schema import REPORT_COLUMNS
 from bench import captures
 from bench.stats import median
 
@@ -92,7 +92,7 @@ def _report_cmd(path: Path) -> list[str]:
 
 
 def _read_cmd(path: Path) -> list[str]:
-    return [sys.executable, "-c", _READ_COLUMNS, str(path), ",".join(ANALYSIS_COLUMNS)]
+    return [sys.executable, "-c", _READ_COLUMNS, str(path), ",".join(REPORT_COLUMNS)]
 
 
 def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:

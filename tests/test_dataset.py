@@ -285,13 +285,19 @@ def test_reading_a_big_run_in_session_windows_changes_nothing(
     big_fleet: Path, fleet: Path, fleet_report: dict[str, Any]
 ) -> None:
     pieces = list(open_dataset(big_fleet, rows_per_read=100).iter_tables(("session_id", "time_s")))
-    # 50 sessions of ~40 frames a run file: a read of at most 100 rows is 2 sessions.
-    assert len(pieces) == 8 * 25 and all(len(p[2]) <= 2 for p in pieces)
+    # 50 sessions, 1,750 frames in 7 row groups of <= 256 a run file: each row group is read
+    # once and a window is handed out after each (the sessions that ended before the next one).
+    assert len(pieces) == 8 * 7
+    assert all(table.num_rows <= 100 + 256 for _, table, _ in pieces)
     whole = pd.concat(
         [s for _, _, s in open_dataset(big_fleet).iter_tables(("session_id", "time_s"))]
     )
     windowed = pd.concat([s for _, _, s in pieces])
-    assert sorted(windowed["session_id"]) == sorted(whole["session_id"])
+    assert sorted(windowed["session_id"]) == sorted(whole["session_id"])  # each exactly once
+    frames = sum(table.num_rows for _, table, _ in pieces)
+    assert frames == sum(pq.ParquetFile(f.path).metadata.num_rows for f in discover([big_fleet]))
+    for _, table, sessions in pieces:  # whole sessions: a window holds all frames of its sessions
+        assert set(table.column("session_id").to_pylist()) == set(sessions["session_id"])
     report = dataset_report(open_dataset(fleet, rows_per_read=50))
     assert report == fleet_report
 

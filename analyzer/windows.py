@@ -1,0 +1,128 @@
+"""Reading a big run file in windows of whole sessions, in bounded memory.
+
+A run file holds whole sessions, written in arrival order. When every session of it is wanted,
+its row groups are read once each, in order: a session is handed out as soon as no later row
+group can hold a frame of it (its ``end_s`` is before every later row group's first ``time_s``,
+from the Parquet statistics), so a window holds the sessions that ended, plus the frames of
+those still going. When only some sessions are wanted (filters), each window is instead a
+filtered read that the ``time_s`` statistics prune to the row groups it needs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+# Frames of a session lie between its start_s and end_s; this margin only widens the windows,
+# so clock rounding can never drop a frame.
+WINDOW_MARGIN_S = 1.0
+
+
+def number(value: Any) -> float | None:
+    """A known time: a number that is not NaN, else None."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and not math.isnan(value):
+        return float(value)
+    return None
+
+
+def _first_times(pf: pq.ParquetFile) -> list[float] | None:
+    """Each row group's smallest ``time_s``, or None when a row group has no statistics."""
+    index = pf.schema_arrow.get_field_index("time_s")
+    firsts: list[float] = []
+    for group in range(pf.metadata.num_row_groups):
+        stats = pf.metadata.row_group(group).column(index).statistics
+        if stats is None or not stats.has_min_max:
+            return None
+        firsts.append(float(stats.min))
+    return firsts
+
+
+def _ids(table: pa.Table) -> pa.Array:
+    return pc.cast(table.column("session_id"), pa.string())
+
+
+def stream_windows(
+    pf: pq.ParquetFile, facts: Sequence[dict[str, Any]], columns: Sequence[str], rows: int
+) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]] | None:
+    """Windows of about ``rows`` frames (and the facts of their sessions), each row group read
+    once; None when the file's statistics cannot tell when sessions end (then use
+    :func:`filtered_windows`). The last window also holds frames of sessions the facts do not
+    list."""
+    firsts = _first_times(pf)
+    if firsts is None:
+        return None
+    return _stream(pf, firsts, list(facts), list(columns), rows)
+
+
+def _stream(
+    pf: pq.ParquetFile,
+    firsts: list[float],
+    facts: list[dict[str, Any]],
+    columns: list[str],
+    rows: int,
+) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]]:
+    # The first time any later row group can hold: a session ending before it is complete.
+    horizon = [math.inf] * (len(firsts) + 1)
+    for group in range(len(firsts) - 1, -1, -1):
+        horizon[group] = min(firsts[group], horizon[group + 1])
+    pending = sorted(facts, key=lambda f: (number(f.get("start_s")) is None, f.get("start_s")))
+    buffer: list[pa.Table] = []
+    buffered = 0
+    last = len(firsts) - 1
+    for group in range(len(firsts)):
+        piece = pf.read_row_group(group, columns=columns)
+        buffer.append(piece)
+        buffered += piece.num_rows
+        if buffered < rows and group < last:
+            continue
+        done = [f for f in pending if _ends_before(f, horizon[group + 1])]
+        if not done and group < last:
+            continue
+        table = pa.concat_tables(buffer)
+        in_window = pc.is_in(_ids(table), value_set=pa.array([str(f["session_id"]) for f in done]))
+        ids = {str(f["session_id"]) for f in done}
+        pending = [f for f in pending if str(f["session_id"]) not in ids]
+        if group == last:  # frames of sessions the facts do not list go with the last window
+            in_window = pc.invert(pc.is_in(_ids(table), value_set=_id_array(pending)))
+        yield table.filter(in_window), done
+        buffer = [table.filter(pc.invert(in_window))]
+        buffered = buffer[0].num_rows
+
+
+def _id_array(facts: Sequence[dict[str, Any]]) -> pa.Array:
+    return pa.array([str(f["session_id"]) for f in facts], pa.string())
+
+
+def _ends_before(facts: dict[str, Any], horizon: float) -> bool:
+    end = number(facts.get("end_s"))
+    if horizon == math.inf:
+        return True
+    return end is not None and end + WINDOW_MARGIN_S < horizon
+
+
+def filtered_windows(
+    facts: Sequence[dict[str, Any]], per_window: int
+) -> list[list[dict[str, Any]]]:
+    """``facts`` in start order, ``per_window`` sessions a window."""
+    ordered = sorted(facts, key=lambda f: f.get("start_s") or 0.0)
+    return [ordered[i : i + per_window] for i in range(0, len(ordered), per_window)]
+
+
+def window_filter(window: Sequence[dict[str, Any]]) -> pc.Expression:
+    """The pushed-down filter of one read: its sessions, and, when every session's start and
+    end are known, their time range, which prunes row groups by their ``time_s`` statistics."""
+    expr = pc.field("session_id").isin(_id_array(window))
+    starts = [number(f.get("start_s")) for f in window]
+    ends = [number(f.get("end_s")) for f in window]
+    known_starts = [v for v in starts if v is not None]
+    known_ends = [v for v in ends if v is not None]
+    if len(known_starts) == len(starts) and len(known_ends) == len(ends):
+        low = min(known_starts) - WINDOW_MARGIN_S
+        high = max(known_ends) + WINDOW_MARGIN_S
+        expr = expr & (pc.field("time_s") >= low) & (pc.field("time_s") <= high)
+    return expr
