@@ -164,9 +164,25 @@ def _sorted_frames(frames: pd.DataFrame) -> pd.DataFrame:
     if not ordered:
         frames = frames.sort_values(["session_id", "seq"], kind="stable")
     index = frames.index
-    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+    if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
+        frames = frames.reset_index(drop=True)
+    return _with_categories(frames)
+
+
+# Compared and filtered dozens of times per analysis: as categories, each comparison is one
+# over small integer codes instead of over a million strings.
+_CATEGORY_COLUMNS = ("direction", "event_type")
+
+
+def _with_categories(frames: pd.DataFrame) -> pd.DataFrame:
+    convert = [
+        c
+        for c in _CATEGORY_COLUMNS
+        if c in frames and not isinstance(frames[c].dtype, pd.CategoricalDtype)
+    ]
+    if not convert:
         return frames
-    return frames.reset_index(drop=True)
+    return frames.assign(**{c: frames[c].astype("category") for c in convert})
 
 
 def _dialects(frames: pd.DataFrame, codes: np.ndarray) -> dict[int, str]:
