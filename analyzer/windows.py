@@ -10,6 +10,7 @@ filtered read that the ``time_s`` statistics prune to the row groups it needs.
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -70,7 +71,9 @@ def _stream(
     horizon = [math.inf] * (len(firsts) + 1)
     for group in range(len(firsts) - 1, -1, -1):
         horizon[group] = min(firsts[group], horizon[group + 1])
-    pending = sorted(facts, key=lambda f: (number(f.get("start_s")) is None, f.get("start_s")))
+    # Sessions by end (unknown: the end of the file), then by start.
+    pending = [(_end(f), number(f.get("start_s")) or 0.0, n, f) for n, f in enumerate(facts)]
+    heapq.heapify(pending)
     buffer: list[pa.Table] = []
     buffered = 0
     last = len(firsts) - 1
@@ -80,29 +83,29 @@ def _stream(
         buffered += piece.num_rows
         if buffered < rows and group < last:
             continue
-        done = [f for f in pending if _ends_before(f, horizon[group + 1])]
-        if not done and group < last:
+        ended: list[tuple[float, float, int, dict[str, Any]]] = []
+        while pending and (group == last or pending[0][0] + WINDOW_MARGIN_S < horizon[group + 1]):
+            ended.append(heapq.heappop(pending))
+        if not ended and group < last:
             continue
+        done = [f for *_, f in sorted(ended, key=lambda e: (e[1], e[2]))]
         table = pa.concat_tables(buffer)
-        in_window = pc.is_in(_ids(table), value_set=pa.array([str(f["session_id"]) for f in done]))
-        ids = {str(f["session_id"]) for f in done}
-        pending = [f for f in pending if str(f["session_id"]) not in ids]
-        if group == last:  # frames of sessions the facts do not list go with the last window
-            in_window = pc.invert(pc.is_in(_ids(table), value_set=_id_array(pending)))
+        if group == last:  # all that is left, frames of sessions the facts do not list too
+            yield table, done
+            return
+        in_window = pc.is_in(_ids(table), value_set=_id_array(done))
         yield table.filter(in_window), done
         buffer = [table.filter(pc.invert(in_window))]
         buffered = buffer[0].num_rows
 
 
+def _end(facts: dict[str, Any]) -> float:
+    end = number(facts.get("end_s"))
+    return math.inf if end is None else end
+
+
 def _id_array(facts: Sequence[dict[str, Any]]) -> pa.Array:
     return pa.array([str(f["session_id"]) for f in facts], pa.string())
-
-
-def _ends_before(facts: dict[str, Any], horizon: float) -> bool:
-    end = number(facts.get("end_s"))
-    if horizon == math.inf:
-        return True
-    return end is not None and end + WINDOW_MARGIN_S < horizon
 
 
 def filtered_windows(
