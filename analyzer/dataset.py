@@ -217,14 +217,20 @@ def discover(paths: Sequence[Path | str]) -> list[RunFile]:
 
 
 def _tidy_frames(table: pa.Table) -> pd.DataFrame:
-    """Frames as :func:`analyzer.reader.read_capture` gives them."""
+    """Frames sorted by session, then seq (sorted in Arrow), for analysis: dictionary columns
+    (direction, event type) as categories, other text as Python strings (``object``)."""
+    if "seq" in table.column_names:
+        keys = pa.table(
+            {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
+        )
+        table = table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
     frames = table.to_pandas()
-    for name in ("session_id", "direction", "opcode", "event_type"):
-        if name in frames and isinstance(frames[name].dtype, pd.CategoricalDtype):
-            frames[name] = frames[name].astype(object)
-    if "seq" in frames:
-        frames = frames.sort_values(["session_id", "seq"], kind="stable")
-    return frames.reset_index(drop=True)
+    text = {
+        str(c): object
+        for c, dtype in frames.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) or c == "session_id"
+    }
+    return frames.astype(text)
 
 
 def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -> pd.DataFrame:

@@ -225,9 +225,14 @@ def _num(value: Any) -> Any:
 
 def _opt(value: Any) -> Any:
     """A turn cell: NaN (pandas' missing string) becomes None."""
+    if value is None or type(value) in _PLAIN_TYPES:  # most cells: no conversion
+        return value
     if isinstance(value, float) and math.isnan(value):
         return None
     return plain(value)
+
+
+_PLAIN_TYPES = (str, bool, int)
 
 
 def _latency_keys(stats: dict[str, Any]) -> dict[str, Any]:
