@@ -60,7 +60,7 @@ PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
 # Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
 DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
 # A run file with more frames than this is read in windows of whole sessions.
-ROWS_PER_READ = 50_000
+ROWS_PER_READ = 30_000
 _PARTITION_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
 _GLOB_CHARS = frozenset("*?[")
 

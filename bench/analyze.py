@@ -20,14 +20,36 @@ from bench.stats import median
 
 RT_ANALYZE = Path(sys.executable).with_name("rt-analyze")
 
-# Runs a command as its only child and prints its wall time and peak RSS (kB) as JSON.
+# Runs a command as its only child and prints its wall time and peak RSS (kB) as JSON. The
+# peak is the biggest of the process tree's summed RSS (sampled every 50 ms, in case the
+# command starts processes of its own) and the biggest single process's peak (getrusage).
 _MEASURE = """
-import json, resource, subprocess, sys, time
+import json, os, resource, subprocess, sys, tempfile, time
+
+def tree_rss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            total = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                total += sum(tree_rss_kb(int(child)) for child in f.read().split())
+    except (OSError, ValueError):
+        return 0
+    return total
+
 start = time.perf_counter()
-rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-print(json.dumps({"wall_s": time.perf_counter() - start, "returncode": rc.returncode,
-    "peak_rss_kb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
-    "stderr": rc.stderr.decode(errors="replace")[-2000:]}))
+with tempfile.TemporaryFile() as err:
+    child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=err)
+    peak = 0
+    while child.poll() is None:
+        peak = max(peak, tree_rss_kb(child.pid))
+        time.sleep(0.05)
+    wall = time.perf_counter() - start
+    err.seek(0)
+    stderr = err.read()
+print(json.dumps({"wall_s": wall, "returncode": child.returncode,
+    "peak_rss_kb": max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss),
+    "stderr": stderr.decode(errors="replace")[-2000:]}))
 """
 
 # What "just reading the columns" means: the columns `rt-analyze report` asks the reader for.
