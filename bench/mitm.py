@@ -11,8 +11,11 @@ from pathlib import Path
 
 from analyzer.peer.harness import MitmdumpHandle, run_mitmdump
 
-# addon: -s addon/capture.py; none: plain mitmdump; dump: mitmdump's own flow file (-w FILE).
-VARIANTS = ("addon", "none", "dump")
+# addon: -s addon/capture.py; none: plain mitmdump; dump: mitmdump's own flow file (-w FILE);
+# noop: -s bench/noop_addon.py, a websocket_message hook doing nothing (mitmproxy's cost of any
+# recording addon).
+VARIANTS = ("addon", "none", "dump", "noop")
+NOOP_ADDON = Path(__file__).with_name("noop_addon.py")
 
 
 @dataclass
@@ -56,13 +59,13 @@ def mitmdump(variant: str, upstream_port: int, work_dir: Path) -> Iterator[Proxy
     if variant not in VARIANTS:
         raise ValueError(f"unknown variant {variant!r}; one of {VARIANTS}")
     work_dir.mkdir(parents=True, exist_ok=True)
-    extra = ["-w", str(work_dir / "flows.mitm")] if variant == "dump" else []
+    extra = {"dump": ["-w", str(work_dir / "flows.mitm")], "noop": ["-s", str(NOOP_ADDON)]}
     with run_mitmdump(
         upstream_port,
         addon=variant == "addon",
         rt_dir=work_dir / "captures",
         confdir=work_dir / "conf",
-        extra_args=extra,
+        extra_args=extra.get(variant, []),
         stop_timeout_s=60,
     ) as handle:
         yield Proxy(variant, handle, work_dir)

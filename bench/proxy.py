@@ -87,7 +87,8 @@ async def _settled_cpu_s(proxy: mitm.Proxy, limit_s: float = 20.0) -> float:
 
 
 async def throughput(sizes: ProxySizes, work: Path) -> dict[str, Any]:
-    """Figure 1: frames/s through mitmdump with the addon, without, and with ``-w``."""
+    """Figure 1: frames/s through mitmdump with the addon, without, with ``-w``, and with an
+    addon whose hook does nothing."""
     server, client = traffic.blast_mix(sizes.blast_units)
     upstream = traffic.LoadServer(traffic.Plan(server, client))
     runs: list[dict[str, Any]] = []
@@ -131,7 +132,10 @@ async def throughput(sizes: ProxySizes, work: Path) -> dict[str, Any]:
         "median_proxy_cpu_us_per_frame": {v: median(x) for v, x in cpu.items()},
         "addon_vs_none": _paired_ratio(runs, "frames_per_s", "addon", "none"),
         "addon_vs_dump": _paired_ratio(runs, "frames_per_s", "addon", "dump"),
+        "addon_vs_noop": _paired_ratio(runs, "frames_per_s", "addon", "noop"),
+        "noop_vs_none": _paired_ratio(runs, "frames_per_s", "noop", "none"),
         "cpu_addon_vs_none": _paired_ratio(runs, "proxy_cpu_us_per_frame", "addon", "none"),
+        "cpu_noop_vs_none": _paired_ratio(runs, "proxy_cpu_us_per_frame", "noop", "none"),
     }
 
 

@@ -52,6 +52,7 @@ STALL_TIMEOUT_S = 5.0  # a writer that takes nothing for this long is given up o
 CLOSE_TIMEOUT_S = 10.0
 QUEUE_MESSAGES = 16384  # read ahead of the writing: the pipe stays empty while pyarrow loads
 PROXY_VANISHED = "proxy exited without closing the run"
+WRITER_NICENESS = 10
 
 
 # --- the proxy's side ----------------------------------------------------------------------
@@ -364,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     # the run (or goes away), and we finish writing it in either case.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # When CPU is short the proxy's traffic comes first: this process reads ahead into its
+    # queue and catches up when the proxy is idle.
+    with contextlib.suppress(OSError):
+        os.nice(WRITER_NICENESS)
     handler = LineHandler()
     root = logging.getLogger()
     root.addHandler(handler)
