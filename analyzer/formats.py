@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from analyzer.jsonio import loads_json
 from analyzer.protocol import CONFIG_EVENTS
 
 PCM16 = "pcm16"
@@ -148,7 +148,7 @@ def format_changes(
         if event_type not in _CONFIG_EVENTS or content is None:
             continue
         try:
-            event = json.loads(content)
+            event = loads_json(content)
         except ValueError:
             continue
         session = event.get("session") if isinstance(event, dict) else None

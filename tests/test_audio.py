@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import io
 import json
 import os
 import struct
 import wave
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,18 @@ import numpy as np
 import pytest
 
 from analyzer.audio import (
+    AudioChunk,
     ItemAudio,
+    SessionAudio,
     export_audio,
+    export_capture_audio,
     load_audio,
     load_item_audio,
     parse_wav,
     session_stereo,
     wav_bytes,
 )
+from analyzer.audio.export import session_dirs
 from analyzer.codecs import alaw_decode, resample_pcm16, ulaw_decode
 from analyzer.formats import ALAW, MP3, PCM16, ULAW, AudioFormat
 from analyzer.recording.frames import build_frame
@@ -478,3 +483,381 @@ def test_progress_goes_to_stderr_and_export_of_nothing_is_fine(
     result = export_audio([parquet], tmp_path / "out", progress=True)
     assert (result.files, result.warnings) == ([], [])
     assert capsys.readouterr().out == ""
+
+
+# --- references: the chunk-by-chunk code the arrays must match to the byte ---------------------
+
+
+def interp_resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
+    """Resampling as it has always been defined: np.interp, rounded half to even."""
+    samples = np.frombuffer(pcm, dtype="<i2")
+    if from_rate == to_rate or not samples.size:
+        return pcm
+    positions = np.arange(round(samples.size * to_rate / from_rate)) * (from_rate / to_rate)
+    values = np.interp(positions, np.arange(samples.size), samples.astype(np.float64))
+    return np.clip(np.rint(values), -32768, 32767).astype("<i2").tobytes()
+
+
+def decode(data: bytes, fmt: AudioFormat) -> bytes:
+    if fmt.encoding == ULAW:
+        return ulaw_decode(data)
+    return alaw_decode(data) if fmt.encoding == ALAW else data
+
+
+def reference_stereo(session: SessionAudio, rate: int = 24000) -> np.ndarray:
+    """The session's stereo mix, one Python step per chunk."""
+
+    def runs(chunks: Iterable[AudioChunk], tolerance_s: float) -> list[list[Any]]:
+        placed: list[list[Any]] = []  # [start, format, parts]
+        end = 0.0
+        for chunk in chunks:
+            fmt, data = chunk.format, bytes(chunk.data)
+            if fmt.encoding == PCM16 and len(data) % 2:
+                data = data[:-1]
+            if not data or fmt.encoding not in (PCM16, ULAW, ALAW):
+                continue
+            arrival = max(0.0, (chunk.time_s - session.start_s) * rate)
+            if placed and placed[-1][1] == fmt and arrival <= end + tolerance_s * rate:
+                placed[-1][2].append(data)
+            else:
+                start = max(arrival, end)
+                placed.append([round(start), fmt, [data]])
+                end = start
+            end += len(data) // fmt.bytes_per_sample * rate / fmt.sample_rate
+        return placed
+
+    def heard() -> Iterator[AudioChunk]:
+        for item in session.items:
+            fmt = item.format
+            if item.role != "assistant" or fmt.encoding not in (PCM16, ULAW, ALAW):
+                continue
+            limit = len(item.raw)
+            if item.played_ms is not None:
+                played = round(item.played_ms * fmt.sample_rate / 1000.0) * fmt.bytes_per_sample
+                limit = min(limit, max(0, played))
+            ends = [offset for _, offset in item.arrivals[1:]] + [len(item.raw)]
+            for (time_s, offset), end in zip(item.arrivals, ends, strict=True):
+                if offset >= limit:
+                    break
+                yield AudioChunk(time_s, fmt, item.raw[offset : min(end, limit)])
+
+    channels = [
+        [
+            (start, interp_resample(decode(b"".join(parts), fmt), fmt.sample_rate, rate))
+            for start, fmt, parts in runs(chunks, tolerance_s)
+        ]
+        for chunks, tolerance_s in ((session.user_stream, 0.2), (heard(), 0.001))
+    ]
+    frames = max((s + len(p) // 2 for runs_ in channels for s, p in runs_), default=0)
+    mix = np.zeros((frames, 2), dtype="<i2")
+    for channel, placed in enumerate(channels):
+        for start, pcm in placed:
+            mix[start : start + len(pcm) // 2, channel] = np.frombuffer(pcm, dtype="<i2")
+    return mix
+
+
+class ReferenceBuffer:
+    """The input audio buffer and items as first written: a Python object a chunk."""
+
+    def __init__(self) -> None:
+        self.stream: list[list[Any]] = []  # [start_ms, duration_ms, data, format, time_s]
+        self.clock = self.commit_ms = 0.0
+        self.manual: list[float] = []
+        self.client_clears = 0
+        self.vad: dict[str | None, list[float | None]] = {}
+        self.user: dict[str, tuple[list[tuple[float, AudioFormat, bytes]], Any]] = {}
+        self.assistant: dict[str, list[tuple[float, AudioFormat, bytes]]] = {}
+        self.first_seen: dict[str, int] = {}
+        self.played: dict[str, float] = {}
+
+    @staticmethod
+    def duration(fmt: AudioFormat, size: int) -> float:
+        return fmt.duration_ms(size) or 0.0
+
+    @staticmethod
+    def byte_at(chunk: list[Any], ms: float) -> int:
+        fmt = chunk[3]
+        sample = round(ms * fmt.sample_rate / 1000.0)
+        return max(0, min(len(chunk[2]), sample * fmt.bytes_per_sample))
+
+    def append(self, time_s: float, fmt: AudioFormat, data: bytes) -> None:
+        self.stream.append([self.clock, self.duration(fmt, len(data)), data, fmt, time_s])
+        self.clock += self.stream[-1][1]
+
+    def slice(self, start: float, end: float) -> list[tuple[float, AudioFormat, bytes]]:
+        pieces = []
+        first = max(0, bisect.bisect_right([c[0] for c in self.stream], start) - 1)
+        for chunk in self.stream[first:]:
+            chunk_end = chunk[0] + chunk[1]
+            if chunk[0] >= end:
+                break
+            if chunk_end <= start:
+                continue
+            a = self.byte_at(chunk, start - chunk[0]) if start > chunk[0] else 0
+            b = self.byte_at(chunk, end - chunk[0]) if end < chunk_end else len(chunk[2])
+            if b > a:
+                pieces.append((chunk[4], chunk[3], chunk[2][a:b]))
+        return pieces
+
+    def clear(self) -> None:
+        cut = self.commit_ms
+        while self.stream and self.stream[-1][0] >= cut:
+            self.stream.pop()
+        if self.stream and self.stream[-1][0] + self.stream[-1][1] > cut:
+            last = self.stream[-1]
+            last[2] = last[2][: self.byte_at(last, cut - last[0])]
+            last[1] = self.duration(last[3], len(last[2]))
+        self.clock = min(self.clock, cut)
+
+    def commit(self, item_id: str, seq: int) -> None:
+        vad = self.vad.pop(item_id, None) if item_id in self.vad else self.vad.pop(None, None)
+        self.manual = [m for m in self.manual if m > self.commit_ms]
+        if vad is not None and vad[1] is not None:
+            start = vad[0] if vad[0] is not None else self.commit_ms
+            pieces = self.slice(start, vad[1])
+            self.commit_ms = max(self.commit_ms, vad[1])
+        else:
+            vad = None
+            end = self.manual.pop(0) if self.manual else self.clock
+            pieces = self.slice(self.commit_ms, end)
+            self.commit_ms = end
+        self.user[item_id] = (pieces, vad)
+        self.first_seen.setdefault(item_id, seq)
+
+    def event(self, seq: int, time_s: float, direction: str, event: dict[str, Any]) -> None:
+        kind, item_id = event["type"], str(event.get("item_id"))
+        if kind == "input_audio_buffer.commit":
+            self.manual.append(self.clock)
+        elif kind == "input_audio_buffer.clear":
+            self.clear()
+            self.client_clears += 1
+        elif kind == "conversation.item.truncate":
+            self.played[item_id] = float(event["audio_end_ms"])
+        elif kind == "input_audio_buffer.committed":
+            self.commit(item_id, seq)
+        elif kind == "input_audio_buffer.speech_started":
+            self.vad[item_id] = [float(event["audio_start_ms"]), None]
+        elif kind == "input_audio_buffer.speech_stopped":
+            self.vad.setdefault(item_id, [None, None])[1] = float(event["audio_end_ms"])
+        elif kind == "input_audio_buffer.cleared":
+            if self.client_clears:
+                self.client_clears -= 1
+            else:
+                self.clear()
+        elif kind == "conversation.item.added":
+            self.first_seen.setdefault(event["item"]["id"], seq)
+
+    def delta(self, seq: int, time_s: float, fmt: AudioFormat, item_id: str, data: bytes) -> None:
+        self.assistant.setdefault(item_id, []).append((time_s, fmt, data))
+        self.first_seen.setdefault(item_id, seq)
+
+    def items(self) -> list[tuple[str, str, AudioFormat, bytes, list[tuple[float, int]]]]:
+        entries = [(self.first_seen[i], i, "user", p) for i, (p, _) in self.user.items()]
+        entries += [(self.first_seen[i], i, "assistant", p) for i, p in self.assistant.items()]
+        entries.sort(key=lambda e: e[0])
+        items = []
+        for _, item_id, role, pieces in entries:
+            if not pieces:
+                continue
+            formats = {fmt for _, fmt, _ in pieces}
+            if len(formats) == 1:
+                fmt, parts = pieces[0][1], [data for _, _, data in pieces]
+            else:
+                rate = max(f.sample_rate for f in formats)
+                fmt = AudioFormat(PCM16, rate)
+                parts = [
+                    interp_resample(
+                        decode(d[: len(d) // 2 * 2] if f.encoding == PCM16 else d, f),
+                        f.sample_rate,
+                        rate,
+                    )
+                    for _, f, d in pieces
+                ]
+            offsets = np.cumsum([0] + [len(p) for p in parts[:-1]]).tolist()
+            arrivals = [(t, o) for (t, _, _), o in zip(pieces, offsets, strict=True)]
+            items.append((item_id, role, fmt, b"".join(parts), arrivals))
+        return items
+
+
+PCM24 = AudioFormat(PCM16, 24000)
+PCMU = AudioFormat(ULAW, 8000)
+GA_FORMATS = {PCM24: {"type": "audio/pcm", "rate": 24000}, PCMU: {"type": "audio/pcmu"}}
+
+
+def random_session(seed: int) -> tuple[list[Event], ReferenceBuffer]:
+    """A session of random appends (odd sizes too), VAD turns, manual commits, clears, format
+    changes, replies and truncates, and what the reference makes of it, event by event."""
+    rng = np.random.default_rng(seed)
+    ref = ReferenceBuffer()
+    events: list[Event] = []
+    t = T0
+    fmt_in, fmt_out = (PCM24, PCMU)[seed % 2], (PCMU, PCM24)[seed % 3 == 0]
+
+    def add(direction: str, event: dict[str, Any]) -> None:
+        nonlocal t
+        t += float(rng.uniform(0.001, 0.3))
+        events.append((t, direction, event))
+        seq = len(events) - 1
+        if event["type"] == "input_audio_buffer.append":
+            ref.append(t, fmt_in, base64.b64decode(event["audio"]))
+        elif event["type"] == "response.output_audio.delta":
+            ref.delta(seq, t, fmt_out, event["item_id"], base64.b64decode(event["delta"]))
+        else:
+            ref.event(seq, t, direction, event)
+
+    audio = {"input": {"format": GA_FORMATS[fmt_in]}, "output": {"format": GA_FORMATS[fmt_out]}}
+    add("server", {"type": "session.created", "session": {"type": "realtime", "audio": audio}})
+    for step in range(40):
+        item = f"item_{seed}_{step}"
+        action = rng.choice(["appends", "appends", "vad", "manual", "clear", "reply", "format"])
+        if action == "appends":
+            for _ in range(int(rng.integers(1, 8))):
+                chunk = noise(int(rng.integers(1, 3000 if fmt_in == PCM24 else 1000)), seed=step)
+                add("client", {"type": "input_audio_buffer.append", "audio": b64(chunk)})
+        elif action == "vad":
+            low = max(0, int(min(ref.commit_ms, ref.clock)) - 100)
+            start = int(rng.integers(low, int(ref.clock) + 2))
+            end = int(rng.integers(start, int(ref.clock) + 200))
+            add("server", _vad("speech_started", item, audio_start_ms=start))
+            add("server", _vad("speech_stopped", item, audio_end_ms=end))
+            add("server", _vad("committed", item))
+            add("server", {"type": "conversation.item.added", "item": message(item, "user")})
+        elif action == "manual":
+            add("client", {"type": "input_audio_buffer.commit"})
+            add("server", _vad("committed", item))
+        elif action == "clear":
+            if rng.random() < 0.5:
+                add("client", {"type": "input_audio_buffer.clear"})
+            add("server", {"type": "input_audio_buffer.cleared"})
+        elif action == "reply":
+            add("server", {"type": "conversation.item.added", "item": message(item, "assistant")})
+            for _ in range(int(rng.integers(1, 6))):
+                delta = noise(int(rng.integers(1, 4000)), seed=100 + step)
+                add(
+                    "server",
+                    {"type": "response.output_audio.delta", "item_id": item, "delta": b64(delta)},
+                )
+            if rng.random() < 0.5:
+                add("client", truncate(0, item, int(rng.integers(0, 200)))[2])
+        else:
+            fmt_in = PCMU if fmt_in == PCM24 else PCM24
+            session = {"type": "realtime", "audio": {"input": {"format": GA_FORMATS[fmt_in]}}}
+            add("client", {"type": "session.update", "session": session})
+    return events, ref
+
+
+def _vad(kind: str, item_id: str, **fields: Any) -> dict[str, Any]:
+    return {"type": f"input_audio_buffer.{kind}", "item_id": item_id, **fields}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_items_and_mix_equal_the_chunk_by_chunk_reference(tmp_path: Path, seed: int) -> None:
+    events, ref = random_session(seed)
+    parquet, journal = record(tmp_path / "cap", {f"rand-{seed}": events})
+    (session,) = load_audio([parquet]).sessions
+    got = [(i.item_id, i.role, i.format, i.raw, i.arrivals) for i in session.items]
+    assert got == ref.items()
+    for item in session.items:
+        assert item.played_ms == (
+            ref.played.get(item.item_id) if item.role == "assistant" else None
+        )
+        vad = ref.user.get(item.item_id, ([], None))[1] if item.role == "user" else None
+        assert (item.audio_start_ms, item.audio_end_ms) == (tuple(vad) if vad else (None, None))
+    assert np.array_equal(session_stereo(session), reference_stereo(session))
+    assert load_audio([journal]).sessions == [session]
+    export_audio([parquet], tmp_path / "out")
+    mix = tmp_path / "out" / session_dirs([session.session_id])[session.session_id]
+    _, channels, _, data = wav_data(mix / "session-stereo.wav")
+    assert (channels, data) == (2, reference_stereo(session).tobytes())
+
+
+SAMPLES = sorted((Path(__file__).parent.parent / "samples").glob("*.parquet"))
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=[p.stem for p in SAMPLES])
+def test_sample_mixes_equal_the_reference_and_both_exports_write_the_same(
+    tmp_path: Path, sample: Path
+) -> None:
+    capture = load_audio([sample])
+    for session in capture.sessions:
+        assert np.array_equal(session_stereo(session), reference_stereo(session))
+    read = export_audio([sample], tmp_path / "read")
+    loaded = export_capture_audio(capture, tmp_path / "loaded")
+    assert read.warnings == loaded.warnings
+    assert [p.relative_to(tmp_path / "read") for p in read.files] == [
+        p.relative_to(tmp_path / "loaded") for p in loaded.files
+    ]
+    for path in read.files:
+        assert (
+            path.read_bytes()
+            == (tmp_path / "loaded" / path.relative_to(tmp_path / "read")).read_bytes()
+        )
+
+
+def test_user_stream_is_a_sequence_of_chunks_made_on_demand(tmp_path: Path) -> None:
+    chunks = [noise(480, seed=i) for i in range(3)] + [noise(481, seed=9)]
+    parquet, _ = record(tmp_path / "cap", {"s": [ga_session(), *appends(T0 + 1, chunks, 0.1)]})
+    stream = load_audio([parquet]).sessions[0].user_stream
+    assert len(stream) == 4 and bool(stream)
+    assert [bytes(c.data) for c in stream] == chunks
+    second = stream[1]
+    assert (second.time_s, second.format, second.data) == (
+        pytest.approx(T0 + 1.1),
+        AudioFormat(PCM16, 24000),
+        chunks[1],
+    )
+    assert stream == list(stream) and list(stream) == stream
+
+
+def test_a_session_without_audio_has_no_items_and_no_files(tmp_path: Path) -> None:
+    events = [ga_session(), ev(T0 + 1, "client", "response.create")]
+    parquet, _ = record(
+        tmp_path / "cap",
+        {"quiet": events, "talk": [ga_session(), *reply(T0 + 1, "item_a", [noise(960, 1)])]},
+    )
+    quiet = next(s for s in load_audio([parquet]).sessions if s.session_id == "quiet")
+    assert (quiet.items, list(quiet.user_stream), quiet.warnings) == ([], [], [])
+    assert len(session_stereo(quiet)) == 0
+    result = export_audio([parquet], tmp_path / "out")
+    assert sorted(p.parent.name for p in result.files) == ["talk", "talk"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o277, 0o000])
+def test_files_are_private_whatever_the_umask_and_an_export_again_overwrites(
+    tmp_path: Path, umask: int
+) -> None:
+    parquet, _ = record(
+        tmp_path / "cap", {"s": [ga_session(), *reply(T0 + 1, "item_a", [noise(960, 1)])]}
+    )
+    out = tmp_path / "out"
+    old = os.umask(umask)
+    try:
+        first = export_audio([parquet], out)
+    finally:
+        os.umask(old)
+    made = [out, *out.rglob("*")]
+    assert {p.stat().st_mode & 0o777 for p in made} == {0o700, 0o600}
+    for path in made:  # loosened, and a file's content changed: a new export puts both right
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    first.files[0].write_bytes(b"stale")
+    again = export_audio([parquet], out)
+    assert {p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]} == {0o700, 0o600}
+    assert again.files == first.files
+    assert wav_data(first.files[0])[3] == noise(960, 1)
+
+
+def test_a_short_write_goes_on_where_it_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = os.writev
+
+    def at_most_1000(fd: int, buffers: Sequence[Any]) -> int:
+        return real(fd, [bytes(memoryview(buffers[0])[:1000])])
+
+    monkeypatch.setattr(os, "writev", at_most_1000)
+    deltas = [noise(2401, seed=i) for i in range(3)]
+    parquet, _ = record(tmp_path / "cap", {"s": [ga_session(), *reply(T0 + 1, "item_a", deltas)]})
+    result = export_audio([parquet], tmp_path / "out")
+    assert wav_data(result.files[0])[3] == b"".join(deltas)
+    with wave.open(str(result.files[1])) as w:
+        assert w.getnframes() > 0

@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
-from analyzer.codecs import alaw_decode, alaw_encode, resample_pcm16, ulaw_decode, ulaw_encode
+from analyzer.codecs import (
+    alaw_decode,
+    alaw_encode,
+    alaw_resampled,
+    alaw_samples,
+    resample,
+    resample_pcm16,
+    ulaw_decode,
+    ulaw_encode,
+    ulaw_resampled,
+    ulaw_samples,
+)
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -95,3 +108,77 @@ def test_resample_keeps_duration_and_tone(from_rate: int, to_rate: int) -> None:
 def test_resample_same_rate_and_empty() -> None:
     assert resample_pcm16(pcm(1, 2, 3), 24000, 24000) == pcm(1, 2, 3)
     assert resample_pcm16(b"", 24000, 8000) == b""
+
+
+# --- exact integer resampling and G.711 in one step -----------------------------------------------
+
+
+def interp_resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """What resampling has always meant: np.interp at ``i * from / to``, rounded half to even."""
+    count = round(samples.size * to_rate / from_rate)
+    positions = np.arange(count, dtype=np.float64) * (from_rate / to_rate)
+    values = np.interp(positions, np.arange(samples.size), samples.astype(np.float64))
+    return np.clip(np.rint(values), -32768, 32767).astype("<i2")
+
+
+RATE_PAIRS = [
+    (8000, 24000),  # integer steps: the exact path
+    (16000, 24000),
+    (24000, 8000),
+    (48000, 24000),
+    (24000, 16000),
+    (11025, 24000),  # 441/960: even denominator, np.interp
+    (22050, 24000),
+    (12000, 24000),
+    (44100, 24000),
+]
+
+
+def random_samples(rng: np.random.Generator, kind: int, n: int) -> np.ndarray:
+    if kind == 0:  # anything
+        return rng.integers(-32768, 32768, n).astype(np.int16)
+    if kind == 1:  # the steepest slopes there are
+        return np.where(rng.random(n) < 0.5, -32768, 32767).astype(np.int16)
+    return rng.integers(-3, 4, n).astype(np.int16)  # small steps: values near .5 boundaries
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), RATE_PAIRS)
+def test_resample_equals_np_interp_rounded_to_the_sample(from_rate: int, to_rate: int) -> None:
+    rng = np.random.default_rng(from_rate + to_rate)
+    for trial in range(60):
+        samples = random_samples(rng, trial % 3, int(rng.integers(1, 4000)))
+        expected = interp_resample(samples, from_rate, to_rate)
+        assert np.array_equal(resample(samples, from_rate, to_rate), expected)
+        assert resample_pcm16(samples.tobytes(), from_rate, to_rate) == expected.tobytes()
+
+
+def test_resample_writes_into_a_strided_view_and_checks_its_length() -> None:
+    samples = np.array([0, 300, -300, 32767, -32768], dtype=np.int16)
+    mix = np.zeros((15, 2), dtype="<i2")
+    resample(samples, 8000, 24000, out=mix[:, 1])
+    assert np.array_equal(mix[:, 1], interp_resample(samples, 8000, 24000))
+    assert not mix[:, 0].any()
+    with pytest.raises(ValueError, match="do not fit"):
+        resample(samples, 8000, 24000, out=mix[:14, 1])
+
+
+@pytest.mark.parametrize(
+    ("resampled", "decode"), [(ulaw_resampled, ulaw_decode), (alaw_resampled, alaw_decode)]
+)
+@pytest.mark.parametrize(("from_rate", "to_rate"), [(8000, 24000), (8000, 16000), (8000, 22050)])
+def test_g711_resampled_equals_decode_then_resample(
+    resampled: Callable[..., np.ndarray],
+    decode: Callable[[bytes], bytes],
+    from_rate: int,
+    to_rate: int,
+) -> None:
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        codes = rng.integers(0, 256, int(rng.integers(1, 3000)), dtype=np.uint8).tobytes()
+        expected = interp_resample(np.frombuffer(decode(codes), "<i2"), from_rate, to_rate)
+        assert np.array_equal(resampled(codes, from_rate, to_rate), expected)
+        mix = np.zeros((len(expected), 2), dtype="<i2")
+        resampled(codes, from_rate, to_rate, out=mix[:, 0])
+        assert np.array_equal(mix[:, 0], expected) and not mix[:, 1].any()
+    assert np.array_equal(ulaw_samples(ALL_CODES), np.frombuffer(ulaw_decode(ALL_CODES), "<i2"))
+    assert np.array_equal(alaw_samples(ALL_CODES), np.frombuffer(alaw_decode(ALL_CODES), "<i2"))

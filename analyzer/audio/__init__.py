@@ -1,10 +1,10 @@
 """Audio of captures: per-item audio as sent, a stereo mix per session, WAV export."""
 
+from analyzer.audio.chunks import AudioChunk
 from analyzer.audio.export import ExportResult, export_audio, export_capture_audio
 from analyzer.audio.items import (
     AUDIO_COLUMNS,
     AudioCapture,
-    AudioChunk,
     ItemAudio,
     SessionAudio,
     load_audio,

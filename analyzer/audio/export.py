@@ -4,21 +4,38 @@ from __future__ import annotations
 
 import os
 import re
-from collections import deque
-from collections.abc import Iterator, Sequence
+import stat
+from collections import Counter, deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from rich.console import Console
 from rich.progress import Progress
 
-from analyzer.audio.items import DECODABLE, AudioCapture, ItemAudio, SessionAudio, _scan
-from analyzer.audio.timeline import STEREO_RATE_HZ, session_stereo
+from analyzer.audio.chunks import Chunks
+from analyzer.audio.items import (
+    DECODABLE,
+    AudioCapture,
+    BuiltSession,
+    ItemAudio,
+    ItemParts,
+    SessionAudio,
+    _scan,
+)
+from analyzer.audio.timeline import STEREO_RATE_HZ, built_stereo, session_stereo
 from analyzer.audio.wav import wav_header, wav_padding
-from analyzer.recording.writers import make_private_dir, open_private
+from analyzer.formats import MP3, AudioFormat
+from analyzer.recording.writers import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    make_private_dir,
+    open_private,
+)
 
 STEREO_FILE = "session-stereo.wav"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -39,40 +56,94 @@ def session_dirs(session_ids: Sequence[str], length: int = 8) -> dict[str, str]:
     """A short directory name per session: its id's first ``length`` characters, or the whole
     id where two sessions would share a prefix."""
     prefixes = [_safe(sid)[:length] for sid in session_ids]
+    counts = Counter(prefixes)
     return {
-        sid: prefix if prefixes.count(prefix) == 1 else _safe(sid)
+        sid: prefix if counts[prefix] == 1 else _safe(sid)
         for sid, prefix in zip(session_ids, prefixes, strict=True)
     }
 
 
-_Job = tuple[Path, list[tuple[Path, tuple[bytes | memoryview, ...]]]]
+_Parts = tuple[bytes | memoryview, ...]
+_Job = tuple[Path, list[tuple[Path, _Parts]]]  # a session's directory and files
 # Sessions whose files may wait for the writer thread at once (their audio stays in memory).
 _QUEUED_SESSIONS = 4
+_IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
 
 
-def _write(path: Path, *parts: bytes | memoryview) -> None:
-    with os.fdopen(open_private(path), "wb") as f:
-        for part in parts:
-            f.write(part)
+class _PrivatePaths:
+    """Makes the export's directories (0700) and files (0600) in as few system calls as it can
+    (each is a wait for the GIL in the writer thread, and there are thousands): one where the
+    umask leaves a new one private (looked at on the first), else as :func:`make_private_dir`
+    and :func:`open_private` do; those also handle what is already there."""
+
+    def __init__(self) -> None:
+        self._one_call: dict[int, bool] = {}  # mode -> whether a new path gets it in one call
+
+    def _umask_keeps(self, mode: int, made_mode: Callable[[], int]) -> bool:
+        if mode not in self._one_call:
+            self._one_call[mode] = stat.S_IMODE(made_mode()) == mode
+        return self._one_call[mode]
+
+    def directory(self, path: Path) -> None:
+        if self._one_call.get(PRIVATE_DIR_MODE, True):
+            try:
+                os.mkdir(path, PRIVATE_DIR_MODE)
+            except FileExistsError:
+                pass
+            else:
+                if self._umask_keeps(PRIVATE_DIR_MODE, lambda: os.stat(path).st_mode):
+                    return
+        make_private_dir(path)
+
+    def file(self, path: Path) -> int:
+        """A file descriptor on a new, empty ``path``."""
+        if not self._one_call.get(PRIVATE_FILE_MODE, True):
+            return open_private(path)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except FileExistsError:
+            return open_private(path)
+        if not self._umask_keeps(PRIVATE_FILE_MODE, lambda: os.fstat(fd).st_mode):
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        return fd
 
 
-def _write_session(job: _Job) -> None:
+def _write(paths: _PrivatePaths, path: Path, parts: _Parts) -> None:
+    """One file from its parts, in as few system calls as the kernel takes (no joining)."""
+    fd = paths.file(path)
+    try:
+        views = [memoryview(part).cast("B") for part in parts if len(part)]
+        first = 0
+        while first < len(views):
+            written = os.writev(fd, views[first : first + _IOV_MAX])
+            while first < len(views) and written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
+            if written:  # a short write: go on from where it stopped
+                views[first] = views[first][written:]
+    finally:
+        os.close(fd)
+
+
+def _write_session(paths: _PrivatePaths, job: _Job) -> None:
     directory, files = job
-    make_private_dir(directory)
+    paths.directory(directory)
     for path, parts in files:
-        _write(path, *parts)
+        _write(paths, path, parts)
 
 
 class _Writer:
     """Writes each session's files in a thread while the next session is assembled (creating
-    and writing files mostly waits on the kernel, without the GIL)."""
+    and writing files mostly waits on the kernel, without the GIL). One thread: more, or mixing
+    there too, costs more in handing the GIL around than it saves."""
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._pending: deque[Future[None]] = deque()
+        self._paths = _PrivatePaths()
 
     def submit(self, job: _Job) -> None:
-        self._pending.append(self._pool.submit(_write_session, job))
+        self._pending.append(self._pool.submit(_write_session, self._paths, job))
         while len(self._pending) > _QUEUED_SESSIONS:
             self._pending.popleft().result()
 
@@ -105,25 +176,61 @@ def _progress(enabled: bool, total: int) -> Iterator[Progress | None]:
         yield bar
 
 
-def _item_parts(item: ItemAudio) -> tuple[bytes | memoryview, ...]:
-    """:meth:`ItemAudio.file_bytes` in pieces, so the samples are not copied once more."""
-    if item.format.encoding in DECODABLE:
-        size = len(item.raw)
-        header = wav_header(size, item.format.sample_rate, 1, item.format.encoding)
-        return (header, item.raw, wav_padding(size))
-    return (item.raw,)
+@dataclass(frozen=True, slots=True)
+class _ItemFile:
+    """What an item's file is made of."""
+
+    index: int
+    role: str
+    item_id: str
+    format: AudioFormat
+    data: _Parts  # the samples as sent, in pieces
+    size: int
+
+    @classmethod
+    def of(cls, item: ItemAudio) -> _ItemFile:
+        return cls(item.index, item.role, item.item_id, item.format, (item.raw,), len(item.raw))
+
+    @classmethod
+    def of_parts(cls, items: Sequence[ItemParts]) -> list[_ItemFile]:
+        """The files of a session's items, numbered from 1 (their pieces found at once)."""
+        if not items:
+            return []
+        bounds = np.cumsum([0, *(len(item.chunks) for item in items)]).tolist()
+        data = Chunks.concat([item.chunks for item in items]).segments_each(bounds)
+        return [
+            cls(i + 1, item.role, item.item_id, item.format, tuple(views), item.size)
+            for i, (item, views) in enumerate(zip(items, data, strict=True))
+        ]
+
+    def name(self, width: int) -> str:
+        encoding = self.format.encoding
+        extension = "wav" if encoding in DECODABLE else "mp3" if encoding == MP3 else "bin"
+        return f"{self.index:0{width}d}-{self.role}-{_safe(self.item_id)}.{extension}"
+
+    def parts(self) -> _Parts:
+        """The file: a WAV holding the samples byte for byte, or the samples as they are."""
+        if self.format.encoding not in DECODABLE:
+            return self.data
+        fmt = self.format
+        header = wav_header(self.size, fmt.sample_rate, 1, fmt.encoding)
+        return (header, *self.data, wav_padding(self.size))
 
 
-def _export_session(
-    session: SessionAudio, directory: Path, result: ExportResult, bar: Progress | None
+def _session_job(
+    session_id: str,
+    items: Sequence[_ItemFile],
+    mix: npt.NDArray[np.int16],
+    directory: Path,
+    result: ExportResult,
+    bar: Progress | None,
 ) -> _Job:
     """The session's files (written by the caller); warnings and paths go to ``result``."""
-    files: list[tuple[Path, tuple[bytes | memoryview, ...]]] = []
-    width = max(2, len(str(len(session.items))))  # so the files sort in conversation order
-    for item in session.items:
-        name = f"{item.index:0{width}d}-{item.role}-{_safe(item.item_id)}.{item.extension}"
-        path = directory / name
-        files.append((path, _item_parts(item)))
+    files: list[tuple[Path, _Parts]] = []
+    width = max(2, len(str(len(items))))  # so the files sort in conversation order
+    for item in items:
+        path = directory / item.name(width)
+        files.append((path, item.parts()))
         result.files.append(path)
         if bar is not None:
             bar.advance(bar.task_ids[0])
@@ -132,12 +239,11 @@ def _export_session(
                 f"item {item.item_id}: {item.format.encoding} audio is written as is and left "
                 f"out of {STEREO_FILE}."
             )
-    mix = session_stereo(session, STEREO_RATE_HZ)
     if not len(mix):
         return directory, files  # nothing it could hold (mp3 only)
     if mix.nbytes > _MAX_WAV_DATA:
         result.warnings.append(
-            f"session {session.session_id}: the stereo mix is over 4 GB, too long for a WAV "
+            f"session {session_id}: the stereo mix is over 4 GB, too long for a WAV "
             "file; only the per-item files were written."
         )
         return directory, files
@@ -146,6 +252,20 @@ def _export_session(
     files.append((path, (header, mix.view(np.uint8).reshape(-1).data)))
     result.files.append(path)
     return directory, files
+
+
+def _export_session(
+    session: SessionAudio, directory: Path, result: ExportResult, bar: Progress | None
+) -> _Job:
+    items = [_ItemFile.of(item) for item in session.items]
+    mix = session_stereo(session, STEREO_RATE_HZ)
+    return _session_job(session.session_id, items, mix, directory, result, bar)
+
+
+def _export_built(session: BuiltSession, directory: Path, result: ExportResult) -> _Job:
+    items = _ItemFile.of_parts(session.items)
+    mix = built_stereo(session, STEREO_RATE_HZ)
+    return _session_job(session.session_id, items, mix, directory, result, None)
 
 
 def export_capture_audio(
@@ -182,9 +302,9 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
     with _progress(progress, len(scan.session_ids)) as bar, _writer() as writer:
         for index, session in scan.sessions:
             part = ExportResult()
-            if session.items or session.user_stream:
+            if session.items or len(session.user):
                 directory = out_dir / dirs[session.session_id]
-                writer.submit(_export_session(session, directory, part, None))
+                writer.submit(_export_built(session, directory, part))
             done[index] = (session.start_s, session.warnings, part)
             if bar is not None:
                 bar.advance(bar.task_ids[0])
