@@ -126,7 +126,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             _row(
                 "4. `report` peak RSS / file size",
-                f"{big['report_rss_share_of_file']:.2f} ({big['report_peak_rss_mb']:.0f} MB)",
+                f"{big['report_rss_share_of_file']:.3f} ({big['report_peak_rss_mb']:.0f} MB)",
                 "< 0.25",
                 big["report_rss_share_of_file"] < 0.25,
             )
