@@ -49,9 +49,9 @@ class Chunks:
     formats: list[AudioFormat]
 
     @classmethod
-    def empty(cls, formats: list[AudioFormat] | None = None) -> Chunks:
+    def empty(cls) -> Chunks:
         none = np.zeros(0, dtype=np.int64)
-        return cls([], none, none, none, np.zeros(0), none, formats or [])
+        return cls([], none, none, none, np.zeros(0), none, [])
 
     @classmethod
     def of(cls, chunks: Iterable[AudioChunk]) -> Chunks:
@@ -156,13 +156,9 @@ class Chunks:
     def view(self, k: int) -> memoryview:
         return self.buffers[int(self.buffer[k])][int(self.start[k]) : int(self.end[k])]
 
-    def segments(self) -> list[memoryview]:
-        """The chunks' bytes as views, neighbours that lie back to back in a buffer as one."""
-        return self.segments_each([0, len(self)])[0]
-
     def segments_each(self, bounds: Sequence[int]) -> list[list[memoryview]]:
-        """:meth:`segments` of each group of chunks ``bounds[i]`` to ``bounds[i + 1]`` (found
-        for all groups at once)."""
+        """The bytes of each group of chunks ``bounds[i]`` to ``bounds[i + 1]`` as views, chunks
+        that lie back to back in a buffer as one (found for all groups at once)."""
         n = len(self)
         new = np.ones(n, dtype=np.bool_)  # where a run of back-to-back chunks starts
         new[1:] = (self.buffer[1:] != self.buffer[:-1]) | (self.start[1:] != self.end[:-1])
@@ -182,12 +178,6 @@ class Chunks:
         ]
         at = np.searchsorted(firsts, bounds).tolist()
         return [views[lo:hi] for lo, hi in pairwise(at)]
-
-    def joined(self, lo: int = 0, hi: int | None = None) -> memoryview | bytes:
-        """The bytes of chunks ``lo`` to ``hi`` back to back: a view where they already lie so
-        in one buffer, else one copy."""
-        views = self.take(slice(lo, hi)).segments()
-        return views[0] if len(views) == 1 else b"".join(views)
 
     def objects(self) -> list[AudioChunk]:
         """One :class:`AudioChunk` a chunk."""

@@ -17,7 +17,6 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.progress import Progress
 
-from analyzer.audio.chunks import Chunks
 from analyzer.audio.items import (
     DECODABLE,
     AudioCapture,
@@ -192,16 +191,8 @@ class _ItemFile:
         return cls(item.index, item.role, item.item_id, item.format, (item.raw,), len(item.raw))
 
     @classmethod
-    def of_parts(cls, items: Sequence[ItemParts]) -> list[_ItemFile]:
-        """The files of a session's items, numbered from 1 (their pieces found at once)."""
-        if not items:
-            return []
-        bounds = np.cumsum([0, *(len(item.chunks) for item in items)]).tolist()
-        data = Chunks.concat([item.chunks for item in items]).segments_each(bounds)
-        return [
-            cls(i + 1, item.role, item.item_id, item.format, tuple(views), item.size)
-            for i, (item, views) in enumerate(zip(items, data, strict=True))
-        ]
+    def of_parts(cls, index: int, item: ItemParts) -> _ItemFile:
+        return cls(index, item.role, item.item_id, item.format, tuple(item.data), item.size)
 
     def name(self, width: int) -> str:
         encoding = self.format.encoding
@@ -263,7 +254,7 @@ def _export_session(
 
 
 def _export_built(session: BuiltSession, directory: Path, result: ExportResult) -> _Job:
-    items = _ItemFile.of_parts(session.items)
+    items = [_ItemFile.of_parts(i + 1, item) for i, item in enumerate(session.items)]
     mix = built_stereo(session, STEREO_RATE_HZ)
     return _session_job(session.session_id, items, mix, directory, result, None)
 

@@ -147,13 +147,14 @@ class ItemParts:
     role: str
     format: AudioFormat
     chunks: Chunks
+    data: list[memoryview]  # the same bytes in as few views as they lie in
     played_ms: float | None = None
     audio_start_ms: float | None = None
     audio_end_ms: float | None = None
 
     @property
     def size(self) -> int:
-        return int(self.chunks.sizes.sum())
+        return sum(len(view) for view in self.data)
 
     def audio(self, session_id: str, index: int) -> ItemAudio:
         sizes = self.chunks.sizes
@@ -164,7 +165,7 @@ class ItemParts:
             role=self.role,
             index=index,
             format=self.format,
-            raw=bytes(self.chunks.joined()),
+            raw=bytes(self.data[0]) if len(self.data) == 1 else b"".join(self.data),
             arrivals=list(zip(self.chunks.time_s.tolist(), offsets, strict=True)),
             played_ms=self.played_ms,
             audio_start_ms=self.audio_start_ms,
@@ -676,7 +677,7 @@ class _Vad:
 
 
 # (chunk ids into _Audio's chunks, first byte, end byte) of each piece of an item's audio
-_Pieces3 = tuple[Index, Index, Index]
+_Slices = tuple[Index, Index, Index]
 
 
 class _SessionAudioBuilder:
@@ -696,7 +697,7 @@ class _SessionAudioBuilder:
         self.manual_commits: deque[float] = deque()
         self.client_clears = 0
         self.vad: dict[str | None, _Vad] = {}
-        self.user_pieces: dict[str, tuple[_Pieces3, _Vad | None]] = {}
+        self.user_pieces: dict[str, tuple[_Slices, _Vad | None]] = {}
         self.first_seen: dict[str, int] = {}  # item id -> seq of the first frame about it
         for item_id, seq in rows.named:
             if item_id is not None:
@@ -812,10 +813,10 @@ class _SessionAudioBuilder:
         if seq < self.first_seen.get(item_id, seq + 1):
             self.first_seen[item_id] = seq
 
-    def _entries(self) -> list[tuple[str, str, _Pieces3, _Vad | None]]:
+    def _entries(self) -> list[tuple[str, str, _Slices, _Vad | None]]:
         """(item id, role, pieces, VAD segment) of the items with audio, in conversation
         order."""
-        entries: list[tuple[int, str, str, _Pieces3, _Vad | None]] = []
+        entries: list[tuple[int, str, str, _Slices, _Vad | None]] = []
         for item_id, (pieces, vad) in self.user_pieces.items():
             entries.append((self.first_seen[item_id], item_id, "user", pieces, vad))
         for key, first, end in self.audio.items:
@@ -842,15 +843,14 @@ class _SessionAudioBuilder:
         bounds = [0, *np.cumsum([len(ids) for _, _, (ids, _, _), _ in entries]).tolist()]
         lowest = np.minimum.reduceat(pieces.fmt, bounds[:-1]).tolist()
         highest = np.maximum.reduceat(pieces.fmt, bounds[:-1]).tolist()
-        sizes = np.add.reduceat(pieces.sizes, bounds[:-1]).tolist()
+        data = pieces.segments_each(bounds)
         items: list[ItemParts] = []
         for i, (item_id, role, _, vad) in enumerate(entries):
             chunks = pieces.take(slice(bounds[i], bounds[i + 1]))
-            if lowest[i] == highest[i]:
-                fmt, size = pieces.formats[lowest[i]], sizes[i]
-            else:
-                fmt, chunks = self._join_formats(item_id, chunks)
-                size = int(chunks.sizes.sum())
+            fmt = pieces.formats[lowest[i]]
+            if lowest[i] != highest[i]:
+                fmt, chunks, data[i] = self._join_formats(item_id, chunks, data[i])
+            size = sum(len(view) for view in data[i])
             if fmt.encoding == PCM16 and size % 2:
                 self.warnings.append(
                     f"item {item_id}: {size} bytes is not a whole number of 16-bit samples."
@@ -861,6 +861,7 @@ class _SessionAudioBuilder:
                     role=role,
                     format=fmt,
                     chunks=chunks,
+                    data=data[i],
                     played_ms=self.played_ms.get(item_id) if role == "assistant" else None,
                     audio_start_ms=vad.start_ms if vad else None,
                     audio_end_ms=vad.end_ms if vad else None,
@@ -868,16 +869,18 @@ class _SessionAudioBuilder:
             )
         return items
 
-    def _join_formats(self, item_id: str, pieces: Chunks) -> tuple[AudioFormat, Chunks]:
-        """An item whose audio changes format: decoded to pcm16 at the highest rate where it
-        can be, else its parts as they are; with a warning."""
+    def _join_formats(
+        self, item_id: str, pieces: Chunks, data: list[memoryview]
+    ) -> tuple[AudioFormat, Chunks, list[memoryview]]:
+        """An item whose audio changes format (its pieces and their bytes): decoded to pcm16 at
+        the highest rate where it can be, else its parts as they are; with a warning."""
         formats = [pieces.formats[f] for f in np.unique(pieces.fmt).tolist()]
         if not all(f.encoding in DECODABLE for f in formats):
             self.warnings.append(
                 f"item {item_id}: its audio changes format and cannot be decoded; "
                 "its parts were joined as they are."
             )
-            return pieces.formats[int(pieces.fmt[0])], pieces
+            return pieces.formats[int(pieces.fmt[0])], pieces, data
         rate = max(f.sample_rate for f in formats)
         parts = [
             _pcm16_at(pieces.view(k), pieces.formats[f], rate)
@@ -888,7 +891,8 @@ class _SessionAudioBuilder:
             f"item {item_id}: its audio changes format ({names}); written as pcm16 {rate} Hz."
         )
         fmt = AudioFormat(PCM16, rate)
-        return fmt, Chunks.back_to_back(parts, pieces.time_s, fmt)
+        joined = Chunks.back_to_back(parts, pieces.time_s, fmt)
+        return fmt, joined, joined.buffers[:1]
 
 
 # Events that read or move the input buffer: the stream must be up to date before them.
