@@ -5,40 +5,25 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 import pyarrow as pa
-from rich.console import Console
 
-from analyzer.conversation import conversation_items
-from analyzer.dataset import (
-    Dataset,
-    Filters,
-    ReportParts,
-    dataset_sizes,
-    dataset_turns,
-    open_dataset,
-    parse_time,
-    report_parts,
-)
-from analyzer.latency import latency_summary, streaming_summary
-from analyzer.pricing import Prices, PricingError, load_prices
-from analyzer.reader import (
-    Capture,
-    CaptureError,
-    find_capture_files,
-    merge_captures,
-    read_capture,
-)
-from analyzer.recording.convert import JournalError, convert_journal
-from analyzer.report import build_report, jsonable
 from analyzer.schema import ANALYSIS_COLUMNS
-from analyzer.sizes import GROUPINGS, sizes_rollup
-from analyzer.turns import TURN_COLUMNS
+
+# What a command needs is imported in it: most of the library imports pandas (~0.3 s), which
+# `rt-analyze audio` and `--help` never use.
+if TYPE_CHECKING:
+    import pandas as pd
+    from rich.console import Console
+
+    from analyzer.dataset import Dataset, Filters, ReportParts
+    from analyzer.pricing import Prices
+    from analyzer.reader import Capture
 
 DEBUG_ENV = "RT_ANALYZE_DEBUG"
 
@@ -66,9 +51,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
-        except (CaptureError, PricingError, JournalError) as exc:
-            raise click.ClickException(str(exc)) from exc
         except Exception as exc:
+            if isinstance(exc, _input_errors()):
+                raise click.ClickException(str(exc)) from exc
             if os.environ.get(DEBUG_ENV):
                 raise
             raise click.ClickException(
@@ -77,12 +62,48 @@ class _Group(click.Group):
             ) from exc
 
 
+# The library's errors that mean bad input, by module: one not imported raised none of them.
+_INPUT_ERRORS = (
+    ("analyzer.reader", "CaptureError"),
+    ("analyzer.pricing", "PricingError"),
+    ("analyzer.recording.convert", "JournalError"),
+)
+
+
+def _input_errors() -> tuple[type[Exception], ...]:
+    modules = ((sys.modules.get(module), name) for module, name in _INPUT_ERRORS)
+    return tuple(getattr(module, name) for module, name in modules if module is not None)
+
+
+class _LazyChoice(click.Choice[str]):
+    """A choice of values a function gives when first needed (from a module that is slow to
+    import)."""
+
+    def __init__(self, values: Callable[[], Sequence[str]]) -> None:
+        self._values = values
+        self.case_sensitive = True
+
+    @cached_property
+    def choices(self) -> tuple[str, ...]:  # type: ignore[override]
+        return tuple(self._values())
+
+
+def _groupings() -> list[str]:
+    from analyzer.sizes import GROUPINGS
+
+    return sorted(GROUPINGS)
+
+
 def _stderr() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr)
 
 
 def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMNS) -> Capture:
     """Read captures (with a progress bar on stderr for many files); warnings go to stderr."""
+    from analyzer.reader import CaptureError, find_capture_files, merge_captures, read_capture
+
     try:
         files = find_capture_files(paths)
         if len(files) > 1 and sys.stderr.isatty():
@@ -107,6 +128,8 @@ def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMN
 def _prices(path: Path | None) -> dict[str, Prices] | None:
     if path is None:
         return None
+    from analyzer.pricing import PricingError, load_prices
+
     try:
         return load_prices(path)
     except PricingError as exc:
@@ -114,10 +137,14 @@ def _prices(path: Path | None) -> dict[str, Prices] | None:
 
 
 def _echo_json(value: Any) -> None:
+    from analyzer.report import jsonable
+
     click.echo(json.dumps(jsonable(value), ensure_ascii=False, indent=2, allow_nan=False))
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    from analyzer.report import jsonable
+
     records: list[dict[str, Any]] = jsonable(frame.to_dict("records"))
     return records
 
@@ -127,6 +154,8 @@ def _echo_csv(frame: pd.DataFrame) -> None:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     # Piped or redirected output gets wide tables instead of rich's 80-column default.
     return Console(width=None if sys.stdout.isatty() else 160)
 
@@ -172,6 +201,8 @@ def dataset_options(command: Any) -> Any:
 
 
 def _filters(options: dict[str, Any]) -> Filters:
+    from analyzer.dataset import Filters, parse_time
+
     since, until = options.get("since"), options.get("until")
     return Filters(
         since_s=parse_time(since) if since else None,
@@ -185,6 +216,8 @@ def _filters(options: dict[str, Any]) -> Filters:
 
 def open_captures(paths: Sequence[Path | str], options: dict[str, Any]) -> Dataset:
     """The dataset of ``paths`` (files, directories, globs) with the filter options."""
+    from analyzer.dataset import open_dataset
+
     return open_dataset(list(paths), _filters(options))
 
 
@@ -264,6 +297,8 @@ def report(
     else:  # the HTML report embeds plots and audio of every session: it reads captures whole
         if engine != "local" or _filters(filters).active:
             raise click.ClickException("--html reads captures whole; drop --engine and filters.")
+        from analyzer.report import build_report
+
         capture = load_capture(captures)
         result = build_report(capture, price_table)
     if html_path is not None:
@@ -294,6 +329,8 @@ def _report_parts(
     prices: dict[str, Prices] | None,
     filters: dict[str, Any],
 ) -> tuple[ReportParts, Dataset]:
+    from analyzer.dataset import report_parts
+
     dataset = open_captures(captures, filters)
     if engine == "spark":
         from analyzer.spark import SparkUnavailable, spark_report_parts, spark_session
@@ -325,6 +362,10 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
 
         rt-analyze latency captures/ --format csv > latency.csv
     """
+    from analyzer.dataset import dataset_turns
+    from analyzer.latency import latency_summary, streaming_summary
+    from analyzer.turns import TURN_COLUMNS
+
     dataset = open_captures(captures, filters)
     turns = dataset_turns(dataset)
     _echo_warnings(dataset)
@@ -364,7 +405,7 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
 @_format_option("table", "json", "csv")
 @click.option(
     "--by",
-    type=click.Choice(sorted(GROUPINGS)),
+    type=_LazyChoice(_groupings),
     default="event",
     show_default=True,
     help="Group by event type (and direction), by direction, or by session.",
@@ -379,6 +420,11 @@ def sizes(captures: tuple[Path, ...], output_format: str, by: str, **filters: An
 
         rt-analyze sizes captures/ --by direction
     """
+    import pandas as pd
+
+    from analyzer.dataset import dataset_sizes
+    from analyzer.sizes import GROUPINGS, sizes_rollup
+
     dataset = open_captures(captures, filters)
     by_event = dataset_sizes(dataset)
     _echo_warnings(dataset)
@@ -406,6 +452,10 @@ def conversation(captures: tuple[Path, ...], output_format: str) -> None:
 
         rt-analyze conversation captures/run.parquet
     """
+    import pandas as pd
+
+    from analyzer.conversation import conversation_items
+
     capture = load_capture(captures)
     tables = [
         conversation_items(group) for _, group in capture.frames.groupby("session_id", sort=False)
@@ -438,6 +488,8 @@ def turns(
 
         rt-analyze turns captures/ > turns.csv
     """
+    from analyzer.dataset import dataset_turns
+
     dataset = open_captures(captures, filters)
     if engine == "spark":
         from analyzer.spark import SparkUnavailable, spark_session, spark_turns
@@ -470,6 +522,8 @@ def convert(journal: Path, output: Path | None) -> None:
 
         rt-analyze convert captures/rt-20250101T120000Z-abc123.jsonl
     """
+    from analyzer.recording.convert import JournalError, convert_journal
+
     if not journal.is_file():
         raise click.ClickException(f"{journal} does not exist or is not a file; pass a .jsonl.")
     try:
@@ -520,8 +574,10 @@ def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
         ) from exc
     try:
         result = export_audio(list(captures), out_dir)
-    except CaptureError as exc:
-        raise click.ClickException(str(exc)) from exc
+    except Exception as exc:
+        if isinstance(exc, _input_errors()):  # a CaptureError, without importing the reader
+            raise click.ClickException(str(exc)) from exc
+        raise
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
     for path in result.files:

@@ -177,3 +177,48 @@ def test_a_row_arrow_refuses_costs_only_that_row(tmp_path: Path) -> None:
     batch.columns["event_id"][1] = "\ud800"  # what Parquet cannot hold
     table, refused = batch.to_arrow()
     assert refused == 1 and table["seq"].to_pylist() == [0, 2]
+
+
+def _frame_lines(run: RunRecorder) -> list[int]:
+    if not run.journal_path.exists():
+        return []
+    records = [json.loads(line) for line in run.journal_path.read_bytes().splitlines()]
+    return [r["seq"] for r in records if r["record"] == "frame"]
+
+
+def test_batched_frames_wait_for_flush_and_keep_the_journal_in_order(tmp_path: Path) -> None:
+    run = RunRecorder(tmp_path, run_id="rt-batch", batch_frames=True)
+    run.start_session(handshake_facts("s", "rt-batch", "ws://h/v1/realtime", [], [], 1.0, True))
+    for seq in range(3):
+        assert run.record_frame(build_frame("s", seq, 1.0, True, True, b'{"type":"x"}'))
+    assert _frame_lines(run) == []  # held: the writer flushes when its input runs dry
+    run.flush()
+    assert _frame_lines(run) == [0, 1, 2] and run.counts.frames_recorded == 3
+    run.record_frame(build_frame("s", 3, 2.0, True, True, b'{"type":"x"}'))
+    run.end_session("s", end_s=3.0)  # a session's end is written after its held frames
+    kinds = [json.loads(line)["record"] for line in run.journal_path.read_bytes().splitlines()]
+    assert kinds == ["session_start", "frame", "frame", "frame", "frame", "session_end"]
+    run.close()
+    assert pq.read_table(run.parquet_path)["seq"].to_pylist() == [0, 1, 2, 3]
+
+
+def test_a_batch_cut_short_by_a_full_disk_counts_only_the_lines_lost(tmp_path: Path) -> None:
+    run = RunRecorder(tmp_path, run_id="rt-full", batch_frames=True)
+    run.start_session(handshake_facts("s", "rt-full", "ws://h/v1/realtime", [], [], 1.0, True))
+    for seq in range(4):
+        run.record_frame(build_frame("s", seq, 1.0, True, True, b'{"type":"x"}'))
+    assert run._journal is not None
+    real_write = run._journal.write_lines
+
+    def disk_fills(data: bytes) -> None:  # two and a half lines fit, then ENOSPC
+        lines = data.splitlines(keepends=True)
+        cut = len(lines[0]) + len(lines[1]) + len(lines[2]) // 2
+        real_write(data[:cut])
+        exc = OSError(28, "No space left on device")
+        exc.bytes_written = cut  # type: ignore[attr-defined]
+        raise exc
+
+    run._journal.write_lines = disk_fills  # type: ignore[method-assign]
+    run.flush()
+    assert (run.counts.frames_recorded, run.counts.frames_not_recorded) == (2, 2)
+    assert run.counts.write_errors == 1

@@ -259,3 +259,36 @@ def test_mitmdump_logs_the_writer_lines_and_waits_for_it_on_sigint(
     assert closed.startswith("[") and f"{len(result.frames)} frames recorded" in closed
     assert "Traceback" not in proxy.output()
     assert read_capture(out).frames["seq"].tolist() == list(range(len(result.frames)))
+
+
+class _Trickle:
+    """A pipe that hands its bytes over ``step`` at a time, as reads of a busy pipe do."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data, self.step, self.at = data, step, 0
+
+    def read1(self, n: int) -> bytes:
+        chunk = self.data[self.at : self.at + min(n, self.step)]
+        self.at += len(chunk)
+        return chunk
+
+
+def _message(kind: bytes, body: bytes) -> bytes:
+    return worker.LENGTH.pack(1 + len(body)) + kind + body
+
+
+@pytest.mark.parametrize("step", [1, 3, 7, 64, 1 << 20])
+def test_messages_split_anywhere_across_reads_come_out_whole(step: int) -> None:
+    bodies = [b"x" * n for n in (0, 1, 5, 300)]
+    data = b"".join(_message(b"F", b) for b in bodies)
+    cut_short = _message(b"F", b"lost")[:-1]  # the proxy died mid-message
+    batches = list(worker.read_batches(_Trickle(data + cut_short, step)))  # type: ignore[arg-type]
+    got = [message for batch in batches for message in batch]
+    assert got == [(ord("F"), b"F" + b) for b in bodies]
+    assert step < len(data) or len(batches) == 1  # one read of the whole: one batch
+
+
+def test_a_zero_length_message_ends_the_input() -> None:
+    data = _message(b"F", b"a") + worker.LENGTH.pack(0) + _message(b"F", b"b")
+    got = list(worker.read_batches(_Trickle(data, 1 << 20)))  # type: ignore[arg-type]
+    assert got == [[(ord("F"), b"Fa")]]

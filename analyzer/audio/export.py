@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections import Counter, deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import numpy.typing as npt
 from rich.console import Console
 from rich.progress import Progress
 
+from analyzer.audio.forked import Forked, can_fork
 from analyzer.audio.items import (
     DECODABLE,
     AudioCapture,
@@ -24,17 +24,13 @@ from analyzer.audio.items import (
     ItemAudio,
     ItemParts,
     SessionAudio,
+    _Scan,
     _scan,
 )
+from analyzer.audio.private import PrivatePaths, make_private_dir
 from analyzer.audio.timeline import STEREO_RATE_HZ, built_stereo, session_stereo
 from analyzer.audio.wav import wav_header, wav_padding
 from analyzer.formats import MP3, AudioFormat
-from analyzer.recording.writers import (
-    PRIVATE_DIR_MODE,
-    PRIVATE_FILE_MODE,
-    make_private_dir,
-    open_private,
-)
 
 STEREO_FILE = "session-stereo.wav"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -69,45 +65,7 @@ _QUEUED_SESSIONS = 4
 _IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
 
 
-class _PrivatePaths:
-    """Makes the export's directories (0700) and files (0600) in as few system calls as it can
-    (each is a wait for the GIL in the writer thread, and there are thousands): one where the
-    umask leaves a new one private (looked at on the first), else as :func:`make_private_dir`
-    and :func:`open_private` do; those also handle what is already there."""
-
-    def __init__(self) -> None:
-        self._one_call: dict[int, bool] = {}  # mode -> whether a new path gets it in one call
-
-    def _umask_keeps(self, mode: int, made_mode: Callable[[], int]) -> bool:
-        if mode not in self._one_call:
-            self._one_call[mode] = stat.S_IMODE(made_mode()) == mode
-        return self._one_call[mode]
-
-    def directory(self, path: Path) -> None:
-        if self._one_call.get(PRIVATE_DIR_MODE, True):
-            try:
-                os.mkdir(path, PRIVATE_DIR_MODE)
-            except FileExistsError:
-                pass
-            else:
-                if self._umask_keeps(PRIVATE_DIR_MODE, lambda: os.stat(path).st_mode):
-                    return
-        make_private_dir(path)
-
-    def file(self, path: Path) -> int:
-        """A file descriptor on a new, empty ``path``."""
-        if not self._one_call.get(PRIVATE_FILE_MODE, True):
-            return open_private(path)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        except FileExistsError:
-            return open_private(path)
-        if not self._umask_keeps(PRIVATE_FILE_MODE, lambda: os.fstat(fd).st_mode):
-            os.fchmod(fd, PRIVATE_FILE_MODE)
-        return fd
-
-
-def _write(paths: _PrivatePaths, path: Path, parts: _Parts) -> None:
+def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
     """One file from its parts, in as few system calls as the kernel takes (no joining)."""
     fd = paths.file(path)
     try:
@@ -124,7 +82,7 @@ def _write(paths: _PrivatePaths, path: Path, parts: _Parts) -> None:
         os.close(fd)
 
 
-def _write_session(paths: _PrivatePaths, job: _Job) -> None:
+def _write_session(paths: PrivatePaths, job: _Job) -> None:
     directory, files = job
     paths.directory(directory)
     for path, parts in files:
@@ -139,7 +97,7 @@ class _Writer:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1)
         self._pending: deque[Future[None]] = deque()
-        self._paths = _PrivatePaths()
+        self._paths = PrivatePaths()
 
     def submit(self, job: _Job) -> None:
         self._pending.append(self._pool.submit(_write_session, self._paths, job))
@@ -284,21 +242,13 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
 
     Sessions are read, written and forgotten one after the other (see :func:`items._scan`), so
     memory follows the biggest sessions, not the capture; the result is the same as
-    :func:`export_capture_audio` of :func:`load_audio`."""
+    :func:`export_capture_audio` of :func:`load_audio`. A big Parquet capture is split in two
+    stretches of the file where there are two CPUs, the second exported by a forked process."""
     scan = _scan(list(paths))
     make_private_dir(out_dir)
     dirs = session_dirs(scan.session_ids)
-    # per session, by its index in scan.session_ids: (start_s, its own warnings, export's)
-    done: dict[int, tuple[float, list[str], ExportResult]] = {}
-    with _progress(progress, len(scan.session_ids)) as bar, _writer() as writer:
-        for index, session in scan.sessions:
-            part = ExportResult()
-            if session.items or len(session.user):
-                directory = out_dir / dirs[session.session_id]
-                writer.submit(_export_built(session, directory, part))
-            done[index] = (session.start_s, session.warnings, part)
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
+    with _progress(progress, len(scan.session_ids)) as bar:
+        done = _export_scan(scan, out_dir, dirs, bar)
     result = ExportResult(warnings=list(scan.warnings))
     for index in sorted(done):
         result.warnings.extend(done[index][1])
@@ -306,3 +256,48 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
         result.files.extend(done[index][2].files)
         result.warnings.extend(done[index][2].warnings)
     return result
+
+
+# per session, by its index in the scan's session ids: (start_s, its own warnings, export's)
+_Done = dict[int, tuple[float, list[str], ExportResult]]
+# Audio (bytes as sent) a capture must have for a second process to pay: forking and reading
+# its stretch of the file cost ~20 ms.
+SPLIT_MIN_BYTES = 32 * 2**20
+
+
+def _export_scan(scan: _Scan, out_dir: Path, dirs: dict[str, str], bar: Progress | None) -> _Done:
+    by_row_group = scan.by_row_group
+    if by_row_group is None or not can_fork() or by_row_group.audio_bytes() < SPLIT_MIN_BYTES:
+        return _export_sessions(scan.sessions, out_dir, dirs, bar)
+    mine, theirs = by_row_group.split(2)
+    # Two processes, not threads: the work is Python holding the GIL, and the writer thread
+    # waits for it after each system call.
+    other = Forked(lambda: _export_sessions(by_row_group.sessions(theirs), out_dir, dirs, None))
+    try:
+        done = _export_sessions(by_row_group.sessions(mine), out_dir, dirs, bar)
+    except BaseException:
+        other.cancel()
+        raise
+    done.update(other.result())
+    if bar is not None:
+        bar.advance(bar.task_ids[0], len(theirs))
+    return done
+
+
+def _export_sessions(
+    sessions: Iterable[tuple[int, BuiltSession]],
+    out_dir: Path,
+    dirs: dict[str, str],
+    bar: Progress | None,
+) -> _Done:
+    done: _Done = {}
+    with _writer() as writer:
+        for index, session in sessions:
+            part = ExportResult()
+            if session.items or len(session.user):
+                directory = out_dir / dirs[session.session_id]
+                writer.submit(_export_built(session, directory, part))
+            done[index] = (session.start_s, session.warnings, part)
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+    return done

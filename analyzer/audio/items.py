@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analyzer.audio.arrow import int64_array, numbers, string_scalar, valid
 from analyzer.audio.chunks import AudioChunk, ChunkList, Chunks, Index, as_bytes_view
 from analyzer.audio.wav import encoded_wav_bytes, is_wav, parse_wav
 from analyzer.codecs import alaw_decode, resample_pcm16, ulaw_decode
@@ -32,7 +34,6 @@ from analyzer.protocol import (
     SERVER_AUDIO_EVENTS,
     parse_event,
 )
-from analyzer.reader import find_capture_files, read_tables
 from analyzer.schema import FRAME_SCHEMA, parse_file_metadata
 
 AUDIO_COLUMNS: tuple[str, ...] = (
@@ -246,11 +247,11 @@ class _Pieces:
         buffer = np.zeros(n, dtype=np.int64)
         start = np.zeros(n, dtype=np.int64)
         end = np.zeros(n, dtype=np.int64)
-        valid = np.zeros(n, dtype=np.bool_)
+        present = np.zeros(n, dtype=np.bool_)
         buffers: list[memoryview] = []
         for p in np.unique(piece).tolist():
             where = np.flatnonzero(piece == p)
-            taken = self._arrays[p].take(pa.array(rows[where] - self._starts[p]))
+            taken = self._arrays[p].take(int64_array(rows[where] - self._starts[p]))
             offsets = np.frombuffer(taken.buffers()[1], dtype=np.int64)
             offsets = offsets[taken.offset : taken.offset + len(taken) + 1]
             data = taken.buffers()[2]
@@ -258,13 +259,9 @@ class _Pieces:
             buffers.append(as_bytes_view(data) if data is not None else memoryview(b""))
             start[where] = offsets[:-1]
             end[where] = offsets[1:]
-            valid[where] = True if not taken.null_count else _numpy_mask(taken.is_valid())
+            present[where] = valid(taken)
         none = np.zeros(n, dtype=np.int64)
-        return Chunks(buffers, buffer, start, end, np.zeros(n), none, []), valid
-
-
-def _numpy_mask(mask: pa.Array) -> npt.NDArray[np.bool_]:
-    return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=np.bool_)
+        return Chunks(buffers, buffer, start, end, np.zeros(n), none, []), present
 
 
 # What a frame is to the audio: nothing, a user append, an assistant delta, an event that moves
@@ -298,8 +295,8 @@ def _codes(column: pa.ChunkedArray) -> tuple[Index, list[Any]]:
     else:
         array = pc.dictionary_encode(column.combine_chunks())
     values = array.dictionary.to_pylist()
-    codes = pc.fill_null(array.indices, len(values))
-    return codes.to_numpy(zero_copy_only=False).astype(np.int64), [*values, None]
+    codes = numbers(array.indices, fill=len(values))
+    return codes.astype(np.int64), [*values, None]
 
 
 def _kinds(event_type: pa.ChunkedArray, direction: pa.ChunkedArray) -> npt.NDArray[np.int8]:
@@ -311,20 +308,20 @@ def _kinds(event_type: pa.ChunkedArray, direction: pa.ChunkedArray) -> npt.NDArr
 
 
 def _non_empty(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    return pc.if_else(pc.equal(column, ""), pa.scalar(None, pa.string()), column)
+    return pc.if_else(pc.equal(column, string_scalar("")), string_scalar(None), column)
 
 
 def _delta_keys(table: pa.Table, rows: Index) -> tuple[Index, list[str]]:
     """Codes of the item each delta at ``rows`` belongs to (its item id, else its response id,
     else "unknown"), and the names of the codes."""
-    part = table.select(["item_id", "response_id"]).take(pa.array(rows))
+    part = table.select(["item_id", "response_id"]).take(int64_array(rows))
     keys = pc.coalesce(
         _non_empty(_plain(part.column("item_id"))),
         _non_empty(_plain(part.column("response_id"))),
-        pa.scalar("unknown"),
+        string_scalar("unknown"),
     )
     encoded = keys.combine_chunks().dictionary_encode()
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = numbers(encoded.indices).astype(np.int64)
     return codes, encoded.dictionary.to_pylist()
 
 
@@ -341,7 +338,7 @@ def _session_order(table: pa.Table) -> tuple[Index, Index, list[str]]:
     rank = np.empty(len(names), dtype=np.int64)
     rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
     session = rank[codes]
-    seq = table.column("seq").to_numpy().astype(np.int64)
+    seq = numbers(table.column("seq")).astype(np.int64)
     low, high = (int(seq.min()), int(seq.max())) if len(seq) else (0, 0)
     span = high - low + 1
     if span * max(len(names), 1) < 2**62:  # one key, one stable sort
@@ -365,9 +362,10 @@ class _Frames:
         self.n = table.num_rows
         self.order, session, names = _session_order(table)
         order = self.order
-        self.seq: Index = table.column("seq").to_numpy().astype(np.int64)[order]
-        self.time_s: npt.NDArray[np.float64] = table.column("time_s").to_numpy()[order]
-        audio_bytes = pc.fill_null(table.column("audio_bytes"), 0).to_numpy()
+        self.seq: Index = numbers(table.column("seq")).astype(np.int64)[order]
+        time_s = numbers(table.column("time_s")).astype(np.float64, copy=False)
+        self.time_s: npt.NDArray[np.float64] = time_s[order]
+        audio_bytes = numbers(table.column("audio_bytes"), fill=0)
         self.audio_bytes: Index = audio_bytes.astype(np.int64)[order]
         event_type = table.column("event_type")
         direction = table.column("direction")
@@ -392,7 +390,7 @@ class _Frames:
         read with the samples, a row group at a time)."""
         rows = np.flatnonzero((self.kind == _CONTROL) | (self.kind == _CONFIG))
         self.event_rows = rows
-        at = pa.array(self.order[rows])
+        at = int64_array(self.order[rows])
         columns = (
             _plain(direction.take(at)).to_pylist(),
             _plain(event_type.take(at)).to_pylist(),
@@ -411,7 +409,7 @@ class _Frames:
         lo, hi = np.searchsorted(self._capture_rows, [first_row, first_row + len(content)])
         if lo == hi:
             return
-        rows = pa.array(self._capture_rows[lo:hi] - first_row)
+        rows = int64_array(self._capture_rows[lo:hi] - first_row)
         values = content.take(rows).to_pylist()
         for event, value in zip(self._by_capture_row[lo:hi].tolist(), values, strict=True):
             self.contents[event] = value
@@ -419,11 +417,17 @@ class _Frames:
     def _named(self, table: pa.Table) -> tuple[list[tuple[str | None, int]], Index]:
         """(item id, seq) of the events that name an item, in sorted row order; their rows."""
         rows = np.flatnonzero(self.kind == _NAMED)
-        item_ids = _plain(table.column("item_id")).take(pa.array(self.order[rows])).to_pylist()
+        item_ids = _plain(table.column("item_id")).take(int64_array(self.order[rows])).to_pylist()
         return list(zip(item_ids, self.seq[rows].tolist(), strict=True)), rows
 
     def __len__(self) -> int:
         return len(self.session_ids)
+
+    def session_audio_bytes(self) -> Index:
+        """Each session's audio bytes, as sent."""
+        if not self.n:
+            return np.zeros(0, dtype=np.int64)
+        return np.add.reduceat(self.audio_bytes, self.bounds[:-1])
 
     def rows(self, index: int) -> _Rows:
         """The frames of the ``index``-th session (in session id order)."""
@@ -916,6 +920,8 @@ class _Scan:
     warnings: list[str]  # the reader's
     session_ids: list[str]  # every session, in session id order
     sessions: Iterator[tuple[int, BuiltSession]]  # (index in session_ids, audio), in any order
+    # a single Parquet capture: the sessions can also be built some at a time (see split)
+    by_row_group: _ByRowGroup | None = None
 
 
 def _facts_by_session(facts_list: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -929,10 +935,20 @@ def _cast(table: pa.Table) -> pa.Table:
     return table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in table.column_names]))
 
 
+def _capture_files(paths: Sequence[Path]) -> list[Path]:
+    """:func:`analyzer.reader.find_capture_files`, which is imported only when there is more to
+    find than one file: the reader imports pandas (~0.3 s), which the audio does not use."""
+    if len(paths) == 1 and paths[0].is_file():
+        return [paths[0]]
+    from analyzer.reader import find_capture_files
+
+    return find_capture_files(paths)
+
+
 def _open_capture(paths: Sequence[Path]) -> tuple[pq.ParquetFile, list[dict[str, Any]]] | None:
     """The one Parquet capture at ``paths``, when it is one that can be read row group by row
     group; None for anything else (journals, several files, unreadable: the reader decides)."""
-    files = find_capture_files(paths)
+    files = _capture_files(paths)
     if len(files) != 1 or files[0].suffix != ".parquet":
         return None
     try:
@@ -947,18 +963,19 @@ def _open_capture(paths: Sequence[Path]) -> tuple[pq.ParquetFile, list[dict[str,
 
 def _scan(paths: Sequence[Path]) -> _Scan:
     """Sessions as soon as their audio is read. A single Parquet capture is read one row group
-    of samples at a time (the next one in a thread while this one is assembled), each session
-    built once its last row group is in and the samples forgotten when no session still needs
-    them: memory follows the sessions open at one point of the file, not the capture."""
+    of samples at a time (see :class:`_ByRowGroup`)."""
     opened = _open_capture(paths)
     if opened is None:
+        from analyzer.reader import read_tables
+
         table, facts_list, _, warnings = read_tables(list(paths), AUDIO_COLUMNS)
         frames = _Frames(table.select(list(_META_COLUMNS)))
         blobs = _Pieces.of(table.column("audio"))
         return _Scan(warnings, frames.session_ids, _all_at_once(frames, blobs, facts_list))
     pf, facts_list = opened
     frames = _Frames(_cast(pf.read(columns=list(_FIRST_COLUMNS))))
-    return _Scan([], frames.session_ids, _by_row_group(pf, frames, facts_list))
+    by_row_group = _ByRowGroup(pf, frames, facts_list)
+    return _Scan([], frames.session_ids, by_row_group.sessions(), by_row_group)
 
 
 def _all_at_once(
@@ -972,49 +989,84 @@ def _all_at_once(
         )
 
 
-def _by_row_group(
-    pf: pq.ParquetFile, frames: _Frames, facts_list: list[dict[str, Any]]
-) -> Iterator[tuple[int, BuiltSession]]:
-    facts = _facts_by_session(facts_list)
-    groups = pf.metadata.num_row_groups
-    starts = np.cumsum([0] + [pf.metadata.row_group(g).num_rows for g in range(groups)]).tolist()
-    first_group: list[int] = []
-    done_at: dict[int, list[int]] = {}  # row group -> the sessions complete once it is read
-    for index in range(len(frames)):
-        low, high = frames.row_range(index)
-        first_group.append(bisect_right(starts, low) - 1)
-        done_at.setdefault(bisect_right(starts, high) - 1, []).append(index)
-    # keep_from[g]: the first row group a session not complete after g still needs
-    keep_from = [groups] * groups
-    needed = groups
-    for g in range(groups - 1, -1, -1):
-        keep_from[g] = needed
-        needed = min([needed] + [first_group[i] for i in done_at.get(g, [])])
-    audio_type = FRAME_SCHEMA.field("audio").type
+class _ByRowGroup:
+    """A Parquet capture's sessions, read one row group of samples at a time (the next one in a
+    thread while this one is assembled), each session built once its last row group is in and
+    the samples forgotten when no session still needs them: memory follows the sessions open at
+    one point of the file, not the capture."""
 
-    def read(g: int) -> pa.Table:
-        table = pf.read_row_group(g, columns=["audio", "content"], use_threads=False)
+    def __init__(
+        self, pf: pq.ParquetFile, frames: _Frames, facts_list: list[dict[str, Any]]
+    ) -> None:
+        self.pf = pf
+        self.frames = frames
+        self.facts = _facts_by_session(facts_list)
+        groups = pf.metadata.num_row_groups
+        self.groups = groups
+        sizes = [pf.metadata.row_group(g).num_rows for g in range(groups)]
+        self.starts: list[int] = np.cumsum([0, *sizes]).tolist()
+        self.first_group: list[int] = []  # per session: the first row group holding its frames
+        self.done_group: list[int] = []  # and the last
+        for index in range(len(frames)):
+            low, high = frames.row_range(index)
+            self.first_group.append(bisect_right(self.starts, low) - 1)
+            self.done_group.append(bisect_right(self.starts, high) - 1)
+
+    def audio_bytes(self) -> int:
+        """The capture's audio, as sent."""
+        return int(self.frames.audio_bytes.sum())
+
+    def split(self, parts: int) -> list[list[int]]:
+        """The sessions in ``parts`` runs of about equal audio, in the order their last row
+        group comes (so each part reads a stretch of the file)."""
+        order = sorted(range(len(self.frames)), key=self.done_group.__getitem__)
+        audio = self.frames.session_audio_bytes()[order]
+        ends = np.cumsum(audio)
+        total = int(ends[-1]) if len(ends) else 0
+        cuts = np.searchsorted(ends, [total * k / parts for k in range(1, parts)], side="left")
+        bounds = [0, *(int(c) + 1 for c in cuts), len(order)]
+        return [order[lo:hi] for lo, hi in pairwise(bounds)]
+
+    def sessions(self, wanted: Sequence[int] | None = None) -> Iterator[tuple[int, BuiltSession]]:
+        """The sessions (all, or those ``wanted``), each as soon as its row groups are read."""
+        indexes = range(len(self.frames)) if wanted is None else wanted
+        done_at: dict[int, list[int]] = {}  # row group -> the sessions complete once it is read
+        for index in sorted(indexes):
+            done_at.setdefault(self.done_group[index], []).append(index)
+        if not done_at:
+            return
+        first = min(self.first_group[i] for i in indexes)
+        last = max(done_at)
+        # keep_from[g]: the first row group a session not complete after g still needs
+        keep_from = dict.fromkeys(range(first, last + 1), last + 1)
+        needed = last + 1
+        for g in range(last, first - 1, -1):
+            keep_from[g] = needed
+            needed = min([needed] + [self.first_group[i] for i in done_at.get(g, [])])
+        blobs = _Pieces()
+        frames, starts = self.frames, self.starts
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(self._read, first)
+            for g in range(first, last + 1):
+                table = ahead.result()
+                if g < last:
+                    ahead = pool.submit(self._read, g + 1)
+                blobs.add(starts[g], table.column("audio"))
+                frames.add_contents(starts[g], table.column("content"))
+                del table
+                for index in done_at.get(g, []):
+                    session_facts = self.facts.get(frames.session_ids[index], {})
+                    builder = _SessionAudioBuilder(frames.rows(index), blobs, session_facts)
+                    yield index, builder.build()
+                blobs.drop_before(starts[min(keep_from[g], g + 1)])
+
+    def _read(self, group: int) -> pa.Table:
+        table = self.pf.read_row_group(group, columns=["audio", "content"], use_threads=False)
         audio = table.column("audio")
-        return (
-            table.set_column(0, "audio", audio.cast(audio_type))
-            if audio.type != audio_type
-            else table
-        )
-
-    blobs = _Pieces()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        ahead = pool.submit(read, 0) if groups else None
-        for g in range(groups):
-            assert ahead is not None
-            table = ahead.result()
-            ahead = pool.submit(read, g + 1) if g + 1 < groups else None
-            blobs.add(starts[g], table.column("audio"))
-            frames.add_contents(starts[g], table.column("content"))
-            del table
-            for index in done_at.get(g, []):
-                session_facts = facts.get(frames.session_ids[index], {})
-                yield index, _SessionAudioBuilder(frames.rows(index), blobs, session_facts).build()
-            blobs.drop_before(starts[min(keep_from[g], g + 1)])
+        audio_type = FRAME_SCHEMA.field("audio").type
+        if audio.type == audio_type:
+            return table
+        return table.set_column(0, "audio", audio.cast(audio_type))
 
 
 def _collect(scan: _Scan) -> AudioCapture:

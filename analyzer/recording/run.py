@@ -12,10 +12,18 @@ from typing import Any
 
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.session import refine_facts
-from analyzer.recording.writers import JournalWriter, ParquetSink, make_private_dir
+from analyzer.recording.writers import (
+    JournalWriter,
+    ParquetSink,
+    journal_bytes,
+    make_private_dir,
+)
 from analyzer.schema import file_metadata
 
 log = logging.getLogger(__name__)
+
+# batch_frames: journal lines held back at most this many bytes before they are written.
+JOURNAL_BATCH_BYTES = 256 * 1024
 
 
 def new_run_id(now_s: float | None = None) -> str:
@@ -42,16 +50,26 @@ class RunCounts:
 
 
 class RunRecorder:
-    """Owns the files of one run; files are created when the first session starts."""
+    """Owns the files of one run; files are created when the first session starts.
 
-    def __init__(self, directory: Path, run_id: str | None = None) -> None:
+    Each frame's journal line is written at once, unless ``batch_frames``: then frames are held
+    until :meth:`flush` (or JOURNAL_BATCH_BYTES) and their lines written with one ``write``. The
+    writer process flushes whenever it has no more input waiting, so a batch only forms while
+    frames queue up, and nothing it has read waits for a write when it is idle.
+    """
+
+    def __init__(self, directory: Path, run_id: str | None = None, batch_frames: bool = False):
         self.directory = directory
         self.run_id = run_id or new_run_id()
+        self.batch_frames = batch_frames
         self.sessions: dict[str, dict[str, Any]] = {}
         self.counts = RunCounts()
         self.closed = False
         self._journal: JournalWriter | None = None
         self._parquet: ParquetSink | None = None
+        self._held_lines: list[bytes] = []
+        self._held_frames: list[FrameRecord] = []
+        self._held_bytes = 0
 
     @property
     def journal_path(self) -> Path:
@@ -69,12 +87,19 @@ class RunRecorder:
             log.info("rt-analyze: recording to %s (.jsonl, .parquet)", self.directory / self.run_id)
 
     def _journal_write(self, record: dict[str, Any]) -> bool:
-        """Write one journal record; on an OS error say so loudly, count it, and go on."""
+        """Write one journal record (after the frames held before it)."""
+        self.flush()
+        line = journal_bytes(record)
+        return self._journal_write_lines(line) == len(line)
+
+    def _journal_write_lines(self, lines: bytes) -> int:
+        """Write journal lines; how many bytes of them were written. On an OS error say so
+        loudly, count it, and go on."""
         try:
             self._open()
             assert self._journal is not None
-            self._journal.write(record)
-            return True
+            self._journal.write_lines(lines)
+            return len(lines)
         except OSError as exc:
             self.counts.write_errors += 1
             self.counts.last_error = f"{type(exc).__name__}: {exc}"
@@ -86,7 +111,7 @@ class RunRecorder:
                     exc,
                     self.counts.write_errors,
                 )
-            return False
+            return int(getattr(exc, "bytes_written", 0))
 
     def start_session(self, facts: dict[str, Any]) -> None:
         if self.closed:
@@ -103,16 +128,42 @@ class RunRecorder:
         facts = self.sessions.get(rec.session_id)
         if facts is not None:
             refine_facts(facts, rec)
-        if not self._journal_write(rec.journal_line()):
+        line = journal_bytes(rec.journal_line())
+        if self.batch_frames:
+            self._held_lines.append(line)
+            self._held_frames.append(rec)
+            self._held_bytes += len(line)
+            if self._held_bytes >= JOURNAL_BATCH_BYTES:
+                self.flush()
+            return True
+        if self._journal_write_lines(line) < len(line):
             self.counts.frames_not_recorded += 1
             return False
+        self._recorded(rec)
+        return True
+
+    def flush(self) -> None:
+        """Write the frames held by ``batch_frames``: their journal lines, then to Parquet (a
+        frame whose line could not be written is not recorded, as without batching)."""
+        if not self._held_frames:
+            return
+        lines, frames = self._held_lines, self._held_frames
+        self._held_lines, self._held_frames, self._held_bytes = [], [], 0
+        left = self._journal_write_lines(b"".join(lines))
+        for line, rec in zip(lines, frames, strict=True):
+            left -= len(line)
+            if left >= 0:
+                self._recorded(rec)
+            else:  # the disk failed before (or within) its line
+                self.counts.frames_not_recorded += 1
+
+    def _recorded(self, rec: FrameRecord) -> None:
         assert self._parquet is not None
         self._parquet.append(rec)
         self.counts.frames_recorded += 1
         if rec.problem:
             self.counts.frames_with_problems += 1
             self.counts.by_problem[rec.problem] = self.counts.by_problem.get(rec.problem, 0) + 1
-        return True
 
     def end_session(self, session_id: str, **end_facts: Any) -> None:
         facts = self.sessions.get(session_id)
@@ -141,6 +192,7 @@ class RunRecorder:
         """End sessions still open, write the run summary and the Parquet footer."""
         if self.closed:
             return self.summary()
+        self.flush()
         now = time.time()
         for session_id, facts in self.sessions.items():
             if facts.get("end_s") is None:

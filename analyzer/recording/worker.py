@@ -50,7 +50,11 @@ FROM_CLIENT, IS_TEXT, KEEP_AUDIO, LIVE_LOG = 1, 2, 4, 8
 PIPE_SIZE = 1024 * 1024
 STALL_TIMEOUT_S = 5.0  # a writer that takes nothing for this long is given up on
 CLOSE_TIMEOUT_S = 10.0
-QUEUE_MESSAGES = 16384  # read ahead of the writing: the pipe stays empty while pyarrow loads
+READ_BYTES = 256 * 1024
+# A reader blocked on the pipe is woken by each frame the proxy writes, and the wake-up costs
+# the proxy's CPU: the writer reads at most every GATHER_S instead (the pipe holds 1 MiB).
+GATHER_S = 0.01
+QUEUE_BATCHES = 512  # reads held ahead of the writing (<= 128 MB): the pipe stays empty meanwhile
 PROXY_VANISHED = "proxy exited without closing the run"
 WRITER_NICENESS = 10
 
@@ -259,85 +263,126 @@ class LineHandler(logging.Handler):
             pass  # nowhere to say it
 
 
-def read_messages(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """(kind, body) of each complete message; stops at end of input or a message cut short."""
-    while True:
-        head = stream.read(LENGTH.size)
-        if len(head) < LENGTH.size:
-            return
-        (length,) = LENGTH.unpack(head)
-        body = stream.read(length)
-        if len(body) < length or length == 0:
-            return
-        yield body[0], body
+def read_batches(
+    stream: IO[bytes], gather_s: float = 0.0
+) -> Iterator[list[tuple[int, bytes]]]:
+    """(kind, body) of the complete messages of ``stream``, as many at a time as one read
+    brings; stops at end of input or a message cut short. After a read that emptied the pipe,
+    waits ``gather_s`` for more to gather before reading again."""
+    pending = bytearray()
+    while chunk := stream.read1(READ_BYTES):  # type: ignore[attr-defined]
+        pending += chunk
+        messages: list[tuple[int, bytes]] = []
+        at = 0
+        while len(pending) - at >= LENGTH.size:
+            (length,) = LENGTH.unpack_from(pending, at)
+            if length == 0:  # not something the proxy writes: stop as at a message cut short
+                if messages:
+                    yield messages
+                return
+            end = at + LENGTH.size + length
+            if end > len(pending):
+                break
+            body = bytes(pending[at + LENGTH.size : end])
+            messages.append((body[0], body))
+            at = end
+        del pending[:at]
+        if messages:
+            yield messages
+        if gather_s and len(chunk) < READ_BYTES:
+            time.sleep(gather_s)
 
 
-def read_ahead(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
-    """The messages of ``stream``, read by a thread of their own: the pipe is drained while the
-    recorder is still importing pyarrow, or busy with a slow disk (up to QUEUE_MESSAGES)."""
-    queue: Queue[tuple[int, bytes] | None] = Queue(QUEUE_MESSAGES)
+class ReadAhead:
+    """The messages of ``stream`` in batches, read by a thread of their own: the pipe is drained
+    while the recorder is still importing pyarrow, or busy with a slow disk (up to
+    QUEUE_BATCHES reads). :meth:`waiting` says whether more input is already here."""
 
-    def pump() -> None:
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._queue: Queue[list[tuple[int, bytes]] | None] = Queue(QUEUE_BATCHES)
+        threading.Thread(
+            target=self._pump, args=(stream,), name="rt-writer-read", daemon=True
+        ).start()
+
+    def _pump(self, stream: IO[bytes]) -> None:
         try:
-            for message in read_messages(stream):
-                queue.put(message)
+            for batch in read_batches(stream, GATHER_S):
+                self._queue.put(batch)
         finally:
-            queue.put(None)
+            self._queue.put(None)
 
-    def drain() -> Iterator[tuple[int, bytes]]:
-        while (message := queue.get()) is not None:
-            yield message
+    def __iter__(self) -> Iterator[list[tuple[int, bytes]]]:
+        while (batch := self._queue.get()) is not None:
+            yield batch
 
-    threading.Thread(target=pump, name="rt-writer-read", daemon=True).start()
-    return drain()
+    def waiting(self) -> bool:
+        return not self._queue.empty()
+
+
+class _Serve:
+    """What :func:`serve` keeps between messages."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        from analyzer.recording.frames import build_frame
+        from analyzer.recording.live import LiveTurnLog
+        from analyzer.recording.run import RunRecorder
+
+        self.build_frame = build_frame
+        # Frames read together are journaled with one write: see RunRecorder.
+        self.recorder = RunRecorder(directory, run_id=run_id, batch_frames=True)
+        self.turns = LiveTurnLog()
+        self.sessions: dict[int, str] = {}
+        self.faults: int | None = None  # set by the proxy's close
+
+    def handle(self, kind: int, body: bytes) -> bool:
+        """Record one message; False once the proxy has said close."""
+        if kind == KIND_FRAME:
+            handle, seq, time_s, flags = FRAME_FIELDS.unpack_from(body, 1)
+            rec = self.build_frame(
+                self.sessions[handle],
+                seq,
+                time_s,
+                bool(flags & FROM_CLIENT),
+                bool(flags & IS_TEXT),
+                body[FRAME_BODY_OFFSET:],
+                keep_audio=bool(flags & KEEP_AUDIO),
+            )
+            self.recorder.record_frame(rec)
+            if flags & LIVE_LOG:
+                line = self.turns.observe(rec)
+                if line:
+                    log.info(line)
+        elif kind == KIND_SESSION:
+            payload = json.loads(body[1:])
+            self.sessions[payload["handle"]] = payload["facts"]["session_id"]
+            self.recorder.start_session(payload["facts"])
+        elif kind == KIND_END:
+            payload = json.loads(body[1:])
+            session_id = self.sessions[payload["handle"]]
+            self.recorder.end_session(session_id, **payload["end"])
+            self.turns.forget(session_id)
+        elif kind == KIND_CLOSE:
+            self.faults = int(json.loads(body[1:])["faults"])
+            return False
+        else:
+            raise ValueError(f"unknown message kind {kind!r}")
+        return True
 
 
 def serve(stream: IO[bytes], directory: Path, run_id: str) -> int:
     """Record what the proxy hands over until it says close or goes away."""
-    messages = read_ahead(stream)
-    from analyzer.recording.frames import build_frame
-    from analyzer.recording.live import LiveTurnLog
-    from analyzer.recording.run import RunRecorder
-
-    recorder = RunRecorder(directory, run_id=run_id)
-    turns = LiveTurnLog()
-    sessions: dict[int, str] = {}
-    faults: int | None = None
+    messages = ReadAhead(stream)
+    state = _Serve(directory, run_id)
+    recorder = state.recorder
     try:
-        for kind, body in messages:
-            if kind == KIND_FRAME:
-                handle, seq, time_s, flags = FRAME_FIELDS.unpack_from(body, 1)
-                session_id = sessions[handle]
-                rec = build_frame(
-                    session_id,
-                    seq,
-                    time_s,
-                    bool(flags & FROM_CLIENT),
-                    bool(flags & IS_TEXT),
-                    body[FRAME_BODY_OFFSET:],
-                    keep_audio=bool(flags & KEEP_AUDIO),
-                )
-                recorder.record_frame(rec)
-                if flags & LIVE_LOG:
-                    line = turns.observe(rec)
-                    if line:
-                        log.info(line)
-            elif kind == KIND_SESSION:
-                payload = json.loads(body[1:])
-                sessions[payload["handle"]] = payload["facts"]["session_id"]
-                recorder.start_session(payload["facts"])
-            elif kind == KIND_END:
-                payload = json.loads(body[1:])
-                session_id = sessions[payload["handle"]]
-                recorder.end_session(session_id, **payload["end"])
-                turns.forget(session_id)
-            elif kind == KIND_CLOSE:
-                faults = int(json.loads(body[1:])["faults"])
+        for batch in messages:
+            if not all(state.handle(kind, body) for kind, body in batch):
                 break
-            else:
-                raise ValueError(f"unknown message kind {kind!r}")
+            if not messages.waiting():
+                recorder.flush()
     except Exception:
         log.exception("rt-analyze: the writer process of run %s failed; closing the run", run_id)
+    faults = state.faults
     if faults is None and recorder.sessions:
         log.error(
             "rt-analyze: the proxy went away without closing run %s; the writer closed it", run_id

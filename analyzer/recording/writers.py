@@ -42,6 +42,14 @@ def open_private(path: Path, append: bool = False) -> int:
     return fd
 
 
+def journal_bytes(record: dict[str, Any]) -> bytes:
+    """One journal line."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except TypeError:  # lone surrogates from a "\ud800" escape: only json can write them
+        return (json.dumps(record, separators=(",", ":")) + "\n").encode()
+
+
 class JournalWriter:
     """One JSON object a line, written with a single ``write`` each, so a crash tears at most the
     last line and everything written before survives in the OS even on ``kill -9``."""
@@ -51,16 +59,23 @@ class JournalWriter:
         self._fd: int | None = open_private(path, append=True)
 
     def write(self, record: dict[str, Any]) -> None:
+        self.write_lines(journal_bytes(record))
+
+    def write_lines(self, data: bytes) -> None:
+        """Whole lines, in one ``write`` (a batch of them tears at most at its end). An OSError
+        says in ``bytes_written`` how much of ``data`` was written before it."""
         if self._fd is None:
             raise ValueError(f"journal {self.path} is closed")
-        try:
-            data = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
-        except TypeError:  # lone surrogates from a "\ud800" escape: only json can write them
-            data = (json.dumps(record, separators=(",", ":")) + "\n").encode()
         view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        done = 0
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+                done += written
+        except OSError as exc:
+            exc.bytes_written = done  # type: ignore[attr-defined]
+            raise
 
     def close(self) -> None:
         if self._fd is not None:

@@ -1,0 +1,70 @@
+"""Private directories (0700) and files (0600) for the export: they hold people's voices.
+
+:func:`make_private_dir` and :func:`open_private` do what ``analyzer.recording.writers``' do;
+they are not imported from there because that module imports pandas (~0.3 s of start-up that
+``rt-analyze audio`` does not need).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
+
+
+def make_private_dir(path: Path) -> None:
+    """Create ``path`` (and parents) readable by the owner only."""
+    missing = [p for p in [path, *path.parents] if not p.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    for created in [path, *missing]:  # mkdir(parents=True) ignores mode for the parents
+        os.chmod(created, PRIVATE_DIR_MODE)
+
+
+def open_private(path: Path) -> int:
+    """A new file descriptor on ``path`` (emptied if it is there), mode 0600 whatever the
+    umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+class PrivatePaths:
+    """Makes the export's directories (0700) and files (0600) in as few system calls as it can
+    (each is a wait for the GIL in the writer thread, and there are thousands): one where the
+    umask leaves a new one private (looked at on the first), else as :func:`make_private_dir`
+    and :func:`open_private` do; those also handle what is already there."""
+
+    def __init__(self) -> None:
+        self._one_call: dict[int, bool] = {}  # mode -> whether a new path gets it in one call
+
+    def _umask_keeps(self, mode: int, made_mode: Callable[[], int]) -> bool:
+        if mode not in self._one_call:
+            self._one_call[mode] = stat.S_IMODE(made_mode()) == mode
+        return self._one_call[mode]
+
+    def directory(self, path: Path | str) -> None:
+        if self._one_call.get(PRIVATE_DIR_MODE, True):
+            try:
+                os.mkdir(path, PRIVATE_DIR_MODE)
+            except FileExistsError:
+                pass
+            else:
+                if self._umask_keeps(PRIVATE_DIR_MODE, lambda: os.stat(path).st_mode):
+                    return
+        make_private_dir(Path(path))
+
+    def file(self, path: Path | str) -> int:
+        """A file descriptor on a new, empty ``path``."""
+        if not self._one_call.get(PRIVATE_FILE_MODE, True):
+            return open_private(Path(path))
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+        except FileExistsError:
+            return open_private(Path(path))
+        if not self._umask_keeps(PRIVATE_FILE_MODE, lambda: os.fstat(fd).st_mode):
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+        return fd
