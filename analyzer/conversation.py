@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.frameview import FrameView
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     AUDIO_TRANSCRIPT_DONE_EVENTS,
@@ -437,17 +438,6 @@ def build_conversation(session_frames: pd.DataFrame) -> Conversation:
     return build_conversations(frames, codes, [str(_session_id(frames))])[0]
 
 
-def _by_session(
-    frames: pd.DataFrame, codes: np.ndarray, mask: np.ndarray, columns: Sequence[str]
-) -> dict[int, list[tuple[Any, ...]]]:
-    """Rows (``columns``, as ``itertuples`` gives them) of the frames in ``mask``, per session."""
-    out: dict[int, list[tuple[Any, ...]]] = {}
-    rows = frames.loc[mask, list(columns)].itertuples(index=False, name=None)
-    for code, row in zip(codes[mask].tolist(), rows, strict=True):
-        out.setdefault(code, []).append(row)
-    return out
-
-
 def _counts_by_session(
     frames: pd.DataFrame, codes: np.ndarray, mask: np.ndarray, column: str
 ) -> dict[int, dict[str, int]]:
@@ -470,32 +460,27 @@ def _counts_by_session(
 
 
 def build_conversations(
-    frames: pd.DataFrame, codes: np.ndarray, session_ids: Sequence[str]
+    frames: pd.DataFrame | FrameView, codes: np.ndarray, session_ids: Sequence[str]
 ) -> dict[int, Conversation]:
     """:func:`build_conversation` of every session in ``frames`` (sorted by session, then seq),
     each pandas operation done once for all: ``codes[i]`` numbers frame i's session, whose id
     is ``session_ids[code]``. Sessions without frames are left out."""
-    event_type = frames["event_type"]
-    server = frames["direction"].eq("server").to_numpy()
-    events = _by_session(
-        frames,
-        codes,
-        event_type.isin(list(_ITEM_EVENTS)).to_numpy(),
+    view = frames if isinstance(frames, FrameView) else FrameView(frames, codes)
+    frames, codes = view.frames, view.codes
+    events = view.rows_by_session(
+        view.of_types(_ITEM_EVENTS),
         ("seq", "time_s", "direction", "event_type", "item_id", "content"),
     )
-    deltas = _by_session(
-        frames,
-        codes,
-        event_type.isin(list(_DELTA_EVENTS)).to_numpy() & server,
-        ("time_s", "event_type", "item_id", "content"),
+    deltas = view.rows_by_session(
+        view.of_types(_DELTA_EVENTS) & view.server, ("time_s", "event_type", "item_id", "content")
     )
-    errors = _by_session(
-        frames, codes, event_type.eq("error").to_numpy() & server, ("seq", "time_s", "content")
+    errors = view.rows_by_session(
+        view.of_types({"error"}) & view.server, ("seq", "time_s", "content")
     )
-    known = event_type.isin(list(KNOWN_EVENTS)).to_numpy() | event_type.isna().to_numpy()
+    known = view.of_types(KNOWN_EVENTS) | ~view.present("event_type")
     unknown = _counts_by_session(frames, codes, ~known, "event_type")
     problems = (
-        _counts_by_session(frames, codes, frames["problem"].notna().to_numpy(), "problem")
+        _counts_by_session(frames, codes, view.present("problem"), "problem")
         if "problem" in frames
         else {}
     )

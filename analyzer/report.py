@@ -13,6 +13,7 @@ import pandas as pd
 
 from analyzer.conversation import Conversation, build_conversations
 from analyzer.formats import provider_of
+from analyzer.frameview import FrameView
 from analyzer.jsonio import plain
 from analyzer.latency import (
     LATENCY_METRICS,
@@ -27,10 +28,9 @@ from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture
 from analyzer.sizes import (
     session_cost,
-    size_rows_by_session,
+    session_size_rows,
     size_table,
     size_totals,
-    sizes_by_event,
     token_totals,
 )
 from analyzer.turns import (
@@ -121,10 +121,11 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
         if code is not None:
             providers[code] = provider_of(_facts_get(facts, "host"), _facts_get(facts, "path"))
     codes = np.asarray(codes, dtype=np.intp)
-    parts = turn_parts(frames, codes, providers)
-    conversations = build_conversations(frames, codes, session_ids)
-    sizes = size_rows_by_session(sizes_by_event(frames))
-    dialects = _dialects(frames, codes)
+    view = FrameView(frames, codes)
+    parts = turn_parts(view, codes, providers)
+    conversations = build_conversations(view, codes, session_ids)
+    sizes = session_size_rows(frames, codes, session_ids)
+    dialects = _dialects(view)
     for facts in clean:
         sid = str(facts.get("session_id"))
         code = code_of.get(sid)
@@ -189,16 +190,19 @@ def _for_analysis(frames: pd.DataFrame) -> pd.DataFrame:
     return frames.astype(convert) if convert else frames
 
 
-def _dialects(frames: pd.DataFrame, codes: np.ndarray) -> dict[int, str]:
-    """:func:`infer_dialect` of each session (by code) that has one."""
-    known = frames["event_type"].notna().to_numpy()
-    pairs = pd.DataFrame(
-        {"s": codes[known], "t": frames["event_type"].to_numpy()[known]}
-    ).drop_duplicates()
+def _dialects(view: FrameView) -> dict[int, str]:
+    """:func:`infer_dialect` of each session (by code) that has one: the dialect of the first
+    of its event types (in arrival order) that tells."""
+    known = view.present("event_type")
+    types, names = pd.factorize(view.column("event_type")[known])
+    keys = view.codes[known].astype(np.int64) * max(len(names), 1) + types
+    _, firsts = np.unique(keys, return_index=True)
+    firsts.sort()
     found: dict[int, str] = {}
-    for code, event_type in zip(pairs["s"].tolist(), pairs["t"].tolist(), strict=True):
+    for key in keys[firsts].tolist():
+        code, type_code = divmod(key, max(len(names), 1))
         if code not in found:
-            dialect = dialect_of_event(str(event_type))
+            dialect = dialect_of_event(str(names[type_code]))
             if dialect is not None:
                 found[code] = dialect
     return found

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.groups import Groups
 from analyzer.latency import TurnColumns, floats, row_count
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
@@ -73,6 +74,40 @@ def size_rows_by_session(by_event: pd.DataFrame) -> dict[str, list[dict[str, Any
     for values in zip(*columns.values(), strict=True):
         row = dict(zip(BY_EVENT_COLUMNS, values, strict=True))
         out.setdefault(str(row["session_id"]), []).append(row)
+    return out
+
+
+def session_size_rows(
+    frames: pd.DataFrame, codes: np.ndarray, session_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """``size_rows_by_session(sizes_by_event(frames))`` for frames whose session is
+    ``session_ids[codes[i]]``, grouped in numpy (a report does this once a window)."""
+    if frames.empty:
+        return {}
+    directions, direction_uniques = pd.factorize(frames["direction"])
+    types, type_uniques = pd.factorize(frames["event_type"])  # -1: no type
+    direction_names = [str(d) for d in direction_uniques.tolist()]
+    type_names = [str(t) for t in type_uniques.tolist()]
+    n_types = len(type_names) + 1
+    key = (codes.astype(np.int64) * len(direction_names) + directions) * n_types + types + 1
+    groups = Groups.of(key)
+    sums = [
+        groups.sizes().tolist(),
+        *(
+            groups.sum(frames[c].fillna(0).to_numpy(dtype=np.int64)).tolist()
+            for c in ("frame_bytes", "audio_b64_bytes", "audio_bytes")
+        ),
+    ]
+    rows = []
+    for key_value, *values in zip(groups.keys.tolist(), *sums, strict=True):
+        rest, type_code = divmod(key_value, n_types)
+        code, direction = divmod(rest, len(direction_names))
+        event_type = type_names[type_code - 1] if type_code else NO_TYPE
+        rows.append((str(session_ids[code]), direction_names[direction], event_type, *values))
+    rows.sort(key=lambda row: row[:3])
+    out: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        out.setdefault(row[0], []).append(dict(zip(BY_EVENT_COLUMNS, row, strict=True)))
     return out
 
 

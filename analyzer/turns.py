@@ -8,6 +8,7 @@ timed from their columns; their JSON is never parsed.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -21,6 +22,8 @@ from analyzer.conversation import (
     parse_event,
 )
 from analyzer.formats import AudioFormat, format_changes, provider_of
+from analyzer.frameview import FrameView
+from analyzer.groups import Groups
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     CLIENT_AUDIO_EVENTS,
@@ -157,19 +160,14 @@ def _silence_ms(session: dict[str, Any]) -> tuple[bool, float]:
 
 
 def _config_timelines(
-    frames: pd.DataFrame, codes: np.ndarray, providers: Mapping[int, str]
+    view: FrameView, providers: Mapping[int, str]
 ) -> tuple[
     dict[int, list[tuple[int, AudioFormat, AudioFormat]]], dict[int, list[tuple[int, float]]]
 ]:
     """Per session: audio formats in force, and the VAD silence the server confirmed, by seq."""
-    mask = frames["event_type"].isin(list(_CONFIG_EVENTS)).to_numpy()
-    rows_by_session: dict[int, list[tuple[Any, Any, Any]]] = {}
-    for code, row in zip(
-        codes[mask].tolist(),
-        zip(*(frames.loc[mask, c] for c in ("seq", "event_type", "content")), strict=True),
-        strict=True,
-    ):
-        rows_by_session.setdefault(code, []).append(row)
+    rows_by_session = view.rows_by_session(
+        view.of_types(_CONFIG_EVENTS), ("seq", "event_type", "content")
+    )
     changes: dict[int, list[tuple[int, AudioFormat, AudioFormat]]] = {}
     silences: dict[int, list[tuple[int, float]]] = {}
     for code, provider in providers.items():
@@ -209,6 +207,16 @@ def _bytes_per_ms(
     idx = np.searchsorted(starts, seqs, side="right") - 1
     result: np.ndarray = rates[np.clip(idx, 0, len(rates) - 1)] / 1000.0
     return result
+
+
+def _bytes_per_ms_at(
+    changes: list[tuple[int, AudioFormat, AudioFormat]], seq: int, output: bool
+) -> np.float64:
+    """:func:`_bytes_per_ms` at one seq (as numpy computes it, so results round alike)."""
+    index = max(0, bisect_right([c[0] for c in changes], seq) - 1)
+    change = changes[min(index, len(changes) - 1)]
+    rate = (change[2] if output else change[1]).bytes_per_second or _NAN
+    return np.float64(float(rate)) / 1000.0
 
 
 # --- responses --------------------------------------------------------------------------------
@@ -253,8 +261,7 @@ _AUDIO_STAT_COLUMNS: tuple[str, ...] = (
 
 
 def _audio_stats(
-    frames: pd.DataFrame,
-    codes: np.ndarray,
+    view: FrameView,
     changes: Mapping[int, list[tuple[int, AudioFormat, AudioFormat]]],
 ) -> dict[tuple[int, str], dict[str, Any]]:
     """Per (session, response): first/last delta time, deltas, bytes, play time and streaming
@@ -264,26 +271,26 @@ def _audio_stats(
     ``C_i + max_{j<=i}(t_j - C_{j-1})`` (C = cumulative play time), so delta i arrives after the
     buffer ran dry exactly when ``t_i - C_{i-1}`` sets a new maximum; the excess is the stall.
     """
-    mask = (
-        frames["event_type"].isin(list(SERVER_AUDIO_EVENTS)) & frames["direction"].eq("server")
-    ).to_numpy()
-    audio = frames.loc[mask, ["seq", "time_s", "response_id", "audio_bytes"]].copy()
+    mask = view.of_types(SERVER_AUDIO_EVENTS) & view.server
+    audio = pd.DataFrame(
+        {c: view.column(c)[mask] for c in ("seq", "time_s", "response_id", "audio_bytes")}
+    )
     if audio.empty:
         return {}
-    audio_codes = codes[mask]
+    audio_codes = view.codes[mask]
     audio["_session"] = audio_codes
-    missing = audio["response_id"].isna().to_numpy()
+    missing = ~view.present("response_id")[mask]
     if missing.any():
+        frames, codes = view.frames, view.codes
         filled = audio["response_id"].astype(object).copy()
         for code in np.unique(audio_codes[missing]).tolist():
             in_session = audio_codes == code
             own = frames[codes == code]
             filled[in_session] = _response_of_audio(own, audio[in_session]).to_numpy()
         audio["response_id"] = filled
-    audio = audio[audio["response_id"].notna()]
+        audio = audio[audio["response_id"].notna()]
     if audio.empty:
         return {}
-    audio["audio_bytes"] = audio["audio_bytes"].fillna(0).astype(float)
     sessions = audio["_session"].to_numpy()
     seqs = audio["seq"].to_numpy()
     rate = np.empty(len(audio), dtype=float)
@@ -294,64 +301,70 @@ def _audio_stats(
         strict=True,
     ):
         rate[lo:hi] = _bytes_per_ms(changes[int(sessions[lo])], seqs[lo:hi], output=True)
-    audio["ms"] = audio["audio_bytes"] / rate
-    audio["ms_unknown"] = audio["ms"].isna()
-    keys = [audio["_session"], audio["response_id"]]
-    group = audio.groupby(keys, sort=False)
-    t_ms = (audio["time_s"] - group["time_s"].transform("min")) * 1000.0
-    played_before = group["ms"].cumsum() - audio["ms"]
-    x = t_ms - played_before
-    previous_max = x.groupby(keys, sort=False).cummax().groupby(keys, sort=False).shift(1)
-    gap = (x - previous_max).where(previous_max.notna(), 0.0)
-    audio["stall"] = gap > _STALL_TOLERANCE_MS
-    audio["stall_ms"] = gap.where(audio["stall"], 0.0)
-    stats = audio.groupby(keys, sort=False).agg(
-        first_audio_s=("time_s", "min"),
-        last_audio_s=("time_s", "max"),
-        reply_audio_deltas=("seq", "size"),
-        reply_audio_bytes=("audio_bytes", "sum"),
-        reply_audio_ms=("ms", "sum"),
-        ms_unknown=("ms_unknown", "max"),
-        stall_count=("stall", "sum"),
-        stall_ms=("stall_ms", "sum"),
-    )
-    stats["reply_audio_ms"] = stats["reply_audio_ms"].where(~stats["ms_unknown"].astype(bool))
-    span_ms = (stats["last_audio_s"] - stats["first_audio_s"]) * 1000.0
-    stats["stream_ratio"] = (
-        stats["reply_audio_ms"] / (span_ms + stats["reply_audio_ms"] / stats["reply_audio_deltas"])
-    ).round(3)
-    unknown = stats["reply_audio_ms"].isna()
-    stats["would_stall"] = pd.Series(
-        [
-            None if u else bool(c > 0)
-            for c, u in zip(stats["stall_count"].tolist(), unknown.tolist(), strict=True)
-        ],
-        index=stats.index,
-        dtype=object,
-    )
-    stats["stall_count"] = stats["stall_count"].astype(float).where(~unknown)
-    stats["stall_ms"] = stats["stall_ms"].round(3).where(~unknown)
-    stats["reply_audio_ms"] = stats["reply_audio_ms"].round(3)
-    table = stats[list(_AUDIO_STAT_COLUMNS)]
-    by_key: dict[Any, Any] = table.to_dict("index")
-    return {(int(key[0]), str(key[1])): dict(row) for key, row in by_key.items()}
+    responses, response_ids = pd.factorize(audio["response_id"].to_numpy())
+    groups = Groups.of(sessions.astype(np.int64) * len(response_ids) + responses)
+    audio_bytes = audio["audio_bytes"].fillna(0).to_numpy(dtype=float)
+    time_s = audio["time_s"].to_numpy(dtype=float)
+    ms = audio_bytes / rate
+    first = groups.min(time_s)
+    x = (time_s - groups.spread(first)) * 1000.0 - groups.cumsum_before(ms)
+    previous_max = groups.previous_max(x)
+    gap = np.where(np.isnan(previous_max), 0.0, x - previous_max)
+    stall = gap > _STALL_TOLERANCE_MS
+    last = groups.max(time_s)
+    deltas = groups.sizes()
+    unknown = groups.any(np.isnan(ms))
+    reply_ms = np.where(unknown, np.nan, groups.sum(np.nan_to_num(ms)))
+    stream_ratio = np.round(reply_ms / ((last - first) * 1000.0 + reply_ms / deltas), 3)
+    stall_count = groups.sum(stall.astype(np.int64))
+    stall_ms = np.round(groups.sum(np.where(stall, gap, 0.0)), 3)
+    found: dict[tuple[int, str], dict[str, Any]] = {}
+    for key, row in zip(
+        groups.keys.tolist(),
+        zip(
+            first.tolist(),
+            last.tolist(),
+            deltas.tolist(),
+            groups.sum(audio_bytes).tolist(),
+            np.round(reply_ms, 3).tolist(),
+            stream_ratio.tolist(),
+            stall_count.tolist(),
+            stall_ms.tolist(),
+            unknown.tolist(),
+            strict=True,
+        ),
+        strict=True,
+    ):
+        session, response = divmod(key, len(response_ids))
+        *values, count, stalled_ms, is_unknown = row
+        found[(session, str(response_ids[response]))] = dict(
+            zip(
+                _AUDIO_STAT_COLUMNS,
+                (
+                    *values,
+                    None if is_unknown else count > 0,
+                    _NAN if is_unknown else float(count),
+                    _NAN if is_unknown else stalled_ms,
+                ),
+                strict=True,
+            )
+        )
+    return found
 
 
-def _first_times(
-    frames: pd.DataFrame, codes: np.ndarray, types: frozenset[str], key: str
-) -> dict[tuple[int, str], float]:
+def _first_times(view: FrameView, types: frozenset[str], key: str) -> dict[tuple[int, str], float]:
     """Time of the first server frame of ``types`` per (session, ``key``)."""
-    mask = (
-        frames["direction"].eq("server")
-        & frames["event_type"].isin(list(types))
-        & frames[key].notna()
-    ).to_numpy()
-    rows = frames.loc[mask, ["time_s", key]]
-    if rows.empty:
+    mask = view.server & view.of_types(types) & view.present(key)
+    if not mask.any():
         return {}
-    first = rows.groupby([codes[mask], rows[key]], sort=False)["time_s"].min()
-    pairs: dict[Any, Any] = first.to_dict()
-    return {(int(key[0]), str(key[1])): float(v) for key, v in pairs.items()}
+    values, names = pd.factorize(view.column(key)[mask])
+    groups = Groups.of(view.codes[mask].astype(np.int64) * len(names) + values)
+    first = groups.min(view.column("time_s")[mask].astype(float)).tolist()
+    found: dict[tuple[int, str], float] = {}
+    for pair, time_s in zip(groups.keys.tolist(), first, strict=True):
+        code, value = divmod(pair, len(names))
+        found[(code, str(names[value]))] = time_s
+    return found
 
 
 def _usage_columns(usage: Any) -> dict[str, float]:
@@ -377,27 +390,24 @@ def _usage_columns(usage: Any) -> dict[str, float]:
     return out
 
 
-def _response_facts(
-    frames: pd.DataFrame, codes: np.ndarray
-) -> dict[int, dict[str, dict[str, Any]]]:
+_RESPONSE_EVENTS = frozenset(
+    {
+        "response.created",
+        "response.done",
+        "response.output_item.added",
+        "response.output_item.done",
+    }
+)
+
+
+def _response_facts(view: FrameView) -> dict[int, dict[str, dict[str, Any]]]:
     """Per session, per response id: created/done times, status, usage, its assistant item,
     function calls. Parses only response.created/.done and output_item events."""
-    mask = (
-        frames["direction"].eq("server")
-        & frames["response_id"].notna()
-        & frames["event_type"].isin(
-            [
-                "response.created",
-                "response.done",
-                "response.output_item.added",
-                "response.output_item.done",
-            ]
-        )
-    ).to_numpy()
+    mask = view.server & view.present("response_id") & view.of_types(_RESPONSE_EVENTS)
     by_session: dict[int, dict[str, dict[str, Any]]] = {}
     for code, time_s, event_type, response_id, content in zip(
-        codes[mask].tolist(),
-        *(frames.loc[mask, c] for c in ("time_s", "event_type", "response_id", "content")),
+        view.codes[mask].tolist(),
+        *(view.values(c, mask) for c in ("time_s", "event_type", "response_id", "content")),
         strict=True,
     ):
         facts = by_session.setdefault(code, {})
@@ -475,48 +485,45 @@ def _new_turn(trigger: str | None, start_s: float) -> dict[str, Any]:
 
 
 def _find_turns(
-    frames: pd.DataFrame,
-    codes: np.ndarray,
-    changes: Mapping[int, list[tuple[int, AudioFormat, AudioFormat]]],
+    view: FrameView, changes: Mapping[int, list[tuple[int, AudioFormat, AudioFormat]]]
 ) -> dict[int, list[dict[str, Any]]]:
     """Per session: walk the control events in arrival order; bind each response to the oldest
     open turn."""
-    is_server = frames["direction"].eq("server").to_numpy()
-    event_type = frames["event_type"]
+    codes = view.codes
+    is_server = view.server
     append_bytes = np.where(
-        event_type.isin(list(CLIENT_AUDIO_EVENTS)).to_numpy() & ~is_server,
-        frames["audio_bytes"].fillna(0).to_numpy(dtype=float),
+        view.of_types(CLIENT_AUDIO_EVENTS) & ~is_server,
+        np.nan_to_num(view.column("audio_bytes").astype(float)),
         0.0,
     )
-    appended = pd.Series(append_bytes).groupby(codes, sort=False).cumsum().to_numpy()
-    control = (is_server & event_type.isin(list(_SERVER_CONTROL)).to_numpy()) | (
-        ~is_server & event_type.isin(list(_CLIENT_CONTROL)).to_numpy()
+    appended = Groups.of(codes).cumsum(append_bytes)
+    control = (is_server & view.of_types(_SERVER_CONTROL)) | (
+        ~is_server & view.of_types(_CLIENT_CONTROL)
     )
-    has_response = is_server & frames["response_id"].notna().to_numpy()
+    has_response = is_server & view.present("response_id")
     positions = np.flatnonzero(has_response)
-    first = (
-        ~pd.DataFrame({"s": codes[positions], "r": frames["response_id"].to_numpy()[positions]})
-        .duplicated()
-        .to_numpy()
+    responses, names = pd.factorize(view.column("response_id")[positions])
+    _, first = np.unique(
+        codes[positions].astype(np.int64) * max(len(names), 1) + responses, return_index=True
     )
-    is_start = np.zeros(len(frames), dtype=bool)
+    is_start = np.zeros(len(view), dtype=bool)
     is_start[positions[first]] = True
     output_items: dict[int, set[Any]] = {}
-    has_item = frames["item_id"].notna().to_numpy()
-    added = has_response & event_type.eq("response.output_item.added").to_numpy() & has_item
-    for code, item_id in zip(codes[added].tolist(), frames.loc[added, "item_id"], strict=True):
+    has_item = view.present("item_id")
+    added = has_response & view.of_types({"response.output_item.added"}) & has_item
+    for code, item_id in zip(codes[added].tolist(), view.values("item_id", added), strict=True):
         output_items.setdefault(code, set()).add(item_id)
     committed_items: dict[int, set[Any]] = {}
-    committed = event_type.eq("input_audio_buffer.committed").to_numpy() & has_item
+    committed = view.of_types({"input_audio_buffer.committed"}) & has_item
     for code, item_id in zip(
-        codes[committed].tolist(), frames.loc[committed, "item_id"], strict=True
+        codes[committed].tolist(), view.values("item_id", committed), strict=True
     ):
         committed_items.setdefault(code, set()).add(item_id)
     wanted = control | is_start
     columns = ["seq", "time_s", "direction", "event_type", "item_id", "response_id", "content"]
     rows = list(
         zip(
-            *(frames.loc[wanted, c] for c in columns),
+            *(view.values(c, wanted) for c in columns),
             appended[wanted].tolist(),
             is_start[wanted].tolist(),
             strict=True,
@@ -560,7 +567,7 @@ def _walk_turns(
         nonlocal buffer_from
         size = float(appended) - buffer_from
         buffer_from = float(appended)
-        rate = _bytes_per_ms(changes, np.array([seq]), output=False)[0]
+        rate = _bytes_per_ms_at(changes, seq, output=False)
         return round(size / rate, 3) if size > 0 else _NAN
 
     def add(turn: dict[str, Any], seq: int) -> dict[str, Any]:
@@ -677,41 +684,37 @@ class TurnParts:
     delta_items: dict[tuple[int, str], str]
 
 
-def turn_parts(frames: pd.DataFrame, codes: np.ndarray, providers: Mapping[int, str]) -> TurnParts:
+def turn_parts(
+    frames: pd.DataFrame | FrameView, codes: np.ndarray, providers: Mapping[int, str]
+) -> TurnParts:
     """The pieces of the turn tables of the sessions in ``frames`` (sorted by session, then seq;
-    default index), computed with one pass of each pandas operation over all of them.
-    ``codes[i]`` numbers frame i's session; ``providers`` gives each session code's provider."""
-    changes, silence = _config_timelines(frames, codes, providers)
-    server = frames["direction"].eq("server").to_numpy()
+    default index), computed once for all of them. ``codes[i]`` numbers frame i's session;
+    ``providers`` gives each session code's provider."""
+    view = frames if isinstance(frames, FrameView) else FrameView(frames, codes)
+    changes, silence = _config_timelines(view, providers)
     mask = (
-        server
-        & frames["event_type"]
-        .isin(list(SERVER_AUDIO_EVENTS | AUDIO_TRANSCRIPT_DELTA_EVENTS))
-        .to_numpy()
-        & frames["response_id"].notna().to_numpy()
-        & frames["item_id"].notna().to_numpy()
+        view.server
+        & view.of_types(SERVER_AUDIO_EVENTS | AUDIO_TRANSCRIPT_DELTA_EVENTS)
+        & view.present("response_id")
+        & view.present("item_id")
     )
-    deltas = pd.DataFrame(
-        {
-            "s": codes[mask],
-            "r": frames["response_id"].to_numpy()[mask],
-            "i": frames["item_id"].to_numpy()[mask],
-        }
-    ).drop_duplicates(["s", "r"])
+    delta_items: dict[tuple[int, str], str] = {}
+    for code, response_id, item_id in zip(
+        view.codes[mask].tolist(),
+        view.values("response_id", mask),
+        view.values("item_id", mask),
+        strict=True,
+    ):
+        delta_items.setdefault((int(code), str(response_id)), str(item_id))
     return TurnParts(
         silence=silence,
-        turns=_find_turns(frames, codes, changes),
-        responses=_response_facts(frames, codes),
-        audio=_audio_stats(frames, codes, changes),
-        first_transcript=_first_times(frames, codes, AUDIO_TRANSCRIPT_DELTA_EVENTS, "response_id"),
-        first_text=_first_times(frames, codes, TEXT_DELTA_EVENTS, "response_id"),
-        transcribed=_first_times(frames, codes, frozenset({TRANSCRIPTION_COMPLETED}), "item_id"),
-        delta_items={
-            (int(c), str(r)): str(i)
-            for c, r, i in zip(
-                deltas["s"].tolist(), deltas["r"].tolist(), deltas["i"].tolist(), strict=True
-            )
-        },
+        turns=_find_turns(view, changes),
+        responses=_response_facts(view),
+        audio=_audio_stats(view, changes),
+        first_transcript=_first_times(view, AUDIO_TRANSCRIPT_DELTA_EVENTS, "response_id"),
+        first_text=_first_times(view, TEXT_DELTA_EVENTS, "response_id"),
+        transcribed=_first_times(view, frozenset({TRANSCRIPTION_COMPLETED}), "item_id"),
+        delta_items=delta_items,
     )
 
 

@@ -263,9 +263,7 @@ class LineHandler(logging.Handler):
             pass  # nowhere to say it
 
 
-def read_batches(
-    stream: IO[bytes], gather_s: float = 0.0
-) -> Iterator[list[tuple[int, bytes]]]:
+def read_batches(stream: IO[bytes], gather_s: float = 0.0) -> Iterator[list[tuple[int, bytes]]]:
     """(kind, body) of the complete messages of ``stream``, as many at a time as one read
     brings; stops at end of input or a message cut short. After a read that emptied the pipe,
     waits ``gather_s`` for more to gather before reading again."""
