@@ -33,6 +33,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from analyzer.jsonio import dumps_json, loads_json
+from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
 from analyzer.reader import (
     Capture,
@@ -60,7 +61,7 @@ PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
 # Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
 DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
 # A run file with more frames than this is read in windows of whole sessions.
-ROWS_PER_READ = 30_000
+ROWS_PER_READ = 20_000
 _PARTITION_PART = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.+)$")
 _GLOB_CHARS = frozenset("*?[")
 
@@ -615,7 +616,7 @@ def session_report(
 def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:
     """Analyze the dataset run file by run file, keeping only what the report needs."""
     parts = ReportParts()
-    for capture in dataset.iter_captures(REPORT_COLUMNS):
+    for capture in prefetched(dataset.iter_captures(REPORT_COLUMNS)):
         for analysis in analyze_capture(capture):
             parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
     return parts

@@ -69,7 +69,14 @@ def _quantile(ordered: list[float], q: float) -> float:
     return high - diff * (1 - t) if t >= 0.5 else low + diff * t
 
 
+def float_list(values: Sequence[Any]) -> list[float]:
+    """:func:`floats` of a short list, in plain Python (a session's few turns)."""
+    return [math.nan if v is None or v is pd.NA else float(v) for v in values]
+
+
 def _finite_sorted(values: pd.Series | np.ndarray | Sequence[Any]) -> list[float]:
+    if isinstance(values, list):
+        return sorted(v for v in float_list(values) if not math.isnan(v))
     if isinstance(values, pd.Series):
         array = values.to_numpy(dtype=float, na_value=np.nan)
     else:
@@ -126,23 +133,56 @@ def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[
     return out
 
 
+_NO_STREAMING: dict[str, Any] = {
+    "responses_with_audio": 0,
+    "stream_ratio_min": None,
+    "stream_ratio_p50": None,
+    "would_stall": 0,
+    "stall_count": 0,
+    "stall_ms_max": None,
+}
+
+
+def _missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _streaming_of_rows(turns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """:func:`streaming_stats` of a session's turn columns (lists), in plain Python."""
+    audio = [not math.isnan(d) and d > 0 for d in float_list(turns.get("reply_audio_deltas", []))]
+    count = sum(audio)
+    if not count:
+        return dict(_NO_STREAMING)
+
+    def with_audio(column: str) -> list[float]:
+        values = float_list(turns[column])
+        return [v for v, a in zip(values, audio, strict=True) if a and not math.isnan(v)]
+
+    ratio = sorted(with_audio("stream_ratio"))
+    stall_ms = with_audio("stall_ms")
+    stalls = [v for v, a in zip(turns["would_stall"], audio, strict=True) if a and not _missing(v)]
+    return {
+        "responses_with_audio": count,
+        "stream_ratio_min": round(ratio[0], 3) if ratio else None,
+        "stream_ratio_p50": round(_quantile(ratio, 0.5), 3) if ratio else None,
+        "would_stall": sum(1 for v in stalls if bool(v)),
+        "stall_count": int(sum(with_audio("stall_count"))),
+        "stall_ms_max": round(max(stall_ms), 3) if stall_ms else None,
+    }
+
+
 def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
     """Streaming health of the replies that had audio: how fast audio came compared with real
     time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
+    if not isinstance(turns, pd.DataFrame):
+        return _streaming_of_rows(turns)
     if "reply_audio_deltas" in turns and row_count(turns):
         audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0
     else:
         audio = np.zeros(0, dtype=bool)
     count = int(audio.sum())
     if not count:
-        return {
-            "responses_with_audio": 0,
-            "stream_ratio_min": None,
-            "stream_ratio_p50": None,
-            "would_stall": 0,
-            "stall_count": 0,
-            "stall_ms_max": None,
-        }
+        return dict(_NO_STREAMING)
     ratio = floats(turns["stream_ratio"])[audio]
     ratio = ratio[~np.isnan(ratio)]
     stalls = [

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.groups import Groups
-from analyzer.latency import TurnColumns, floats, row_count
+from analyzer.latency import TurnColumns, float_list, floats, row_count
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
 
@@ -190,6 +190,17 @@ def token_totals(turns: TurnColumns) -> dict[str, Any]:
     ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
     if not row_count(turns):
         return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
+    if not isinstance(turns, pd.DataFrame):  # a session's few turns: plain Python
+        kept = [not math.isnan(v) for v in float_list(turns["total_tokens"])]
+        out: dict[str, Any] = {"responses": sum(kept)}
+        for column in TOKEN_COLUMNS:
+            known = [
+                v
+                for v, k in zip(float_list(turns[column]), kept, strict=True)
+                if k and not math.isnan(v)
+            ]
+            out[column] = int(sum(known)) if known else None
+        return out
     reported = _reported(turns)
     totals: dict[str, Any] = {"responses": int(reported.sum())}
     for column in TOKEN_COLUMNS:
