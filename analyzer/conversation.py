@@ -185,6 +185,10 @@ def _item_texts(item: dict[str, Any]) -> tuple[str | None, str | None]:
     return ("".join(transcripts) or None, "".join(texts) or None)
 
 
+_ITEM_LABELS = (("role", "role"), ("type", "kind"), ("status", "status"))
+_ITEM_STRINGS = ("name", "call_id", "arguments", "output")
+
+
 class _Items:
     """Items by id, and their order from the ``previous_item_id`` chain."""
 
@@ -217,12 +221,17 @@ class _Items:
         self.order.insert(self.order.index(previous_item_id) + 1, item_id)
 
     def update_from_item(self, row: dict[str, Any], item: dict[str, Any]) -> None:
-        for key, column in (("role", "role"), ("type", "kind"), ("status", "status")):
-            if _str(item.get(key)):
-                row[column] = item[key]
-        for key in ("name", "call_id", "arguments", "output"):
-            if isinstance(item.get(key), str):
-                row[key] = item[key]
+        get = item.get
+        for key, column in _ITEM_LABELS:
+            value = get(key)
+            if isinstance(value, str) and value:
+                row[column] = value
+        for key in _ITEM_STRINGS:
+            value = get(key)
+            if isinstance(value, str):
+                row[key] = value
+        if not get("content"):
+            return
         transcript, text = _item_texts(item)
         if transcript and not row.get("transcript"):
             row["transcript"] = transcript
