@@ -447,15 +447,13 @@ def build_conversation(session_frames: pd.DataFrame) -> Conversation:
     return build_conversations(frames, codes, [str(_session_id(frames))])[0]
 
 
-def _counts_by_session(
-    frames: pd.DataFrame, codes: np.ndarray, mask: np.ndarray, column: str
-) -> dict[int, dict[str, int]]:
+def _counts_by_session(view: FrameView, mask: np.ndarray, column: str) -> dict[int, dict[str, int]]:
     """``value_counts`` of ``column`` (sorted by value) per session, over the frames in ``mask``."""
     out: dict[int, dict[str, int]] = {}
     if not mask.any():
         return out
     counts = (
-        pd.Series(1, index=[codes[mask], frames[column].to_numpy()[mask]])
+        pd.Series(1, index=[view.codes[mask], view.column(column)[mask]])
         .groupby(level=[0, 1], sort=False)
         .size()
     )
@@ -475,7 +473,6 @@ def build_conversations(
     each pandas operation done once for all: ``codes[i]`` numbers frame i's session, whose id
     is ``session_ids[code]``. Sessions without frames are left out."""
     view = frames if isinstance(frames, FrameView) else FrameView(frames, codes)
-    frames, codes = view.frames, view.codes
     events = view.rows_by_session(
         view.of_types(_ITEM_EVENTS),
         ("seq", "time_s", "direction", "event_type", "item_id", "content"),
@@ -487,14 +484,12 @@ def build_conversations(
         view.of_types({"error"}) & view.server, ("seq", "time_s", "content")
     )
     known = view.of_types(KNOWN_EVENTS) | ~view.present("event_type")
-    unknown = _counts_by_session(frames, codes, ~known, "event_type")
+    unknown = _counts_by_session(view, ~known, "event_type")
     problems = (
-        _counts_by_session(frames, codes, view.present("problem"), "problem")
-        if "problem" in frames
-        else {}
+        _counts_by_session(view, view.present("problem"), "problem") if view.has("problem") else {}
     )
     out: dict[int, Conversation] = {}
-    for code in np.unique(codes).tolist():
+    for code in np.unique(view.codes).tolist():
         session_id = session_ids[code]
         out[code] = Conversation(
             item_rows=_item_rows(session_id, events.get(code, []), deltas.get(code, [])),

@@ -47,6 +47,7 @@ from analyzer.report import (
     SessionAnalysis,
     all_turns,
     analyze_capture,
+    analyze_window,
     jsonable,
     session_dict,
     summary_of,
@@ -218,15 +219,20 @@ def discover(paths: Sequence[Path | str]) -> list[RunFile]:
 # --- reading ---------------------------------------------------------------------------------
 
 
+def _sorted_table(table: pa.Table) -> pa.Table:
+    """Frames sorted by session, then seq (stable, in Arrow)."""
+    if "seq" not in table.column_names:
+        return table
+    keys = pa.table(
+        {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
+    )
+    return table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
+
+
 def _tidy_frames(table: pa.Table) -> pd.DataFrame:
     """Frames sorted by session, then seq (sorted in Arrow), for analysis: dictionary columns
     (direction, event type) as categories, other text as Python strings (``object``)."""
-    if "seq" in table.column_names:
-        keys = pa.table(
-            {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
-        )
-        table = table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
-    frames = table.to_pandas()
+    frames = _sorted_table(table).to_pandas()
     text = {
         str(c): object
         for c, dtype in frames.dtypes.items()
@@ -377,6 +383,15 @@ class Dataset:
         for window in filtered_windows(kept, per_window):
             expr = window_filter(window)
             yield pq.read_table(path, columns=columns, filters=expr, partitioning=None), window
+
+    def iter_windows(
+        self, columns: Sequence[str] = ANALYSIS_COLUMNS
+    ) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+        """:meth:`iter_tables` as (frames sorted by session then seq, sessions) for
+        :func:`analyzer.report.analyze_window`, the ``content`` of audio appends and deltas
+        left out as in :meth:`iter_captures`."""
+        for _, table, sessions in self.iter_tables(columns):
+            yield _sorted_table(drop_audio_content(table)), sessions
 
     def iter_captures(self, columns: Sequence[str] = ANALYSIS_COLUMNS) -> Iterator[Capture]:
         """:meth:`iter_tables` as :class:`~analyzer.reader.Capture` pieces (pandas frames),
@@ -616,8 +631,8 @@ def session_report(
 def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:
     """Analyze the dataset run file by run file, keeping only what the report needs."""
     parts = ReportParts()
-    for capture in prefetched(dataset.iter_captures(REPORT_COLUMNS)):
-        for analysis in analyze_capture(capture):
+    for table, sessions in prefetched(dataset.iter_windows(REPORT_COLUMNS)):
+        for analysis in analyze_window(table, sessions):
             parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
     return parts
 

@@ -15,26 +15,70 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 Mask = npt.NDArray[np.bool_]
 
 
 class FrameView:
     """``frames`` (sorted by session, then seq, default index) and ``codes`` (each frame's
-    session number)."""
+    session number). :meth:`of_table` makes one straight from Arrow, without pandas."""
 
     def __init__(self, frames: pd.DataFrame, codes: np.ndarray) -> None:
-        self.frames = frames
+        self._frames: pd.DataFrame | None = frames
+        self._table: pa.Table | None = None
+        self._rows = len(frames)
         self.codes = np.asarray(codes, dtype=np.intp)
         self._columns: dict[str, np.ndarray] = {}
         self._present: dict[str, Mask] = {}
         self._types: dict[frozenset[str], Mask] = {}
 
+    @classmethod
+    def of_table(cls, table: pa.Table) -> tuple[FrameView, list[str]]:
+        """A view of a window sorted by session, then seq (``session_id`` dictionary-encoded,
+        as captures store it), and its session ids by code. Columns are read as pandas would
+        give them (missing text as NaN, integers with gaps as floats)."""
+        ids = _dictionary(table.column("session_id"))
+        index = ids.indices.to_numpy(zero_copy_only=False)
+        starts = np.ones(len(index), dtype=bool)
+        starts[1:] = index[1:] != index[:-1]
+        names = ids.dictionary.to_pylist()
+        session_ids = [str(names[i]) for i in index[starts].tolist()]
+        view = cls(pd.DataFrame(), np.cumsum(starts) - 1)
+        view._frames, view._table, view._rows = None, table, table.num_rows
+        return view, session_ids
+
+    @property
+    def frames(self) -> pd.DataFrame:
+        """The frames as pandas (built on first use for a view of Arrow: rare paths only)."""
+        if self._frames is None:
+            assert self._table is not None
+            frames = self._table.to_pandas()
+            text = {
+                str(c): object
+                for c, dtype in frames.dtypes.items()
+                if isinstance(dtype, pd.StringDtype) or c == "session_id"
+            }
+            self._frames = frames.astype(text)
+        return self._frames
+
+    def has(self, column: str) -> bool:
+        if self._table is not None:
+            return column in self._table.column_names
+        assert self._frames is not None
+        return column in self._frames
+
     def __len__(self) -> int:
-        return len(self.frames)
+        return self._rows
 
     @cached_property
-    def _type_codes(self) -> tuple[npt.NDArray[np.intp], list[Any]]:
+    def event_types(self) -> tuple[npt.NDArray[np.intp], list[Any]]:
+        """Each frame's event type as a number (-1: none), and the types by number."""
+        if self._table is not None:
+            types = _dictionary(self._table.column("event_type"))
+            codes = pc.fill_null(types.indices, -1).to_numpy(zero_copy_only=False)
+            return codes.astype(np.intp), types.dictionary.to_pylist()
         codes, uniques = pd.factorize(self.frames["event_type"])  # -1: no type
         return np.asarray(codes, dtype=np.intp), uniques.tolist()
 
@@ -46,7 +90,7 @@ class FrameView:
         """Frames whose event type is one of ``types``."""
         key = frozenset(types)
         if key not in self._types:
-            codes, names = self._type_codes
+            codes, names = self.event_types
             wanted = np.array([name in key for name in names] + [False], dtype=bool)
             self._types[key] = wanted[codes]  # code -1 picks the trailing False
         return self._types[key]
@@ -54,11 +98,18 @@ class FrameView:
     def present(self, column: str) -> Mask:
         """Frames with a value in ``column``."""
         if column not in self._present:
-            self._present[column] = self.frames[column].notna().to_numpy()
+            if self._table is not None:
+                valid = pc.is_valid(self._table.column(column))
+                self._present[column] = valid.to_numpy(zero_copy_only=False)
+            else:
+                self._present[column] = self.frames[column].notna().to_numpy()
         return self._present[column]
 
     def column(self, column: str) -> np.ndarray:
         if column not in self._columns:
+            if self._table is not None:
+                self._columns[column] = self._arrow_column(column)
+                return self._columns[column]
             series = self.frames[column]
             if isinstance(series.dtype, pd.CategoricalDtype):
                 # Taking from the categories as a plain object array is ~10x faster than
@@ -68,6 +119,18 @@ class FrameView:
             else:
                 self._columns[column] = series.to_numpy()
         return self._columns[column]
+
+    def _arrow_column(self, column: str) -> np.ndarray:
+        assert self._table is not None
+        data = self._table.column(column)
+        if pa.types.is_dictionary(data.type):
+            combined = _dictionary(data)
+            names = np.array([*combined.dictionary.to_pylist(), np.nan], dtype=object)
+            return names[pc.fill_null(combined.indices, -1).to_numpy(zero_copy_only=False)]
+        values = data.to_numpy(zero_copy_only=False)
+        if values.dtype == object and data.null_count:
+            values[~self.present(column)] = np.nan  # pandas' missing text
+        return values
 
     def values(self, column: str, mask: Mask) -> list[Any]:
         """``column``'s values at ``mask`` as Python objects."""
@@ -85,3 +148,12 @@ class FrameView:
         for code, row in zip(self.codes[mask].tolist(), self.rows(mask, columns), strict=True):
             out.setdefault(code, []).append(row)
         return out
+
+
+def _dictionary(data: pa.ChunkedArray) -> pa.DictionaryArray:
+    """A column as one dictionary array (its chunks' dictionaries unified)."""
+    if not pa.types.is_dictionary(data.type):
+        data = pc.dictionary_encode(data)
+    combined = data.combine_chunks()
+    assert isinstance(combined, pa.DictionaryArray)
+    return combined

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analyzer.conversation import Conversation, build_conversations
 from analyzer.formats import provider_of
@@ -104,27 +105,41 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
     """:func:`analyze_session` for each session of a capture, in start order. Each pandas
     operation runs once over the whole capture rather than once per session; what is left per
     session is plain Python over its few rows."""
-    clean: list[dict[str, Any]] = [
-        {str(k): plain(v) for k, v in facts.items()}
-        for facts in capture.sessions.to_dict("records")
-    ]
     frames = _sorted_frames(capture.frames)
     if frames.empty:
-        yield from (_without_frames(facts) for facts in clean)
-        return
+        return (_without_frames(facts) for facts in _clean_facts(capture.sessions))
     codes, uniques = pd.factorize(frames["session_id"], sort=False)
-    session_ids = [str(u) for u in uniques]
+    view = FrameView(frames, np.asarray(codes, dtype=np.intp))
+    return _analyses(view, [str(u) for u in uniques], capture.sessions)
+
+
+def analyze_window(table: pa.Table, sessions: pd.DataFrame) -> Iterator[SessionAnalysis]:
+    """:func:`analyze_capture` of a window of frames in Arrow, already sorted by session, then
+    seq (``Dataset.iter_windows``), and its sessions: no pandas table of the frames is built."""
+    if not table.num_rows:
+        return (_without_frames(facts) for facts in _clean_facts(sessions))
+    view, session_ids = FrameView.of_table(table)
+    return _analyses(view, session_ids, sessions)
+
+
+def _clean_facts(sessions: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): plain(v) for k, v in facts.items()} for facts in sessions.to_dict("records")]
+
+
+def _analyses(
+    view: FrameView, session_ids: list[str], sessions: pd.DataFrame
+) -> Iterator[SessionAnalysis]:
+    clean = _clean_facts(sessions)
     code_of = {sid: code for code, sid in enumerate(session_ids)}
     providers = {code: provider_of(None, None) for code in range(len(session_ids))}
     for facts in clean:
         code = code_of.get(str(facts.get("session_id")))
         if code is not None:
             providers[code] = provider_of(_facts_get(facts, "host"), _facts_get(facts, "path"))
-    codes = np.asarray(codes, dtype=np.intp)
-    view = FrameView(frames, codes)
+    codes = view.codes
     parts = turn_parts(view, codes, providers)
     conversations = build_conversations(view, codes, session_ids)
-    sizes = session_size_rows(frames, codes, session_ids)
+    sizes = session_size_rows(view, session_ids)
     dialects = _dialects(view)
     for facts in clean:
         sid = str(facts.get("session_id"))
@@ -193,14 +208,15 @@ def _for_analysis(frames: pd.DataFrame) -> pd.DataFrame:
 def _dialects(view: FrameView) -> dict[int, str]:
     """:func:`infer_dialect` of each session (by code) that has one: the dialect of the first
     of its event types (in arrival order) that tells."""
-    known = view.present("event_type")
-    types, names = pd.factorize(view.column("event_type")[known])
-    keys = view.codes[known].astype(np.int64) * max(len(names), 1) + types
+    types, names = view.event_types
+    known = types >= 0
+    width = max(len(names), 1)
+    keys = view.codes[known].astype(np.int64) * width + types[known]
     _, firsts = np.unique(keys, return_index=True)
     firsts.sort()
     found: dict[int, str] = {}
     for key in keys[firsts].tolist():
-        code, type_code = divmod(key, max(len(names), 1))
+        code, type_code = divmod(key, width)
         if code not in found:
             dialect = dialect_of_event(str(names[type_code]))
             if dialect is not None:

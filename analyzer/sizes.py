@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.frameview import FrameView
 from analyzer.groups import Groups
 from analyzer.latency import TurnColumns, float_list, floats, row_count
 from analyzer.pricing import Prices, cost_usd, prices_for
@@ -78,23 +79,24 @@ def size_rows_by_session(by_event: pd.DataFrame) -> dict[str, list[dict[str, Any
 
 
 def session_size_rows(
-    frames: pd.DataFrame, codes: np.ndarray, session_ids: Sequence[str]
+    view: FrameView, session_ids: Sequence[str]
 ) -> dict[str, list[dict[str, Any]]]:
-    """``size_rows_by_session(sizes_by_event(frames))`` for frames whose session is
-    ``session_ids[codes[i]]``, grouped in numpy (a report does this once a window)."""
-    if frames.empty:
+    """``size_rows_by_session(sizes_by_event(frames))`` of a view's frames, whose session is
+    ``session_ids[code]``, grouped in numpy (a report does this once a window)."""
+    if not len(view):
         return {}
-    directions, direction_uniques = pd.factorize(frames["direction"])
-    types, type_uniques = pd.factorize(frames["event_type"])  # -1: no type
+    directions, direction_uniques = pd.factorize(view.column("direction"))
+    types, type_uniques = view.event_types  # -1: no type
     direction_names = [str(d) for d in direction_uniques.tolist()]
-    type_names = [str(t) for t in type_uniques.tolist()]
+    type_names = [str(t) for t in type_uniques]
     n_types = len(type_names) + 1
-    key = (codes.astype(np.int64) * len(direction_names) + directions) * n_types + types + 1
+    codes = view.codes.astype(np.int64)
+    key = (codes * len(direction_names) + directions) * n_types + types + 1
     groups = Groups.of(key)
     sums = [
         groups.sizes().tolist(),
         *(
-            groups.sum(frames[c].fillna(0).to_numpy(dtype=np.int64)).tolist()
+            groups.sum(np.nan_to_num(view.column(c)).astype(np.int64)).tolist()
             for c in ("frame_bytes", "audio_b64_bytes", "audio_bytes")
         ),
     ]

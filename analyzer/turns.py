@@ -305,19 +305,21 @@ def _audio_stats(
     groups = Groups.of(sessions.astype(np.int64) * len(response_ids) + responses)
     audio_bytes = audio["audio_bytes"].fillna(0).to_numpy(dtype=float)
     time_s = audio["time_s"].to_numpy(dtype=float)
-    ms = audio_bytes / rate
-    first = groups.min(time_s)
-    x = (time_s - groups.spread(first)) * 1000.0 - groups.cumsum_before(ms)
-    previous_max = groups.previous_max(x)
-    gap = np.where(np.isnan(previous_max), 0.0, x - previous_max)
-    stall = gap > _STALL_TOLERANCE_MS
-    last = groups.max(time_s)
-    deltas = groups.sizes()
-    unknown = groups.any(np.isnan(ms))
-    reply_ms = np.where(unknown, np.nan, groups.sum(np.nan_to_num(ms)))
-    stream_ratio = np.round(reply_ms / ((last - first) * 1000.0 + reply_ms / deltas), 3)
-    stall_count = groups.sum(stall.astype(np.int64))
-    stall_ms = np.round(groups.sum(np.where(stall, gap, 0.0)), 3)
+    # Unknown rates (compressed audio) and hostile sizes give NaN and inf, as pandas gave.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ms = audio_bytes / rate
+        first = groups.min(time_s)
+        x = (time_s - groups.spread(first)) * 1000.0 - groups.cumsum_before(ms)
+        previous_max = groups.previous_max(x)
+        gap = np.where(np.isnan(previous_max), 0.0, x - previous_max)
+        stall = gap > _STALL_TOLERANCE_MS
+        last = groups.max(time_s)
+        deltas = groups.sizes()
+        unknown = groups.any(np.isnan(ms))
+        reply_ms = np.where(unknown, np.nan, groups.sum(np.where(np.isnan(ms), 0.0, ms)))
+        stream_ratio = np.round(reply_ms / ((last - first) * 1000.0 + reply_ms / deltas), 3)
+        stall_count = groups.sum(stall.astype(np.int64))
+        stall_ms = np.round(groups.sum(np.where(stall, gap, 0.0)), 3)
     found: dict[tuple[int, str], dict[str, Any]] = {}
     for key, row in zip(
         groups.keys.tolist(),
