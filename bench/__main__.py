@@ -62,6 +62,9 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         cpu = tp["median_proxy_cpu_us_per_frame"]
         noop_cpu = f"; do-nothing addon {cpu['noop']:.0f} us" if "noop" in cpu else ""
+        if "median_writer_cpu_us_per_frame" in tp:
+            writer_cpu = tp["median_writer_cpu_us_per_frame"]
+            noop_cpu += f"; the addon's writer process {writer_cpu:.0f} us"
         rows.append(
             _row(
                 "1. proxy CPU per frame, addon / no addon",
@@ -106,7 +109,8 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append(
             _row(
                 f"3. mitmdump RSS growth over one long session ({traffic:.0f} MB of frames)",
-                f"{growth['addon']:.0f} MB with addon ({growth['none']:.0f} MB without)",
+                f"{growth['addon']:.0f} MB with addon ({growth['none']:.0f} MB without"
+                + (f", {growth['dump']:.0f} MB with `-w`)" if "dump" in growth else ")"),
                 "< 50 MB with addon",
                 growth["addon"] < 50,
             )

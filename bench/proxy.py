@@ -98,8 +98,10 @@ async def throughput(sizes: ProxySizes, work: Path) -> dict[str, Any]:
                 with mitm.mitmdump(variant, upstream.port, _fresh(work, f"tp-{variant}")) as p:
                     await _warm_up(p, upstream)
                     cpu_before = p.cpu_s()
+                    writer_before = p.children_cpu_s()
                     result = await traffic.run_load(upstream, p.port, sizes.blast_connections, 300)
                     cpu_s = await _settled_cpu_s(p) - cpu_before
+                    writer_s = p.children_cpu_s() - writer_before
                     hwm_mb = p.status_kb()["VmHWM"] / 1024
                 runs.append(
                     {
@@ -111,6 +113,8 @@ async def throughput(sizes: ProxySizes, work: Path) -> dict[str, Any]:
                         "frames_per_s": result.frames_per_s,
                         "mb_per_s": result.mb_per_s,
                         "proxy_cpu_us_per_frame": cpu_s / result.frames * 1e6,
+                        # the addon's writer process: CPU it took while the proxy was busy
+                        "writer_cpu_us_per_frame": writer_s / result.frames * 1e6,
                         "proxy_peak_rss_mb": hwm_mb,
                     }
                 )
@@ -130,6 +134,9 @@ async def throughput(sizes: ProxySizes, work: Path) -> dict[str, Any]:
         "median_frames_per_s": {v: median(x) for v, x in by.items()},
         "median_mb_per_s": {v: median(x) for v, x in _by_variant(runs, "mb_per_s").items()},
         "median_proxy_cpu_us_per_frame": {v: median(x) for v, x in cpu.items()},
+        "median_writer_cpu_us_per_frame": median(
+            [r["writer_cpu_us_per_frame"] for r in runs if r["variant"] == "addon"]
+        ),
         "addon_vs_none": _paired_ratio(runs, "frames_per_s", "addon", "none"),
         "addon_vs_dump": _paired_ratio(runs, "frames_per_s", "addon", "dump"),
         "addon_vs_noop": _paired_ratio(runs, "frames_per_s", "addon", "noop"),
@@ -191,12 +198,13 @@ async def delay(sizes: ProxySizes, work: Path) -> dict[str, Any]:
 
 
 async def memory(sizes: ProxySizes, work: Path) -> dict[str, Any]:
-    """Figure 3: RSS growth of mitmdump over one long session, with the addon and without."""
+    """Figure 3: RSS growth of mitmdump over one long session, with the addon, without, and
+    with ``-w`` (which keeps every message of a flow until the flow ends, as no addon does)."""
     server, client = traffic.long_session_mix(sizes.long_session_hours, sizes.long_session_speedup)
     upstream = traffic.LoadServer(traffic.Plan(server, client))
     runs: list[dict[str, Any]] = []
     async with upstream.running():
-        for variant in ("addon", "none"):
+        for variant in ("addon", "none", "dump"):
             with mitm.mitmdump(variant, upstream.port, _fresh(work, f"mem-{variant}")) as p:
                 await _warm_up(p, upstream)
                 await asyncio.sleep(0.5)
