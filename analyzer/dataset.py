@@ -21,7 +21,7 @@ import datetime as dt
 import glob
 import re
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -372,7 +372,7 @@ class Dataset:
             yield pq.read_table(path, columns=columns, partitioning=None), kept
             return
         streamed = (
-            stream_windows(pf, kept, columns, self.rows_per_read)
+            stream_windows(pf, kept, columns, self.rows_per_read, self._warn_about(path))
             if len(kept) == len(facts)
             else None
         )
@@ -383,6 +383,9 @@ class Dataset:
         for window in filtered_windows(kept, per_window):
             expr = window_filter(window)
             yield pq.read_table(path, columns=columns, filters=expr, partitioning=None), window
+
+    def _warn_about(self, path: Path) -> Callable[[str], None]:
+        return lambda text: self.warnings.append(f"{path}: {text}")
 
     def iter_windows(
         self, columns: Sequence[str] = ANALYSIS_COLUMNS

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pyarrow as pa
@@ -48,16 +48,46 @@ def _ids(table: pa.Table) -> pa.Array:
 
 
 def stream_windows(
-    pf: pq.ParquetFile, facts: Sequence[dict[str, Any]], columns: Sequence[str], rows: int
+    pf: pq.ParquetFile,
+    facts: Sequence[dict[str, Any]],
+    columns: Sequence[str],
+    rows: int,
+    warn: Callable[[str], None] = lambda _: None,
 ) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]] | None:
     """Windows of about ``rows`` frames (and the facts of their sessions), each row group read
     once; None when the file's statistics cannot tell when sessions end (then use
     :func:`filtered_windows`). The last window also holds frames of sessions the facts do not
-    list."""
+    list. Frames found after their session was handed out (their time is past the session's
+    recorded end: a clock stepped back) are left out, and ``warn`` says how many."""
     firsts = _first_times(pf)
     if firsts is None:
         return None
-    return _stream(pf, firsts, list(facts), list(columns), rows)
+    return _stream(pf, firsts, list(facts), list(columns), rows, warn)
+
+
+class _HandedOut:
+    """Sessions already handed out, to catch frames of theirs that come later."""
+
+    def __init__(self, warn: Callable[[str], None]) -> None:
+        self.ids: list[str] = []
+        self.warn = warn
+
+    def add(self, facts: Sequence[dict[str, Any]]) -> None:
+        self.ids.extend(str(f["session_id"]) for f in facts)
+
+    def without_late_frames(self, table: pa.Table) -> pa.Table:
+        if not self.ids or not table.num_rows:
+            return table
+        late = pc.is_in(_ids(table), value_set=pa.array(self.ids, pa.string()))
+        if not pc.any(late).as_py():
+            return table
+        counts = pc.value_counts(_ids(table.filter(late))).to_pylist()
+        for count in counts:
+            self.warn(
+                f"{count['counts']} frames of session {count['values']} come after its "
+                "recorded end (was the clock stepped back?): left out of its analysis"
+            )
+        return table.filter(pc.invert(late))
 
 
 def _stream(
@@ -66,7 +96,9 @@ def _stream(
     facts: list[dict[str, Any]],
     columns: list[str],
     rows: int,
+    warn: Callable[[str], None],
 ) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]]:
+    handed = _HandedOut(warn)
     # The first time any later row group can hold: a session ending before it is complete.
     horizon = [math.inf] * (len(firsts) + 1)
     for group in range(len(firsts) - 1, -1, -1):
@@ -89,12 +121,13 @@ def _stream(
         if not ended and group < last:
             continue
         done = [f for *_, f in sorted(ended, key=lambda e: (e[1], e[2]))]
-        table = pa.concat_tables(buffer)
+        table = handed.without_late_frames(pa.concat_tables(buffer))
         if group == last:  # all that is left, frames of sessions the facts do not list too
             yield table, done
             return
         in_window = pc.is_in(_ids(table), value_set=_id_array(done))
         yield table.filter(in_window), done
+        handed.add(done)
         buffer = [table.filter(pc.invert(in_window))]
         buffered = buffer[0].num_rows
 

@@ -80,3 +80,26 @@ def test_without_time_statistics_there_is_no_streaming(tmp_path: Path) -> None:
     table = pa.table({"session_id": ["a"], "seq": [0], "time_s": [1.0]})
     pq.write_table(table, path, write_statistics=False)
     assert stream_windows(pq.ParquetFile(path), [_facts("a", 1.0, 1.0)], ["seq"], 1) is None
+
+
+def test_frames_after_their_session_was_handed_out_are_left_out_and_said(
+    tmp_path: Path,
+) -> None:
+    # "a" says it ended at 2 s, but a frame of it comes at 12 s (the clock stepped back).
+    frames = [("a", 1.0), ("a", 2.0), ("b", 10.0), ("a", 12.0), ("b", 13.0), ("b", 14.0)]
+    path = _run_file(tmp_path, frames, group_rows=2)
+    warnings: list[str] = []
+    found = stream_windows(
+        pq.ParquetFile(path),
+        [_facts("a", 1.0, 2.0), _facts("b", 10.0, 14.0)],
+        ["session_id", "seq"],
+        1,
+        warnings.append,
+    )
+    assert found is not None
+    windows = [(t.column("seq").to_pylist(), [f["session_id"] for f in d]) for t, d in found]
+    assert windows == [([0, 1], ["a"]), ([2, 4, 5], ["b"])]  # "a" once, its late frame out
+    assert warnings == [
+        "1 frames of session a come after its recorded end (was the clock stepped back?): "
+        "left out of its analysis"
+    ]
