@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,15 +72,22 @@ async def _warm_up(proxy: mitm.Proxy, upstream: traffic.LoadServer) -> None:
         await traffic.run_load(upstream, proxy.port, 1, 60)
     finally:
         upstream.plan = saved
+    # The addon's writer process starts with mitmdump and imports pyarrow (a second or two of
+    # CPU): measure once it and the proxy are idle, as they are when real traffic comes.
+    await _settled_cpu_s(proxy, cpu=lambda: proxy.cpu_s() + proxy.children_cpu_s())
 
 
-async def _settled_cpu_s(proxy: mitm.Proxy, limit_s: float = 20.0) -> float:
-    """The proxy's CPU time once it has gone idle (it may still be closing or saving flows)."""
+async def _settled_cpu_s(
+    proxy: mitm.Proxy, limit_s: float = 20.0, cpu: Callable[[], float] | None = None
+) -> float:
+    """The proxy's CPU time once it has gone idle (it may still be closing or saving flows);
+    ``cpu`` says what to watch instead of the proxy's own CPU time."""
+    cpu = cpu or proxy.cpu_s
     deadline = time.monotonic() + limit_s
-    last = proxy.cpu_s()
+    last = cpu()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.3)
-        now = proxy.cpu_s()
+        now = cpu()
         if now - last < 0.01:
             return now
         last = now
