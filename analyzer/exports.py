@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 
 from analyzer.dataset import DATASET_TURN_KEYS, Dataset
 from analyzer.otel import otlp_traces
-from analyzer.recording.writers import make_private_dir, open_private
+from analyzer.private_files import make_private_dir, open_private
 from analyzer.report import analyze_capture
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
 from analyzer.turns import TURN_COLUMNS

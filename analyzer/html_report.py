@@ -27,9 +27,9 @@ from analyzer.audio.items import DECODABLE
 from analyzer.audio.wav import wav_header
 from analyzer.latency import latency_summary
 from analyzer.pricing import Prices
+from analyzer.private_files import open_private
 from analyzer.progress import track
 from analyzer.reader import Capture, find_capture_files, merge_captures, read_capture
-from analyzer.recording.writers import open_private
 from analyzer.report import SessionAnalysis, all_turns, analyze_capture, session_dict, summarize
 from analyzer.sizes import sizes_rollup
 

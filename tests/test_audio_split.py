@@ -133,3 +133,17 @@ def test_a_cancelled_child_is_killed_and_reaped() -> None:
     child.cancel()  # twice is harmless
     with pytest.raises(ForkedError, match="taken already"):
         child.result()
+
+
+def test_without_a_second_process_everything_is_done_in_one(
+    capture: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = _export(capture, tmp_path / "one", split=False, monkeypatch=monkeypatch)
+
+    def no_fork() -> int:
+        raise BlockingIOError("fork: Resource temporarily unavailable")
+
+    monkeypatch.setattr(os, "fork", no_fork)
+    before = len(os.listdir("/proc/self/fd"))
+    assert _export(capture, tmp_path / "two", split=True, monkeypatch=monkeypatch) == one
+    assert len(os.listdir("/proc/self/fd")) == before  # the pipe was closed

@@ -10,11 +10,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-from rich.console import Console
-from rich.progress import Progress
 
 from analyzer.audio.forked import Forked, can_fork
 from analyzer.audio.items import (
@@ -27,10 +26,14 @@ from analyzer.audio.items import (
     _Scan,
     _scan,
 )
-from analyzer.audio.private import PrivatePaths, make_private_dir
+from analyzer.audio.private import PrivatePaths
 from analyzer.audio.timeline import STEREO_RATE_HZ, built_stereo, session_stereo
 from analyzer.audio.wav import wav_header, wav_padding
 from analyzer.formats import MP3, AudioFormat
+from analyzer.private_files import make_private_dir
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
 
 STEREO_FILE = "session-stereo.wav"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -128,6 +131,9 @@ def _progress(enabled: bool, total: int) -> Iterator[Progress | None]:
     if not enabled:
         yield None
         return
+    from rich.console import Console  # only here: rich takes ~30 ms to import
+    from rich.progress import Progress
+
     with Progress(console=Console(stderr=True), transient=True) as bar:
         bar.add_task("Writing audio", total=total)
         yield bar
@@ -272,7 +278,10 @@ def _export_scan(scan: _Scan, out_dir: Path, dirs: dict[str, str], bar: Progress
     mine, theirs = by_row_group.split(2)
     # Two processes, not threads: the work is Python holding the GIL, and the writer thread
     # waits for it after each system call.
-    other = Forked(lambda: _export_sessions(by_row_group.sessions(theirs), out_dir, dirs, None))
+    try:
+        other = Forked(lambda: _export_sessions(by_row_group.sessions(theirs), out_dir, dirs, None))
+    except OSError:  # no process to be had (limits, memory): all in this one
+        return _export_sessions(scan.sessions, out_dir, dirs, bar)
     try:
         done = _export_sessions(by_row_group.sessions(mine), out_dir, dirs, bar)
     except BaseException:

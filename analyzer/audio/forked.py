@@ -6,6 +6,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -13,9 +14,14 @@ T = TypeVar("T")
 
 
 def can_fork() -> bool:
-    """Whether :class:`Forked` works here and a second process has a CPU of its own. Linux only:
-    elsewhere forking a process that has started threads (Arrow does) is not safe."""
-    return sys.platform == "linux" and hasattr(os, "fork") and len(os.sched_getaffinity(0)) > 1
+    """Whether :class:`Forked` is safe here and a second process has a CPU of its own: on Linux
+    (Arrow's threads are fork-safe there), and not from a program running Python threads of its
+    own (one could hold a lock the child would wait for forever)."""
+    return (
+        sys.platform == "linux"
+        and threading.active_count() == 1
+        and len(os.sched_getaffinity(0)) > 1
+    )
 
 
 class ForkedError(RuntimeError):
@@ -29,7 +35,12 @@ class Forked(Generic[T]):
 
     def __init__(self, work: Callable[[], T]) -> None:
         read_end, write_end = os.pipe()
-        self._pid = os.fork()
+        try:
+            self._pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if self._pid == 0:  # the child: never returns
             os.close(read_end)
             _child(work, write_end)

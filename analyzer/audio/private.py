@@ -1,9 +1,5 @@
-"""Private directories (0700) and files (0600) for the export: they hold people's voices.
-
-:func:`make_private_dir` and :func:`open_private` do what ``analyzer.recording.writers``' do;
-they are not imported from there because that module imports pandas (~0.3 s of start-up that
-``rt-analyze audio`` does not need).
-"""
+"""The export's private directories (0700) and files (0600), made in as few system calls as
+possible."""
 
 from __future__ import annotations
 
@@ -12,24 +8,12 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_DIR_MODE = 0o700
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) readable by the owner only."""
-    missing = [p for p in [path, *path.parents] if not p.exists()]
-    path.mkdir(parents=True, exist_ok=True)
-    for created in [path, *missing]:  # mkdir(parents=True) ignores mode for the parents
-        os.chmod(created, PRIVATE_DIR_MODE)
-
-
-def open_private(path: Path) -> int:
-    """A new file descriptor on ``path`` (emptied if it is there), mode 0600 whatever the
-    umask."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)
-    return fd
+from analyzer.private_files import (
+    PRIVATE_DIR_MODE,
+    PRIVATE_FILE_MODE,
+    make_private_dir,
+    open_private,
+)
 
 
 class PrivatePaths:

@@ -10,14 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analyzer.private_files import make_private_dir
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.session import refine_facts
-from analyzer.recording.writers import (
-    JournalWriter,
-    ParquetSink,
-    journal_bytes,
-    make_private_dir,
-)
+from analyzer.recording.writers import JournalWriter, ParquetSink, journal_bytes
 from analyzer.schema import file_metadata
 
 log = logging.getLogger(__name__)

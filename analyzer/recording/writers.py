@@ -17,29 +17,11 @@ import pandas  # noqa: F401  # pyarrow imports it on the first batch: do it now,
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from analyzer.private_files import open_private
 from analyzer.recording.frames import FrameRecord
 from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata
 
 log = logging.getLogger(__name__)
-
-PRIVATE_FILE_MODE = 0o600
-PRIVATE_DIR_MODE = 0o700
-
-
-def make_private_dir(path: Path) -> None:
-    """Create ``path`` (and parents) readable by the owner only: captures hold personal audio."""
-    missing = [p for p in [path, *path.parents] if not p.exists()]
-    path.mkdir(parents=True, exist_ok=True)
-    for created in [path, *missing]:  # mkdir(parents=True) ignores mode for the parents
-        os.chmod(created, PRIVATE_DIR_MODE)
-
-
-def open_private(path: Path, append: bool = False) -> int:
-    """A new file descriptor on ``path``, mode 0600 whatever the umask."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
-    fd = os.open(path, flags, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)
-    return fd
 
 
 def journal_bytes(record: dict[str, Any]) -> bytes:
