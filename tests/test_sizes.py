@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analyzer.pricing import DEFAULT_PRICES, Prices, PricingError, cost_usd, load_prices, prices_for
@@ -154,3 +157,26 @@ def test_bad_prices_files_raise_one_clear_error(tmp_path: Path, content: str, me
         load_prices(path)
     with pytest.raises(PricingError, match="does not exist"):
         load_prices(tmp_path / "nope.json")
+
+
+def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
+    """What the report uses a window at a time gives the rows the pandas definition gives,
+    for the samples' sessions and untyped frames, from pandas and from Arrow."""
+    from analyzer.dataset import _sorted_table
+    from analyzer.frameview import FrameView
+    from analyzer.report import _sorted_frames
+    from analyzer.sizes import session_size_rows, size_rows_by_session
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    files = sorted(samples.glob("*.parquet"))
+    garbage: list[Event] = [(T0, "server", "garbage"), (T0 + 1, "client", "{}")]
+    files.append(write_capture(tmp_path, garbage))
+    frames = _sorted_frames(read_capture(files).frames)
+    expected = size_rows_by_session(sizes_by_event(frames))
+    assert len(expected) == 5
+    assert any(row["event_type"] == NO_TYPE for rows in expected.values() for row in rows)
+    codes, ids = pd.factorize(frames["session_id"])
+    assert session_size_rows(FrameView(frames, codes), [str(i) for i in ids]) == expected
+    table = _sorted_table(pa.concat_tables([pq.read_table(f) for f in files]))
+    view, session_ids = FrameView.of_table(table)
+    assert session_size_rows(view, session_ids) == expected
