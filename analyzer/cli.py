@@ -51,6 +51,11 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
+        except BrokenPipeError:
+            # The reader went away (`rt-analyze report ... | head`): stop quietly, and keep
+            # Python from failing again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            ctx.exit(1)
         except Exception as exc:
             if isinstance(exc, _input_errors()):
                 raise click.ClickException(str(exc)) from exc

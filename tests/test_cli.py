@@ -195,3 +195,28 @@ def test_audio_exports_wav_files(seed: Path, tmp_path: Path) -> None:
     result = run("audio", seed, "-o", tmp_path / "wav")
     assert result.exit_code == 0, result.output
     assert list((tmp_path / "wav").rglob("*.wav"))
+
+
+def test_a_reader_that_stops_early_ends_the_output_quietly() -> None:
+    """`rt-analyze report ... | head`: no "unexpected" error when the pipe closes."""
+    import fcntl
+    import os
+    import subprocess
+
+    samples = Path(__file__).resolve().parent.parent / "samples"
+    rt_analyze = Path(sys.executable).parent / "rt-analyze"
+    read_end, write_end = os.pipe()
+    fcntl.fcntl(write_end, fcntl.F_SETPIPE_SZ, 4096)  # smaller than the report: it must block
+    process = subprocess.Popen(
+        [str(rt_analyze), "report", str(samples), "--format", "json"],
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as reader:
+        assert reader.read(10).startswith(b"{")
+    # closed, as head does after its lines
+    assert process.stderr is not None
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=60) == 1
+    assert error == "", error
