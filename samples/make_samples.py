@@ -2,8 +2,9 @@
 
     make samples        # or: .venv/bin/python samples/make_samples.py
 
-* ``seed-beta``: the seed session (shared/seeds, a real beta session; its audio fields are
-  placeholders, kept as they are) replayed frame by frame in lockstep through mitmdump.
+* ``seed-beta``: the seed session (shared/seeds, copied to samples/seed; a real beta session;
+  its audio fields are placeholders, kept as they are) replayed frame by frame in lockstep
+  through mitmdump.
 * ``ga-voice`` / ``beta-voice``: the default scripted conversation (real speech, three spoken turns,
   a barge-in, a function call) against the local realtime peer, at real-time pace.
 * ``ga-g711-manual``: G.711 µ-law audio with manual commits (no server VAD).
@@ -28,7 +29,7 @@ from analyzer.peer.scenarios import DEFAULT_TURNS, Scenario, scenario_named
 from analyzer.replay import frames_from_markdown, replay_client, replay_server
 
 SAMPLES = Path(__file__).resolve().parent
-SEED = SAMPLES.parent.parent / "shared" / "seeds" / "000_9c718be50efc71e4.txt"
+SEED = SAMPLES / "seed" / "000_9c718be50efc71e4.txt"  # a copy of shared/seeds' file
 SEED_MODEL = "gpt-4o-realtime-preview-2024-10-01"
 
 

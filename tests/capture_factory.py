@@ -17,7 +17,7 @@ from analyzer.replay import frames_from_markdown
 Event = tuple[float, str, dict[str, Any] | str]
 
 T0 = 1_700_000_000.0
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_9c718be50efc71e4.txt"
+SEED = Path(__file__).resolve().parents[1] / "samples" / "seed" / "000_9c718be50efc71e4.txt"
 GA_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
 BETA_URL = "wss://api.openai.com/v1/realtime?model=gpt-4o-realtime-preview-2024-10-01"
 

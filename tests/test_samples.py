@@ -14,7 +14,7 @@ from analyzer.replay import frames_from_markdown
 from analyzer.report import build_report
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-SEED = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "000_9c718be50efc71e4.txt"
+SEED = Path(__file__).resolve().parents[1] / "samples" / "seed" / "000_9c718be50efc71e4.txt"
 MANIFEST = json.loads(
     (Path(__file__).resolve().parents[1] / "analyzer/peer/assets/manifest.json").read_text()
 )
