@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from analyzer.frameview import frames_of
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
@@ -230,15 +231,8 @@ def _sorted_table(table: pa.Table) -> pa.Table:
 
 
 def _tidy_frames(table: pa.Table) -> pd.DataFrame:
-    """Frames sorted by session, then seq (sorted in Arrow), for analysis: dictionary columns
-    (direction, event type) as categories, other text as Python strings (``object``)."""
-    frames = _sorted_table(table).to_pandas()
-    text = {
-        str(c): object
-        for c, dtype in frames.dtypes.items()
-        if isinstance(dtype, pd.StringDtype) or c == "session_id"
-    }
-    return frames.astype(text)
+    """Frames sorted by session, then seq (sorted in Arrow), for analysis (:func:`frames_of`)."""
+    return frames_of(_sorted_table(table))
 
 
 def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -> pd.DataFrame:

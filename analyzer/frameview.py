@@ -21,14 +21,32 @@ import pyarrow.compute as pc
 Mask = npt.NDArray[np.bool_]
 
 
+def frames_of(table: pa.Table) -> pd.DataFrame:
+    """Frames in Arrow as the analysis takes them in pandas: dictionary columns (direction,
+    event type) as categories, other text as Python strings (``object``)."""
+    frames = table.to_pandas()
+    text = {
+        str(c): object
+        for c, dtype in frames.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) or c == "session_id"
+    }
+    return frames.astype(text)
+
+
 class FrameView:
     """``frames`` (sorted by session, then seq, default index) and ``codes`` (each frame's
     session number). :meth:`of_table` makes one straight from Arrow, without pandas."""
 
-    def __init__(self, frames: pd.DataFrame, codes: np.ndarray) -> None:
-        self._frames: pd.DataFrame | None = frames
-        self._table: pa.Table | None = None
-        self._rows = len(frames)
+    def __init__(
+        self, frames: pd.DataFrame | None, codes: np.ndarray, table: pa.Table | None = None
+    ) -> None:
+        """From pandas ``frames``, or (``frames`` None) from an Arrow ``table``."""
+        self._frames = frames
+        self._table = table
+        if frames is not None:
+            self._rows = len(frames)
+        else:
+            self._rows = table.num_rows if table is not None else 0
         self.codes = np.asarray(codes, dtype=np.intp)
         self._columns: dict[str, np.ndarray] = {}
         self._present: dict[str, Mask] = {}
@@ -45,22 +63,14 @@ class FrameView:
         starts[1:] = index[1:] != index[:-1]
         names = ids.dictionary.to_pylist()
         session_ids = [str(names[i]) for i in index[starts].tolist()]
-        view = cls(pd.DataFrame(), np.cumsum(starts) - 1)
-        view._frames, view._table, view._rows = None, table, table.num_rows
-        return view, session_ids
+        return cls(None, np.cumsum(starts) - 1, table), session_ids
 
     @property
     def frames(self) -> pd.DataFrame:
         """The frames as pandas (built on first use for a view of Arrow: rare paths only)."""
         if self._frames is None:
             assert self._table is not None
-            frames = self._table.to_pandas()
-            text = {
-                str(c): object
-                for c, dtype in frames.dtypes.items()
-                if isinstance(dtype, pd.StringDtype) or c == "session_id"
-            }
-            self._frames = frames.astype(text)
+            self._frames = frames_of(self._table)
         return self._frames
 
     def has(self, column: str) -> bool:
