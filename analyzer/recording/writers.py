@@ -40,9 +40,6 @@ class JournalWriter:
         self.path = path
         self._fd: int | None = open_private(path, append=True)
 
-    def write(self, record: dict[str, Any]) -> None:
-        self.write_lines(journal_bytes(record))
-
     def write_lines(self, data: bytes) -> None:
         """Whole lines, in one ``write`` (a batch of them tears at most at its end). An OSError
         says in ``bytes_written`` how much of ``data`` was written before it."""
