@@ -21,9 +21,14 @@ def _pandas_missing(value: Any) -> bool:
     return pd is not None and (value is pd.NA or value is pd.NaT)
 
 
+_ALREADY_PLAIN = frozenset({str, int, bool, type(None)})
+
+
 def plain(value: Any) -> Any:
     """``value`` as plain JSON values: NaN/NA -> None, numpy scalars and arrays -> Python,
     tuples -> lists, keys -> str."""
+    if type(value) in _ALREADY_PLAIN:  # most values: no conversion (and no isinstance chain)
+        return value
     if isinstance(value, float | np.floating):
         return None if math.isnan(value) else float(value)
     if isinstance(value, np.integer):

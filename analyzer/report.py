@@ -123,7 +123,14 @@ def analyze_window(table: pa.Table, sessions: pd.DataFrame) -> Iterator[SessionA
 
 
 def _clean_facts(sessions: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): plain(v) for k, v in facts.items()} for facts in sessions.to_dict("records")]
+    """Each session's facts as plain JSON values. Taken out column by column: ``to_dict``
+    takes each Arrow-backed string out on its own (~10x slower)."""
+    names = [str(c) for c in sessions.columns]
+    columns = [sessions[c].tolist() for c in sessions.columns]
+    return [
+        {name: plain(value) for name, value in zip(names, row, strict=True)}
+        for row in zip(*columns, strict=True)
+    ]
 
 
 def _analyses(

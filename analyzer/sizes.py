@@ -165,14 +165,21 @@ def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[st
 
 def _totals_dict(totals: Sequence[int]) -> dict[str, Any]:
     frames, wire, b64, audio = totals
-    share = np.round(np.float64(b64) / np.float64(wire), 4) if wire > 0 else None
     return {
         "frames": frames,
         "total_bytes": wire,
         "audio_b64_bytes": b64,
         "audio_bytes": audio,
-        "audio_share": None if share is None or np.isnan(share) else float(share),
+        "audio_share": _round4(b64 / wire) if wire > 0 else None,
     }
+
+
+def _round4(value: float) -> float | None:
+    """``np.round(value, 4)`` to the bit (scale by 10**4, round half to even, scale back), in
+    plain Python: numpy's scalar overhead is most of a session's size summary."""
+    if not math.isfinite(value):
+        return None if math.isnan(value) else value
+    return round(value * 10000.0) / 10000.0
 
 
 def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:

@@ -272,39 +272,38 @@ def _audio_stats(
     buffer ran dry exactly when ``t_i - C_{i-1}`` sets a new maximum; the excess is the stall.
     """
     mask = view.of_types(SERVER_AUDIO_EVENTS) & view.server
-    audio = pd.DataFrame(
-        {c: view.column(c)[mask] for c in ("seq", "time_s", "response_id", "audio_bytes")}
-    )
-    if audio.empty:
+    if not mask.any():
         return {}
-    audio_codes = view.codes[mask]
-    audio["_session"] = audio_codes
+    sessions = view.codes[mask]
+    seqs = view.column("seq")[mask]
+    response_of = view.column("response_id")[mask]
+    audio_bytes = view.column("audio_bytes")[mask].astype(float)
+    time_s = view.column("time_s")[mask].astype(float)
     missing = ~view.present("response_id")[mask]
-    if missing.any():
+    if missing.any():  # rare (deltas without a response id): pandas' merge_asof fills them
+        audio = pd.DataFrame({"seq": seqs, "response_id": response_of})
         frames, codes = view.frames, view.codes
-        filled = audio["response_id"].astype(object).copy()
-        for code in np.unique(audio_codes[missing]).tolist():
-            in_session = audio_codes == code
+        filled = response_of.astype(object)
+        for code in np.unique(sessions[missing]).tolist():
+            in_session = sessions == code
             own = frames[codes == code]
             filled[in_session] = _response_of_audio(own, audio[in_session]).to_numpy()
-        audio["response_id"] = filled
-        audio = audio[audio["response_id"].notna()]
-    if audio.empty:
-        return {}
-    sessions = audio["_session"].to_numpy()
-    seqs = audio["seq"].to_numpy()
-    rate = np.empty(len(audio), dtype=float)
+        keep = pd.notna(filled)
+        sessions, seqs, response_of = sessions[keep], seqs[keep], filled[keep]
+        audio_bytes, time_s = audio_bytes[keep], time_s[keep]
+        if not len(sessions):
+            return {}
+    rate = np.empty(len(sessions), dtype=float)
     bounds = np.flatnonzero(np.diff(sessions)) + 1
     for lo, hi in zip(
         np.concatenate([[0], bounds]).tolist(),
-        np.concatenate([bounds, [len(audio)]]).tolist(),
+        np.concatenate([bounds, [len(sessions)]]).tolist(),
         strict=True,
     ):
         rate[lo:hi] = _bytes_per_ms(changes[int(sessions[lo])], seqs[lo:hi], output=True)
-    responses, response_ids = pd.factorize(audio["response_id"].to_numpy())
+    responses, response_ids = pd.factorize(response_of)
     groups = Groups.of(sessions.astype(np.int64) * len(response_ids) + responses)
-    audio_bytes = audio["audio_bytes"].fillna(0).to_numpy(dtype=float)
-    time_s = audio["time_s"].to_numpy(dtype=float)
+    audio_bytes = np.where(np.isnan(audio_bytes), 0.0, audio_bytes)
     # Unknown rates (compressed audio) and hostile sizes give NaN and inf, as pandas gave.
     with np.errstate(divide="ignore", invalid="ignore"):
         ms = audio_bytes / rate
@@ -700,14 +699,22 @@ def turn_parts(
         & view.present("response_id")
         & view.present("item_id")
     )
+    # Each response's first delta names its item.
     delta_items: dict[tuple[int, str], str] = {}
+    positions = np.flatnonzero(mask)
+    responses, names = pd.factorize(view.column("response_id")[positions])
+    _, firsts = np.unique(
+        view.codes[positions].astype(np.int64) * max(len(names), 1) + responses,
+        return_index=True,
+    )
+    firsts = positions[np.sort(firsts)]
     for code, response_id, item_id in zip(
-        view.codes[mask].tolist(),
-        view.values("response_id", mask),
-        view.values("item_id", mask),
+        view.codes[firsts].tolist(),
+        view.column("response_id")[firsts].tolist(),
+        view.column("item_id")[firsts].tolist(),
         strict=True,
     ):
-        delta_items.setdefault((int(code), str(response_id)), str(item_id))
+        delta_items[(code, str(response_id))] = str(item_id)
     return TurnParts(
         silence=silence,
         turns=_find_turns(view, changes),
