@@ -22,6 +22,7 @@ import glob
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -53,7 +54,13 @@ from analyzer.report import (
     summary_of,
 )
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, REPORT_COLUMNS, parse_file_metadata
-from analyzer.sizes import BY_EVENT_COLUMNS, NO_TYPE, SIZE_COLUMNS, SIZE_INPUT_COLUMNS
+from analyzer.sizes import (
+    BY_EVENT_COLUMNS,
+    NO_TYPE,
+    SIZE_COLUMNS,
+    SIZE_INPUT_COLUMNS,
+    column_sums,
+)
 from analyzer.turns import rows_of
 from analyzer.windows import filtered_windows, number, stream_windows, window_filter
 
@@ -513,11 +520,17 @@ def dataset_sizes(dataset: Dataset) -> pd.DataFrame:
 
 
 # How ReportParts keeps each session's JSON (pyarrow's codecs: no extra dependency).
-_CODEC = "lz4"
+_CODEC = pa.Codec("lz4")
+# What ReportParts takes of a turn row and of a size row.
+_summary_columns = itemgetter(*SUMMARY_TURN_COLUMNS)
+_size_columns = itemgetter("direction", "event_type", *SIZE_COLUMNS)
 
 # Turns gathered before they are merged into one block: a pandas DataFrame per session would
 # cost kilobytes of overhead, and Python values cost ~10x a block's memory.
 _MERGE_EVERY = 2_000
+# Size rows gathered before they are summed: summing a column at a time is ~3x faster than
+# adding row by row.
+_MERGE_SIZES_EVERY = 20_000
 
 
 @dataclass
@@ -537,6 +550,9 @@ class ReportParts:
     turns: list[pd.DataFrame] = field(default_factory=list)
     sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     _pending_turns: list[tuple[Any, ...]] = field(default_factory=list)  # SUMMARY_TURN_COLUMNS
+    # Size rows by (direction, event type) not yet added into ``sizes``.
+    _pending_sizes: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
+    _pending_size_rows: int = 0
 
     def add(
         self,
@@ -547,7 +563,7 @@ class ReportParts:
         """One session: its report dict (or its JSON), turn rows and size rows (or tables)."""
         data = session if isinstance(session, dict) else loads_json(session)
         text = dumps_json(data, indent=True)
-        self.sessions.append((len(text), pa.compress(text, codec=_CODEC, asbytes=True)))
+        self.sessions.append((len(text), _CODEC.compress(text, asbytes=True)))
         self.briefs.append(
             {
                 "start_s": data.get("start_s"),
@@ -558,17 +574,28 @@ class ReportParts:
         )
         # The summary's columns only: the rows themselves hold transcripts and ids.
         self._pending_turns.extend(
-            tuple(row[c] for c in SUMMARY_TURN_COLUMNS)
-            for row in (rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
+            map(_summary_columns, rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
         )
-        for row in rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes:
-            sums = self.sizes.setdefault((str(row["direction"]), str(row["event_type"])), [0] * 4)
-            for i, column in enumerate(SIZE_COLUMNS):
-                sums[i] += int(row[column])
+        pending = self._pending_sizes
+        for direction, event_type, *values in map(
+            _size_columns, rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes
+        ):
+            pending.setdefault((str(direction), str(event_type)), []).append(values)
+        self._pending_size_rows += len(sizes)
+        if self._pending_size_rows >= _MERGE_SIZES_EVERY:
+            self._merge_sizes()
         if len(self._pending_turns) >= _MERGE_EVERY:
             self._merge()
 
+    def _merge_sizes(self) -> None:
+        for key, sums in column_sums(self._pending_sizes).items():
+            if key in self.sizes:
+                sums = [a + b for a, b in zip(self.sizes[key], sums, strict=True)]
+            self.sizes[key] = sums
+        self._pending_sizes, self._pending_size_rows = {}, 0
+
     def _merge(self) -> None:
+        self._merge_sizes()
         if self._pending_turns:
             block = pd.DataFrame(self._pending_turns, columns=list(SUMMARY_TURN_COLUMNS))
             self.turns.append(block.astype({"interrupted": bool}))
@@ -576,7 +603,7 @@ class ReportParts:
 
     def _session_text(self, i: int) -> bytes:
         size, packed = self.sessions[i]
-        text: bytes = pa.decompress(packed, decompressed_size=size, codec=_CODEC, asbytes=True)
+        text: bytes = _CODEC.decompress(packed, decompressed_size=size, asbytes=True)
         return text
 
     def _session(self, i: int) -> Any:

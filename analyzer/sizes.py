@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,7 @@ from analyzer.turns import TOKEN_COLUMNS
 NO_TYPE = "(no type)"  # frames without a JSON "type": binary, not JSON, ...
 SIZE_COLUMNS: tuple[str, ...] = ("frames", "bytes", "audio_b64_bytes", "audio_bytes")
 BY_EVENT_COLUMNS: tuple[str, ...] = ("session_id", "direction", "event_type", *SIZE_COLUMNS)
+_size_values = itemgetter(*SIZE_COLUMNS)
 GROUPINGS: dict[str, tuple[str, ...]] = {
     "event": ("direction", "event_type"),
     "direction": ("direction",),
@@ -108,8 +110,18 @@ def session_size_rows(
         rows.append((str(session_ids[code]), direction_names[direction], event_type, *values))
     rows.sort(key=lambda row: row[:3])
     out: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        out.setdefault(row[0], []).append(dict(zip(BY_EVENT_COLUMNS, row, strict=True)))
+    for session_id, direction_name, event_type, frames, wire, b64, audio in rows:
+        out.setdefault(session_id, []).append(
+            {  # BY_EVENT_COLUMNS
+                "session_id": session_id,
+                "direction": direction_name,
+                "event_type": event_type,
+                "frames": frames,
+                "bytes": wire,
+                "audio_b64_bytes": b64,
+                "audio_bytes": audio,
+            }
+        )
     return out
 
 
@@ -147,19 +159,27 @@ def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[st
         columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
     else:
         directions = [row["direction"] for row in by_event]
-        columns = [[row[c] for row in by_event] for c in SIZE_COLUMNS]
+        columns = [list(values) for values in zip(*map(_size_values, by_event), strict=True)]
+        columns = columns or [[] for _ in SIZE_COLUMNS]
     totals = [int(sum(values)) for values in columns]
-    by_direction: dict[Any, list[int]] = {}
+    rows_by_direction: dict[Any, list[tuple[int, ...]]] = {}
     for direction, *sizes in zip(directions, *columns, strict=True):
         if direction is None or (isinstance(direction, float) and math.isnan(direction)):
             continue  # groupby leaves missing keys out
-        sums = by_direction.setdefault(direction, [0, 0, 0, 0])
-        for i, value in enumerate(sizes):
-            sums[i] += value
+        rows_by_direction.setdefault(direction, []).append(tuple(sizes))
+    by_direction = column_sums(rows_by_direction)
     ordered = sorted(by_direction.items(), key=lambda kv: (-int(kv[1][1]), kv[0]))
     return {
         **_totals_dict(totals),
-        "by_direction": {str(d): _totals_dict([int(v) for v in sums]) for d, sums in ordered},
+        "by_direction": {str(d): _totals_dict(sums) for d, sums in ordered},
+    }
+
+
+def column_sums(rows_by_key: Mapping[Any, Sequence[Sequence[Any]]]) -> dict[Any, list[int]]:
+    """Per key, the column sums (as ints) of its rows of numbers."""
+    return {
+        key: [int(sum(column)) for column in zip(*rows, strict=True)]
+        for key, rows in rows_by_key.items()
     }
 
 
