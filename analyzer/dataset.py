@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from analyzer.collector import bulk_allocation
 from analyzer.frameview import frames_of
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.prefetch import prefetched
@@ -665,9 +666,10 @@ def session_report(
 def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:
     """Analyze the dataset run file by run file, keeping only what the report needs."""
     parts = ReportParts()
-    for table, sessions in prefetched(dataset.iter_windows(REPORT_COLUMNS)):
-        for analysis in analyze_window(table, sessions):
-            parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
+    with bulk_allocation():
+        for table, sessions in prefetched(dataset.iter_windows(REPORT_COLUMNS)):
+            for analysis in analyze_window(table, sessions):
+                parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
     return parts
 
 
