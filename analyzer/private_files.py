@@ -21,10 +21,14 @@ def make_private_dir(path: Path) -> None:
         os.chmod(created, PRIVATE_DIR_MODE)
 
 
-def open_private(path: Path, append: bool = False) -> int:
-    """A new file descriptor on ``path`` (emptied unless ``append``), mode 0600 whatever the
-    umask."""
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if append else os.O_TRUNC)
+def open_private(path: Path, append: bool = False, keep: bool = False) -> int:
+    """A new file descriptor on ``path`` (emptied unless ``append`` or ``keep``), mode 0600
+    whatever the umask."""
+    flags = os.O_WRONLY | os.O_CREAT
+    if append:
+        flags |= os.O_APPEND
+    elif not keep:
+        flags |= os.O_TRUNC
     fd = os.open(path, flags, PRIVATE_FILE_MODE)
     os.fchmod(fd, PRIVATE_FILE_MODE)
     return fd

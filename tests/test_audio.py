@@ -837,12 +837,18 @@ def test_files_are_private_whatever_the_umask_and_an_export_again_overwrites(
         os.umask(old)
     made = [out, *out.rglob("*")]
     assert {p.stat().st_mode & 0o777 for p in made} == {0o700, 0o600}
+    exported = {path: path.read_bytes() for path in first.files}
+    assert len(exported) >= 2
     for path in made:  # loosened, and a file's content changed: a new export puts both right
         path.chmod(0o755 if path.is_dir() else 0o644)
+    # Files are written over in place: one now shorter, one longer than what is exported.
     first.files[0].write_bytes(b"stale")
+    with first.files[-1].open("ab") as longer:
+        longer.write(b"\xff" * 100_000)
     again = export_audio([parquet], out)
     assert {p.stat().st_mode & 0o777 for p in [out, *out.rglob("*")]} == {0o700, 0o600}
     assert again.files == first.files
+    assert {path: path.read_bytes() for path in again.files} == exported
     assert wav_data(first.files[0])[3] == noise(960, 1)
 
 

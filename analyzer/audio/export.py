@@ -70,9 +70,11 @@ _IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
 
 def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
     """One file from its parts, in as few system calls as the kernel takes (no joining)."""
-    fd = paths.file(path)
+    fd, existed = paths.file(path)
     try:
         views = [memoryview(part).cast("B") for part in parts if len(part)]
+        if existed:  # overwritten in place, then cut to size: see PrivatePaths.file
+            os.ftruncate(fd, sum(len(view) for view in views))
         first = 0
         while first < len(views):
             written = os.writev(fd, views[first : first + _IOV_MAX])

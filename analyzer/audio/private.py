@@ -41,14 +41,20 @@ class PrivatePaths:
                     return
         make_private_dir(Path(path))
 
-    def file(self, path: Path | str) -> int:
-        """A file descriptor on a new, empty ``path``."""
-        if not self._one_call.get(PRIVATE_FILE_MODE, True):
-            return open_private(Path(path))
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
-        except FileExistsError:
-            return open_private(Path(path))
-        if not self._umask_keeps(PRIVATE_FILE_MODE, lambda: os.fstat(fd).st_mode):
-            os.fchmod(fd, PRIVATE_FILE_MODE)
-        return fd
+    def file(self, path: Path | str) -> tuple[int, bool]:
+        """A file descriptor on ``path`` to write from its start, and whether the file was
+        already there. One already there is not emptied: the caller sizes it (``ftruncate``)
+        and writes over it. A re-export writes files of the same sizes; emptying them first
+        would free their blocks and allocate new ones, which costs more than the writing on
+        a disk mounted with ``discard``."""
+        if self._one_call.get(PRIVATE_FILE_MODE, True):
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+            except FileExistsError:
+                pass
+            else:
+                if not self._umask_keeps(PRIVATE_FILE_MODE, lambda: os.fstat(fd).st_mode):
+                    os.fchmod(fd, PRIVATE_FILE_MODE)
+                return fd, False
+        fd = open_private(Path(path), keep=True)
+        return fd, True
