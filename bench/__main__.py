@@ -158,6 +158,14 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         rows.append(
             _row(
+                "4. `rt-analyze audio` again into the same directory / bare base64 decode",
+                f"{au['export_again_vs_b64decode']:.2f}x ({run['export_again_mb_per_s']:.1f} MB/s)",
+                "(files written over in place)",
+                None,
+            )
+        )
+        rows.append(
+            _row(
                 "4. `analyzer.audio.load_audio` alone / bare base64 decode",
                 f"{au['load_audio_vs_b64decode']:.2f}x ({run['load_audio_mb_per_s']:.1f} MB/s)",
                 "(decoding without the WAV writing)",
