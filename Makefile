@@ -36,7 +36,7 @@ test-next:
 ifeq ($(PYTHON_NEXT),)
 	@echo "test-next: no python3.12/3.13 here; mitmproxy 12 not tested"
 else
-	test -f $(VENV_NEXT)/.installed || { $(PYTHON_NEXT) -m venv $(VENV_NEXT) && \
+	test $(VENV_NEXT)/.installed -nt pyproject.toml || { $(PYTHON_NEXT) -m venv $(VENV_NEXT) && \
 		$(VENV_NEXT)/bin/pip install -q -e '.[dev]' && touch $(VENV_NEXT)/.installed; }
 	$(VENV_NEXT)/bin/python -c "import mitmproxy.version as v; print('mitmproxy', v.VERSION)"
 	$(VENV_NEXT)/bin/python -m pytest -q -p no:cacheprovider tests/test_addon_unit.py \

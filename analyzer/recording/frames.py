@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import pybase64  # SIMD base64: ~1 us for a 100 ms audio delta, where the stdlib takes ~14 us
 
 from analyzer.protocol import AUDIO_FIELD_BY_EVENT
 from analyzer.recording.redact import redact_text
@@ -190,7 +191,7 @@ def _split_audio(
         return False
     rec.audio_b64_bytes = len(b64)
     try:
-        audio = base64.b64decode(b64, validate=True)
+        audio = pybase64.b64decode(b64, validate=True)
     except (binascii.Error, ValueError):
         rec.problem = "audio is not valid base64"
         return False
@@ -225,4 +226,4 @@ def restore_frame_text(content: str, audio_offset: int | None, audio: bytes | No
     """The frame text as recorded, audio base64 put back where it was cut out."""
     if audio_offset is None or audio is None:
         return content
-    return content[:audio_offset] + base64.b64encode(audio).decode() + content[audio_offset:]
+    return content[:audio_offset] + pybase64.b64encode(audio).decode() + content[audio_offset:]
