@@ -42,12 +42,21 @@ _SECRET_VALUE_RE = re.compile(
     r'"(?:[^"\\]|\\.)*"'
 )
 _NESTED_SECRET_RE = re.compile(r'("client_secret"\s*:\s*\{[^{}]*?"value"\s*:\s*)"(?:[^"\\]|\\.)*"')
-_HINT_RE = re.compile(r"sk-|ek_|secret|api_key|apiKey|api-key|uthorization|password")
+# What any secret the patterns above match contains. Looked for one by one with ``in``: twice as
+# fast as a regex alternation on an event's ~200 characters (each frame is checked).
+_HINTS = ("sk-", "ek_", "secret", "api_key", "apiKey", "api-key", "uthorization", "password")
+
+
+def _has_hint(text: str) -> bool:
+    for hint in _HINTS:  # noqa: SIM110 (a loop: any() over a generator is ~40% slower here)
+        if hint in text:
+            return True
+    return False
 
 
 def redact_text(text: str) -> str:
     """Replace secrets inside an event body; fast path when no hint of a secret is present."""
-    if _HINT_RE.search(text) is None:
+    if not _has_hint(text):
         return text
     text = _NESTED_SECRET_RE.sub(rf'\1"{REDACTED}"', text)
     text = _SECRET_VALUE_RE.sub(rf'\1"{REDACTED}"', text)
