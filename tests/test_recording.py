@@ -222,3 +222,26 @@ def test_a_batch_cut_short_by_a_full_disk_counts_only_the_lines_lost(tmp_path: P
     run.flush()
     assert (run.counts.frames_recorded, run.counts.frames_not_recorded) == (2, 2)
     assert run.counts.write_errors == 1
+
+
+_BASE64_LIKE = st.one_of(
+    st.binary(max_size=18).map(lambda b: base64.b64encode(b).decode()),
+    st.text(alphabet="ABab09+/=_-. \n\u00e9", max_size=24),
+)
+
+
+@given(_BASE64_LIKE)
+@settings(max_examples=300, deadline=None)
+def test_audio_base64_is_taken_or_refused_as_the_standard_library_would(text: str) -> None:
+    """The recorder decodes audio with pybase64 (SIMD); what it accepts, refuses and decodes
+    must stay what ``base64.b64decode(validate=True)`` would."""
+    event = {"type": "response.output_audio.delta", "response_id": "r", "delta": text}
+    frame = build_frame("s", 0, 0.0, False, True, json.dumps(event).encode())
+    try:
+        expected: bytes | None = base64.b64decode(text, validate=True)
+    except ValueError:
+        expected = None
+    if expected is None:
+        assert (frame.problem, frame.audio) == ("audio is not valid base64", None)
+    else:
+        assert (frame.problem, frame.audio) == (None, expected)
