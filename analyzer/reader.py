@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -144,18 +145,39 @@ def drop_audio_content(table: pa.Table) -> pa.Table:
     return table.set_column(table.column_names.index("content"), "content", slim)
 
 
-def sessions_frame(sessions: list[dict[str, Any]], frames: pd.DataFrame) -> pd.DataFrame:
-    """One row per session, in start order, including sessions known only from their frames."""
+def session_rows(
+    sessions: list[dict[str, Any]], first_seen: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """One row of :data:`SESSION_FIELDS` per session: the facts of ``sessions`` (merged by id),
+    then the sessions known only from their frames. ``first_seen`` maps each session id seen in
+    the frames, in order of appearance, to the time of its first frame: a session's start when
+    its facts have none."""
     by_id: dict[str, dict[str, Any]] = {}
     for facts in sessions:
         by_id.setdefault(facts["session_id"], {}).update(facts)
-    for session_id in frames["session_id"].unique() if len(frames) else []:
-        by_id.setdefault(str(session_id), {"session_id": str(session_id)})
-    rows = [{f: facts.get(f) for f in SESSION_FIELDS} for facts in by_id.values()]
-    df = pd.DataFrame(rows, columns=list(SESSION_FIELDS))
+    for session_id in first_seen:
+        by_id.setdefault(session_id, {"session_id": session_id})
+    rows: list[dict[str, Any]] = [
+        {f: facts.get(f) for f in SESSION_FIELDS} for facts in by_id.values()
+    ]
+    for row in rows:
+        if is_missing(row["start_s"]):
+            row["start_s"] = first_seen.get(row["session_id"], row["start_s"])
+    return rows
+
+
+def is_missing(value: Any) -> bool:
+    """None or NaN (a fact not known)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def sessions_frame(sessions: list[dict[str, Any]], frames: pd.DataFrame) -> pd.DataFrame:
+    """One row per session, in start order, including sessions known only from their frames."""
+    first_seen: dict[str, Any] = {}
     if len(frames):
         first = frames.groupby("session_id", observed=True)["time_s"].min()
-        df["start_s"] = df["start_s"].fillna(df["session_id"].map(first))
+        first_seen = {str(s): first.get(s) for s in frames["session_id"].unique()}
+    df = pd.DataFrame(session_rows(sessions, first_seen), columns=list(SESSION_FIELDS))
     return df.sort_values("start_s", kind="stable").reset_index(drop=True)
 
 

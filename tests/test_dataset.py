@@ -450,3 +450,29 @@ def test_the_json_report_is_written_session_by_session_as_json_dumps_would(
     assert empty.getvalue() == json.dumps(ReportParts().report([], []), indent=2)
     cli = run_cli("report", str(fleet), "--format", "json")
     assert cli.stdout == json.dumps(fleet_report, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_a_windows_sessions_are_the_readers_session_table_with_its_partitions() -> None:
+    """``_window_sessions`` (Arrow, in the reading thread) gives what ``sessions_frame`` plus
+    ``_with_partitions`` give: facts merged by id, a session known only from its frames, a start
+    taken from the first frame, the run id filled in, partitions added, in start order."""
+    from analyzer.dataset import RunFile, _window_sessions, _with_partitions
+    from analyzer.reader import sessions_frame
+
+    facts = [
+        {"session_id": "b", "run_id": None, "start_s": 30.0, "model": "gpt-realtime"},
+        {"session_id": "a", "run_id": "rt-own", "start_s": None},
+        {"session_id": "b", "end_s": 40.0},
+    ]
+    ids = pa.array(["c", "a", "b", "a", "c"]).dictionary_encode()
+    table = pa.table({"session_id": ids, "time_s": [25.0, 20.5, 31.0, 20.0, None]})
+    run = RunFile(Path("date=2025-01-02/host=proxy-a/run.parquet"), {"date": "2025-01-02"})
+    frames = pa.table(
+        {"session_id": pc.cast(ids, pa.string()), "time_s": table["time_s"]}
+    ).to_pandas()
+    expected = _with_partitions(sessions_frame(facts, frames), run, "rt-file")
+    got = _window_sessions(facts, table, run, "rt-file")
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["session_id"].tolist() == ["a", "c", "b"]
+    assert got["start_s"].tolist() == [20.0, 25.0, 30.0]
+    assert got["run_id"].tolist() == ["rt-own", "rt-file", "rt-file"]
