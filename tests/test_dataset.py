@@ -459,7 +459,7 @@ def test_a_windows_sessions_are_the_readers_session_table_with_its_partitions() 
     from analyzer.dataset import RunFile, _window_sessions, _with_partitions
     from analyzer.reader import sessions_frame
 
-    facts = [
+    facts: list[dict[str, Any]] = [
         {"session_id": "b", "run_id": None, "start_s": 30.0, "model": "gpt-realtime"},
         {"session_id": "a", "run_id": "rt-own", "start_s": None},
         {"session_id": "b", "end_s": 40.0},
