@@ -260,7 +260,12 @@ def _window_sessions(
         .group_by("s", use_threads=False)  # groups in order of appearance, as pandas' unique
         .aggregate([("t", "min")])
     )
-    first_seen = dict(zip(firsts["s"].to_pylist(), firsts["t_min"].to_pylist(), strict=True))
+    first_seen = {
+        str(session_id): first
+        for session_id, first in zip(
+            firsts["s"].to_pylist(), firsts["t_min"].to_pylist(), strict=True
+        )
+    }
     rows = session_rows(facts, first_seen)
     for row in rows:
         if run_id is not None and is_missing(row["run_id"]):
