@@ -146,7 +146,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     if au := results.get("audio"):
-        run = au["runs"][0]
+        run = au  # medians over the repetitions (peak RSS: the biggest)
         rows.append(
             _row(
                 f"4. `rt-analyze audio` / bare base64 decode ({run['audio_mb']:.0f} MB of audio)",
