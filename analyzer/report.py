@@ -246,7 +246,7 @@ def _missing(value: Any) -> bool:
     """``pd.isna`` of a scalar, for the values turn rows hold (without its ~1 us a call)."""
     if type(value) is float:
         return value != value
-    return value is None or value is pd.NA or value is pd.NaT or bool(pd.isna(value))
+    return bool(pd.isna(value))
 
 
 def _num(value: Any) -> Any:
