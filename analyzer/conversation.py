@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analyzer.frameview import FrameView
+from analyzer.lazy import LazyModule
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     AUDIO_TRANSCRIPT_DONE_EVENTS,
@@ -20,6 +20,11 @@ from analyzer.protocol import (
     TEXT_DONE_EVENTS,
     parse_event,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 # Every event type of the beta and GA protocols (client and server); anything else is counted
 # as unknown (a provider extension or a newer protocol), never dropped silently.

@@ -24,22 +24,25 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
+from analyzer.arrowbuffers import index_array, number_array, string_array
 from analyzer.collector import bulk_allocation
 from analyzer.frameview import frames_of
 from analyzer.jsonio import dumps_json, loads_json
+from analyzer.latency import float_list
+from analyzer.lazy import LazyModule, is_frame
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
 from analyzer.reader import (
     Capture,
     CaptureError,
+    Sessions,
     drop_audio_content,
     is_missing,
     read_capture,
@@ -71,6 +74,12 @@ from analyzer.sizes import (
 )
 from analyzer.turns import rows_of
 from analyzer.windows import filtered_windows, number, stream_windows, window_filter
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow.dataset as pads
+else:
+    pd = LazyModule("pandas")
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
 PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
@@ -251,28 +260,40 @@ def _tidy_frames(table: pa.Table) -> pd.DataFrame:
 
 def _window_sessions(
     facts: list[dict[str, Any]], table: pa.Table, run: RunFile, run_id: str | None
-) -> pd.DataFrame:
-    """``_with_partitions(sessions_frame(facts, frames), run, run_id)`` of a window's frames in
-    Arrow. This runs in the reading thread while the previous window is analyzed: pandas here
-    held the GIL for ~0.3 s over a 1 GB report, which the analysis waited out."""
-    firsts = (
-        pa.table({"s": pc.cast(table.column("session_id"), pa.string()), "t": table["time_s"]})
-        .group_by("s", use_threads=False)  # groups in order of appearance, as pandas' unique
-        .aggregate([("t", "min")])
-    )
+) -> list[dict[str, Any]]:
+    """The rows of ``_with_partitions(sessions_frame(facts, frames), run, run_id)`` of a window's
+    frames, from Arrow and numpy (:func:`_sessions_table` makes that table of them). This runs
+    in the reading thread while the previous window is analyzed: pandas here held the GIL for
+    ~0.3 s over a 1 GB report, which the analysis waited out; and the report imports no pandas
+    at all (Arrow's ``group_by`` would: it loads ``pyarrow.dataset``)."""
+    ids = pc.dictionary_encode(
+        pc.cast(table.column("session_id"), pa.string()), null_encoding="encode"
+    ).combine_chunks()  # ids in order of appearance, as pandas' unique
+    first = np.full(len(ids.dictionary), np.nan)
+    np.fmin.at(first, index_array(ids.indices), number_array(table["time_s"]).astype(float))
     first_seen = {
-        str(session_id): first
-        for session_id, first in zip(
-            firsts["s"].to_pylist(), firsts["t_min"].to_pylist(), strict=True
-        )
+        str(session_id): time_s
+        for session_id, time_s in zip(ids.dictionary.to_pylist(), first.tolist(), strict=True)
     }
     rows = session_rows(facts, first_seen)
     for row in rows:
         if run_id is not None and is_missing(row["run_id"]):
             row["run_id"] = run_id
         row["date"], row["proxy_host"] = run.date, run.proxy_host
-    frame = pd.DataFrame(rows, columns=[*SESSION_FIELDS, *PARTITION_COLUMNS])
-    return frame.sort_values("start_s", kind="stable").reset_index(drop=True)
+    # In start order, sessions without a start last (pandas' stable ``sort_values``).
+    return sorted(rows, key=_start_order)
+
+
+def _start_order(row: Mapping[str, Any]) -> tuple[bool, Any]:
+    missing = is_missing(row["start_s"])
+    return missing, 0.0 if missing else row["start_s"]
+
+
+def _sessions_table(sessions: Sessions) -> pd.DataFrame:
+    """A piece's sessions as a table (columns :func:`_session_columns`)."""
+    if not isinstance(sessions, list):
+        return sessions
+    return pd.DataFrame(sessions, columns=[*_session_columns()])
 
 
 def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -> pd.DataFrame:
@@ -333,16 +354,20 @@ class Dataset:
         ]
         return pf, run_id, facts
 
-    def _select(self, table: pa.Table, sessions: pd.DataFrame) -> tuple[pa.Table, pd.DataFrame]:
+    def _select(self, table: pa.Table, sessions: Sessions) -> tuple[pa.Table, Sessions]:
         """Apply the filters to a piece's sessions now that their start is known."""
-        if not self.filters.active or sessions.empty:
+        if not self.filters.active or not len(sessions):
             return table, sessions
-        keep = [
-            self.filters.keeps({str(k): v for k, v in f.items()})
-            for f in sessions.to_dict("records")
-        ]
-        sessions = sessions[keep].reset_index(drop=True)
-        ids = pa.array([str(s) for s in sessions["session_id"]], pa.string())
+        if isinstance(sessions, list):
+            sessions = [row for row in sessions if self.filters.keeps(row)]
+            ids = string_array([str(row["session_id"]) for row in sessions])
+        else:
+            keep = [
+                self.filters.keeps({str(k): v for k, v in f.items()})
+                for f in sessions.to_dict("records")
+            ]
+            sessions = sessions[keep].reset_index(drop=True)
+            ids = string_array([str(s) for s in sessions["session_id"]])
         mask = pc.is_in(pc.cast(table.column("session_id"), pa.string()), value_set=ids)
         return table.filter(mask), sessions
 
@@ -361,6 +386,13 @@ class Dataset:
         """The dataset a piece at a time, filtered: (file, its frames as Arrow, its sessions),
         one piece per run file or per window of whole sessions of a big one. ``columns`` must
         include ``session_id`` and ``time_s``."""
+        for run, table, sessions in self._iter_pieces(columns):
+            yield run, table, _sessions_table(sessions)
+
+    def _iter_pieces(
+        self, columns: Sequence[str] = ANALYSIS_COLUMNS
+    ) -> Iterator[tuple[RunFile, pa.Table, Sessions]]:
+        """:meth:`iter_tables`, a Parquet file's sessions as rows (no pandas)."""
         columns = list(columns)
         schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
         for run in self.candidate_files():
@@ -397,7 +429,7 @@ class Dataset:
         sessions (:mod:`analyzer.windows`), each with the facts of its sessions."""
         rows = pf.metadata.num_rows
         if not facts or (len(kept) == len(facts) and rows <= self.rows_per_read):
-            yield pq.read_table(path, columns=columns, partitioning=None), kept
+            yield pf.read(columns=columns), kept  # not pq.read_table: it imports pandas
             return
         streamed = (
             stream_windows(pf, kept, columns, self.rows_per_read, self._warn_about(path))
@@ -417,11 +449,11 @@ class Dataset:
 
     def iter_windows(
         self, columns: Sequence[str] = ANALYSIS_COLUMNS
-    ) -> Iterator[tuple[pa.Table, pd.DataFrame]]:
+    ) -> Iterator[tuple[pa.Table, Sessions]]:
         """:meth:`iter_tables` as (frames sorted by session then seq, sessions) for
         :func:`analyzer.report.analyze_window`, the ``content`` of audio appends and deltas
         left out as in :meth:`iter_captures`."""
-        for _, table, sessions in self.iter_tables(columns):
+        for _, table, sessions in self._iter_pieces(columns):
             yield _sorted_table(drop_audio_content(table)), sessions
 
     def iter_captures(self, columns: Sequence[str] = ANALYSIS_COLUMNS) -> Iterator[Capture]:
@@ -446,6 +478,8 @@ class Dataset:
         keys = sorted({k for f in self.files for k in f.partitions})
         partition_schema = pa.schema([(k, pa.string()) for k in keys])
         schema = pa.unify_schemas([FRAME_SCHEMA, partition_schema])
+        import pyarrow.dataset as pads  # imports pandas (~0.3 s): only here
+
         part = pads.partitioning(partition_schema, flavor="hive")
         return pads.dataset(files, schema=schema, format="parquet", partitioning=part)
 
@@ -559,6 +593,21 @@ _MERGE_EVERY = 2_000
 _MERGE_SIZES_EVERY = 20_000
 
 
+def _turn_block(rows: Sequence[tuple[Any, ...]]) -> dict[str, np.ndarray]:
+    """Turn rows of ``SUMMARY_TURN_COLUMNS`` as arrays: floats (NaN when missing), except
+    ``interrupted`` (bools) and ``would_stall`` (True, False or None)."""
+    block: dict[str, np.ndarray] = {}
+    for name, values in zip(SUMMARY_TURN_COLUMNS, zip(*rows, strict=True), strict=True):
+        if name == "interrupted":
+            block[name] = np.array([bool(v) for v in values], dtype=bool)
+        elif name == "would_stall":
+            block[name] = np.empty(len(values), dtype=object)
+            block[name][:] = values
+        else:
+            block[name] = np.array(float_list(values), dtype=float)
+    return block
+
+
 @dataclass
 class ReportParts:
     """What a report keeps of sessions already analyzed: each session's report as compact JSON,
@@ -573,7 +622,8 @@ class ReportParts:
     # Per session: what ``summarize`` reads of it (start, cost, dialect, errors), kept apart so
     # the summary can be written without decoding every session again.
     briefs: list[dict[str, Any]] = field(default_factory=list)
-    turns: list[pd.DataFrame] = field(default_factory=list)
+    # The summary's turn columns (``SUMMARY_TURN_COLUMNS``) in blocks of arrays.
+    turns: list[dict[str, np.ndarray]] = field(default_factory=list)
     sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     _pending_turns: list[tuple[Any, ...]] = field(default_factory=list)  # SUMMARY_TURN_COLUMNS
     # Size rows by (direction, event type) not yet added into ``sizes``.
@@ -600,11 +650,11 @@ class ReportParts:
         )
         # The summary's columns only: the rows themselves hold transcripts and ids.
         self._pending_turns.extend(
-            map(_summary_columns, rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
+            map(_summary_columns, rows_of(turns) if is_frame(turns) else turns)
         )
         pending = self._pending_sizes
         for direction, event_type, *values in map(
-            _size_columns, rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes
+            _size_columns, rows_of(sizes) if is_frame(sizes) else sizes
         ):
             pending.setdefault((str(direction), str(event_type)), []).append(values)
         self._pending_size_rows += len(sizes)
@@ -623,8 +673,7 @@ class ReportParts:
     def _merge(self) -> None:
         self._merge_sizes()
         if self._pending_turns:
-            block = pd.DataFrame(self._pending_turns, columns=list(SUMMARY_TURN_COLUMNS))
-            self.turns.append(block.astype({"interrupted": bool}))
+            self.turns.append(_turn_block(self._pending_turns))
             self._pending_turns = []
 
     def _session_text(self, i: int) -> bytes:
@@ -642,11 +691,12 @@ class ReportParts:
     def summary(self, sources: Sequence[Path], warnings: Sequence[str]) -> dict[str, Any]:
         """The report's ``summary``."""
         self._merge()
-        turns = (
-            pd.concat(self.turns, ignore_index=True)
+        turns = {
+            c: np.concatenate([block[c] for block in self.turns])
             if self.turns
-            else all_turns([])[list(SUMMARY_TURN_COLUMNS)]
-        )
+            else np.zeros(0, dtype=bool if c == "interrupted" else float)
+            for c in SUMMARY_TURN_COLUMNS
+        }
         size_rows = [
             {"direction": d, "event_type": t, **dict(zip(SIZE_COLUMNS, sums, strict=True))}
             for (d, t), sums in self.sizes.items()

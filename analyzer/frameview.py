@@ -10,13 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from analyzer.arrowbuffers import NUMBER_TYPES, index_array, number_array, valid
+from analyzer.groups import factorize
+from analyzer.lazy import LazyModule
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 Mask = npt.NDArray[np.bool_]
 
@@ -51,6 +59,7 @@ class FrameView:
         self._columns: dict[str, np.ndarray] = {}
         self._present: dict[str, Mask] = {}
         self._types: dict[frozenset[str], Mask] = {}
+        self._numbered: dict[str, tuple[npt.NDArray[np.intp], np.ndarray]] = {}
 
     @classmethod
     def of_table(cls, table: pa.Table) -> tuple[FrameView, list[str]]:
@@ -58,7 +67,7 @@ class FrameView:
         as captures store it), and its session ids by code. Columns are read as pandas would
         give them (missing text as NaN, integers with gaps as floats)."""
         ids = _dictionary(table.column("session_id"))
-        index = ids.indices.to_numpy(zero_copy_only=False)
+        index = index_array(ids.indices)
         starts = np.ones(len(index), dtype=bool)
         starts[1:] = index[1:] != index[:-1]
         names = ids.dictionary.to_pylist()
@@ -87,10 +96,9 @@ class FrameView:
         """Each frame's event type as a number (-1: none), and the types by number."""
         if self._table is not None:
             types = _dictionary(self._table.column("event_type"))
-            codes = pc.fill_null(types.indices, -1).to_numpy(zero_copy_only=False)
-            return codes.astype(np.intp), types.dictionary.to_pylist()
-        codes, uniques = pd.factorize(self.frames["event_type"])  # -1: no type
-        return np.asarray(codes, dtype=np.intp), uniques.tolist()
+            return index_array(types.indices), types.dictionary.to_pylist()
+        numbers, uniques = pd.factorize(self.frames["event_type"])  # -1: no type
+        return np.asarray(numbers, dtype=np.intp), uniques.tolist()
 
     @cached_property
     def server(self) -> Mask:
@@ -100,17 +108,16 @@ class FrameView:
         """Frames whose event type is one of ``types``."""
         key = frozenset(types)
         if key not in self._types:
-            codes, names = self.event_types
+            numbers, names = self.event_types
             wanted = np.array([name in key for name in names] + [False], dtype=bool)
-            self._types[key] = wanted[codes]  # code -1 picks the trailing False
+            self._types[key] = wanted[numbers]  # code -1 picks the trailing False
         return self._types[key]
 
     def present(self, column: str) -> Mask:
         """Frames with a value in ``column``."""
         if column not in self._present:
             if self._table is not None:
-                valid = pc.is_valid(self._table.column(column))
-                self._present[column] = valid.to_numpy(zero_copy_only=False)
+                self._present[column] = valid(self._table.column(column))
             else:
                 self._present[column] = self.frames[column].notna().to_numpy()
         return self._present[column]
@@ -133,14 +140,40 @@ class FrameView:
     def _arrow_column(self, column: str) -> np.ndarray:
         assert self._table is not None
         data = self._table.column(column)
-        if pa.types.is_dictionary(data.type):
-            combined = _dictionary(data)
-            names = np.array([*combined.dictionary.to_pylist(), np.nan], dtype=object)
-            return names[pc.fill_null(combined.indices, -1).to_numpy(zero_copy_only=False)]
-        values = data.to_numpy(zero_copy_only=False)
-        if values.dtype == object and data.null_count:
-            values[~self.present(column)] = np.nan  # pandas' missing text
-        return values
+        kind = data.type
+        if (
+            pa.types.is_dictionary(kind)
+            or pa.types.is_string(kind)
+            or pa.types.is_large_string(kind)
+        ):
+            numbers, names = self._text(column)
+            return names[numbers]
+        if kind in NUMBER_TYPES:
+            return number_array(data)
+        return data.to_numpy(zero_copy_only=False)  # other kinds: pyarrow's (and pandas)
+
+    def numbered(
+        self, column: str, at: Mask | npt.NDArray[np.intp] | slice
+    ) -> tuple[npt.NDArray[np.intp], np.ndarray]:
+        """``pd.factorize`` of ``column`` at ``at`` (a mask or positions), except for the order
+        of the numbers: the pair (each value's number, -1 when missing; the values by number)."""
+        if self._table is None:
+            return factorize(self.column(column)[at])
+        numbers, names = self._text(column)
+        return numbers[at], names[:-1]
+
+    def _text(self, column: str) -> tuple[npt.NDArray[np.intp], np.ndarray]:
+        """A text column through its dictionary: each frame's number (-1: missing) and the
+        values by number, then NaN (so that number -1 takes pandas' missing text). Python
+        strings are made once per distinct value (ids repeat), as fast as ``to_numpy``."""
+        if column not in self._numbered:
+            assert self._table is not None
+            combined = _dictionary(self._table.column(column))
+            names = np.empty(len(combined.dictionary) + 1, dtype=object)
+            names[:-1] = combined.dictionary.to_pylist()
+            names[-1] = np.nan
+            self._numbered[column] = (index_array(combined.indices), names)
+        return self._numbered[column]
 
     def values(self, column: str, mask: Mask) -> list[Any]:
         """``column``'s values at ``mask`` as Python objects."""

@@ -9,10 +9,53 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
+import pyarrow.compute as pc
+
+from analyzer.arrowbuffers import index_array, int64_array, number_array
+
+
+def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:
+    """``pd.factorize``: each value's number, values numbered in order of first appearance,
+    missing ones (None, NaN) -1; and the values by number. Without pandas, which the report
+    does not import: numbers are hashed by Arrow, objects by a dict."""
+    if values.dtype == object:
+        index: dict[Any, int] = {}
+        numbers = np.fromiter(
+            (-1 if _missing(v) else index.setdefault(v, len(index)) for v in values.tolist()),
+            dtype=np.intp,
+            count=len(values),
+        )
+        uniques = np.empty(len(index), dtype=object)
+        uniques[:] = list(index)
+        return numbers, uniques
+    if values.dtype.kind in "iu":
+        if not len(values) or np.all(values[1:] >= values[:-1]):  # in order (session codes)
+            edge = np.ones(len(values), dtype=bool)
+            edge[1:] = values[1:] != values[:-1]
+            return np.cumsum(edge, dtype=np.intp) - 1, values[edge]
+        encoded = pc.dictionary_encode(int64_array(values))
+        return index_array(encoded.indices), number_array(encoded.dictionary).astype(values.dtype)
+    found, first, inverse = np.unique(values, return_index=True, return_inverse=True)
+    by_appearance = np.argsort(first, kind="stable")
+    rank = np.empty(len(found), dtype=np.intp)
+    rank[by_appearance] = np.arange(len(found))
+    numbers = rank[inverse.reshape(-1)]
+    uniques = found[by_appearance]
+    if values.dtype.kind in "fc":
+        missing = np.isnan(uniques)
+        if missing.any():
+            renumber = np.cumsum(~missing) - 1
+            numbers = np.where(np.isnan(values), -1, renumber[numbers])
+            uniques = uniques[~missing]
+    return numbers, uniques
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 @dataclass(frozen=True)
@@ -27,8 +70,7 @@ class Groups:
 
     @classmethod
     def of(cls, keys: np.ndarray) -> Groups:
-        number, uniques = pd.factorize(keys)
-        number = np.asarray(number, dtype=np.intp)
+        number, uniques = factorize(keys)
         order = np.argsort(number, kind="stable")
         ordered = number[order]
         edge = np.ones(len(ordered), dtype=bool)

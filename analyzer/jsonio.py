@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from typing import Any
 
 import numpy as np
 import orjson
 
+from analyzer.lazy import is_pandas_missing
+
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
-
-
-def _pandas_missing(value: Any) -> bool:
-    """Whether ``value`` is pandas' NA or NaT. Not imported for it: pandas takes ~0.3 s to
-    import, and while it is not imported no value can be one of them."""
-    pd = sys.modules.get("pandas")
-    return pd is not None and (value is pd.NA or value is pd.NaT)
 
 
 _ALREADY_PLAIN = frozenset({str, int, bool, type(None)})
@@ -41,14 +35,14 @@ def plain(value: Any) -> Any:
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
-    if _pandas_missing(value):
+    if is_pandas_missing(value):
         return None
     return value
 
 
 def _missing(value: Any) -> None:
     """orjson's ``default``: pandas' missing values are null; anything else is an error."""
-    if _pandas_missing(value):
+    if is_pandas_missing(value):
         return None
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import pandas as pd
+
+from analyzer.lazy import LazyModule, is_frame, is_pandas_missing, is_series
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 LATENCY_METRICS: tuple[str, ...] = (
     "latency_response_created_ms",
@@ -33,7 +39,7 @@ STREAMING_COLUMNS: tuple[str, ...] = (
 OVERALL = "all"
 
 # A turn table, or some of its columns as lists (a session's few turns need no DataFrame).
-TurnColumns = pd.DataFrame | Mapping[str, Sequence[Any]]
+TurnColumns: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any] | np.ndarray]"
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -42,14 +48,14 @@ def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[
 
 
 def row_count(turns: TurnColumns) -> int:
-    if isinstance(turns, pd.DataFrame):
+    if is_frame(turns):
         return len(turns)
     return len(next(iter(turns.values()), []))
 
 
-def floats(values: pd.Series | Sequence[Any]) -> np.ndarray:
+def floats(values: pd.Series | Sequence[Any] | np.ndarray) -> np.ndarray:
     """A column as floats, missing values (None, NA) as NaN."""
-    if isinstance(values, pd.Series):
+    if is_series(values):
         array: np.ndarray = values.to_numpy(dtype=float, na_value=np.nan)
         return array
     return np.asarray([np.nan if v is None else v for v in values], dtype=float)
@@ -69,15 +75,18 @@ def _quantile(ordered: list[float], q: float) -> float:
     return high - diff * (1 - t) if t >= 0.5 else low + diff * t
 
 
-def float_list(values: Sequence[Any]) -> list[float]:
+def float_list(values: Sequence[Any] | np.ndarray) -> list[float]:
     """:func:`floats` of a short list, in plain Python (a session's few turns)."""
-    return [math.nan if v is None or v is pd.NA else float(v) for v in values]
+    try:
+        return [math.nan if v is None else float(v) for v in values]
+    except TypeError:  # pandas' NA (rows of a table with nullable columns)
+        return [math.nan if v is None or is_pandas_missing(v) else float(v) for v in values]
 
 
 def _finite_sorted(values: pd.Series | np.ndarray | Sequence[Any]) -> list[float]:
     if isinstance(values, list):
         return sorted(v for v in float_list(values) if not math.isnan(v))
-    if isinstance(values, pd.Series):
+    if is_series(values):
         array = values.to_numpy(dtype=float, na_value=np.nan)
     else:
         array = np.asarray(values, dtype=float)
@@ -144,10 +153,14 @@ _NO_STREAMING: dict[str, Any] = {
 
 
 def _missing(value: Any) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or is_pandas_missing(value)
+    )
 
 
-def _streaming_of_rows(turns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+def _streaming_of_rows(turns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
     """:func:`streaming_stats` of a session's turn columns (lists), in plain Python."""
     audio = [not math.isnan(d) and d > 0 for d in float_list(turns.get("reply_audio_deltas", []))]
     count = sum(audio)
@@ -174,7 +187,7 @@ def _streaming_of_rows(turns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
 def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
     """Streaming health of the replies that had audio: how fast audio came compared with real
     time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
-    if not isinstance(turns, pd.DataFrame):
+    if not is_frame(turns):
         return _streaming_of_rows(turns)
     if "reply_audio_deltas" in turns and row_count(turns):
         audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0

@@ -6,20 +6,31 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analyzer.arrowbuffers import string_array
+from analyzer.lazy import LazyModule
 from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import FrameRecord, JournalError, read_journal
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, parse_file_metadata
 
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
+
 
 class CaptureError(Exception):
     """A capture cannot be read; the message is one sentence a user can act on."""
+
+
+# Sessions of a piece of a dataset: rows (dicts of the session columns, in start order; how a
+# Parquet capture's are read, without pandas) or a table of them.
+Sessions: TypeAlias = "list[dict[str, Any]] | pd.DataFrame"
 
 
 @dataclass
@@ -137,11 +148,10 @@ def drop_audio_content(table: pa.Table) -> pa.Table:
     if "content" not in table.column_names or "event_type" not in table.column_names:
         return table
     event_type = pc.cast(table.column("event_type"), pa.string())
-    audio = pc.fill_null(
-        pc.is_in(event_type, value_set=pa.array(sorted(AUDIO_FRAME_EVENTS))), False
-    )
+    # is_in answers false (never null) for a frame without a type.
+    audio = pc.is_in(event_type, value_set=string_array(sorted(AUDIO_FRAME_EVENTS)))
     content = table.column("content")
-    slim = pc.if_else(audio, pa.scalar(None, content.type), content)
+    slim = pc.if_else(audio, pa.nulls(1, content.type)[0], content)
     return table.set_column(table.column_names.index("content"), "content", slim)
 
 

@@ -6,10 +6,9 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from analyzer.conversation import Conversation, build_conversations
@@ -18,15 +17,16 @@ from analyzer.frameview import FrameView
 from analyzer.jsonio import plain
 from analyzer.latency import (
     LATENCY_METRICS,
+    TurnColumns,
     columns_of,
-    latency_dict,
     latency_stats,
-    latency_summary,
+    row_count,
     streaming_stats,
 )
+from analyzer.lazy import LazyModule, is_pandas_missing
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
-from analyzer.reader import Capture
+from analyzer.reader import Capture, Sessions
 from analyzer.sizes import (
     session_cost,
     session_size_rows,
@@ -41,6 +41,11 @@ from analyzer.turns import (
     turn_parts,
     turn_table,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {
@@ -113,7 +118,7 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
     return _analyses(view, [str(u) for u in uniques], capture.sessions)
 
 
-def analyze_window(table: pa.Table, sessions: pd.DataFrame) -> Iterator[SessionAnalysis]:
+def analyze_window(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     """:func:`analyze_capture` of a window of frames in Arrow, already sorted by session, then
     seq (``Dataset.iter_windows``), and its sessions: no pandas table of the frames is built."""
     if not table.num_rows:
@@ -122,9 +127,11 @@ def analyze_window(table: pa.Table, sessions: pd.DataFrame) -> Iterator[SessionA
     return _analyses(view, session_ids, sessions)
 
 
-def _clean_facts(sessions: pd.DataFrame) -> list[dict[str, Any]]:
-    """Each session's facts as plain JSON values. Taken out column by column: ``to_dict``
-    takes each Arrow-backed string out on its own (~10x slower)."""
+def _clean_facts(sessions: Sessions) -> list[dict[str, Any]]:
+    """Each session's facts as plain JSON values. A table's are taken out column by column:
+    ``to_dict`` takes each Arrow-backed string out on its own (~10x slower)."""
+    if isinstance(sessions, list):
+        return [{str(k): plain(v) for k, v in row.items()} for row in sessions]
     names = [str(c) for c in sessions.columns]
     columns = [sessions[c].tolist() for c in sessions.columns]
     return [
@@ -134,7 +141,7 @@ def _clean_facts(sessions: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _analyses(
-    view: FrameView, session_ids: list[str], sessions: pd.DataFrame
+    view: FrameView, session_ids: list[str], sessions: Sessions
 ) -> Iterator[SessionAnalysis]:
     clean = _clean_facts(sessions)
     code_of = {sid: code for code, sid in enumerate(session_ids)}
@@ -246,7 +253,9 @@ def _missing(value: Any) -> bool:
     """``pd.isna`` of a scalar, for the values turn rows hold (without its ~1 us a call)."""
     if type(value) is float:
         return value != value
-    return bool(pd.isna(value))
+    if value is None or is_pandas_missing(value):
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
 
 
 def _num(value: Any) -> Any:
@@ -367,7 +376,7 @@ def summarize(
 
 
 def summary_of(
-    turns: pd.DataFrame,
+    turns: TurnColumns,
     size_rows: Sequence[Mapping[str, Any]],
     sessions: Sequence[Mapping[str, Any]],
     sources: Sequence[Any],
@@ -383,8 +392,8 @@ def summary_of(
         dialects[key] = dialects.get(key, 0) + 1
     return {
         "sessions": len(sessions),
-        "turns": len(turns),
-        "interrupted_turns": int(turns["interrupted"].sum()) if len(turns) else 0,
+        "turns": row_count(turns),
+        "interrupted_turns": int(np.count_nonzero(np.asarray(turns["interrupted"], dtype=bool))),
         "errors": sum(len(s["errors"]) for s in sessions),
         "dialects": dialects,
         "sizes": size_totals(size_rows) if size_rows else None,
@@ -393,7 +402,7 @@ def summary_of(
         if any(c is not None for c in costs)
         else None,
         "cost_unpriced_sessions": sum(1 for c in costs if c is None),
-        "latency_ms": _latency_keys(latency_dict(latency_summary(turns, per_session=False))),
+        "latency_ms": _latency_keys(latency_stats(turns)),
         "streaming": streaming_stats(turns),
         "sources": [str(p) for p in sources],
         "warnings": list(warnings),

@@ -5,16 +5,21 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from analyzer.frameview import FrameView
 from analyzer.groups import Groups
 from analyzer.latency import TurnColumns, float_list, floats, row_count
+from analyzer.lazy import LazyModule, is_frame, is_pandas_missing
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 NO_TYPE = "(no type)"  # frames without a JSON "type": binary, not JSON, ...
 SIZE_COLUMNS: tuple[str, ...] = ("frames", "bytes", "audio_b64_bytes", "audio_bytes")
@@ -87,7 +92,7 @@ def session_size_rows(
     ``session_ids[code]``, grouped in numpy (a report does this once a window)."""
     if not len(view):
         return {}
-    directions, direction_uniques = pd.factorize(view.column("direction"))
+    directions, direction_uniques = view.numbered("direction", slice(None))
     types, type_uniques = view.event_types  # -1: no type
     direction_names = [str(d) for d in direction_uniques.tolist()]
     type_names = [str(t) for t in type_uniques]
@@ -154,7 +159,7 @@ def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[st
     """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}`` of a
     :func:`sizes_by_event` table or its rows. (What :func:`sizes_rollup` over ``()`` and
     ``("direction",)`` gives, without pandas.)"""
-    if isinstance(by_event, pd.DataFrame):
+    if is_frame(by_event):
         directions = by_event["direction"].tolist()
         columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
     else:
@@ -202,6 +207,13 @@ def _round4(value: float) -> float | None:
     return round(value * 10000.0) / 10000.0
 
 
+def _missing(value: Any) -> bool:
+    """``pd.isna`` of the audio share (None, NaN or pandas' NA)."""
+    if value is None or is_pandas_missing(value):
+        return True
+    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+
+
 def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     share = row["audio_share"]
     return {
@@ -209,7 +221,7 @@ def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "total_bytes": int(row["bytes"]),
         "audio_b64_bytes": int(row["audio_b64_bytes"]),
         "audio_bytes": int(row["audio_bytes"]),
-        "audio_share": None if pd.isna(share) else float(share),
+        "audio_share": None if _missing(share) else float(share),
     }
 
 
@@ -219,7 +231,7 @@ def token_totals(turns: TurnColumns) -> dict[str, Any]:
     ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
     if not row_count(turns):
         return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
-    if not isinstance(turns, pd.DataFrame):  # a session's few turns: plain Python
+    if not is_frame(turns):  # a session's few turns: plain Python
         kept = [not math.isnan(v) for v in float_list(turns["total_tokens"])]
         out: dict[str, Any] = {"responses": sum(kept)}
         for column in TOKEN_COLUMNS:

@@ -11,10 +11,9 @@ import math
 from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
-import pandas as pd
 
 from analyzer.conversation import (
     TRANSCRIPTION_COMPLETED,
@@ -23,7 +22,8 @@ from analyzer.conversation import (
 )
 from analyzer.formats import AudioFormat, format_changes, provider_of
 from analyzer.frameview import FrameView
-from analyzer.groups import Groups
+from analyzer.groups import Groups, factorize
+from analyzer.lazy import LazyModule
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     CLIENT_AUDIO_EVENTS,
@@ -32,6 +32,11 @@ from analyzer.protocol import (
     SERVER_AUDIO_EVENTS,
     TEXT_DELTA_EVENTS,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+else:
+    pd = LazyModule("pandas")
 
 TIME_COLUMNS: tuple[str, ...] = (
     "speech_started_s",
@@ -280,6 +285,7 @@ def _audio_stats(
     audio_bytes = view.column("audio_bytes")[mask].astype(float)
     time_s = view.column("time_s")[mask].astype(float)
     missing = ~view.present("response_id")[mask]
+    responses, response_ids = view.numbered("response_id", mask)
     if missing.any():  # rare (deltas without a response id): pandas' merge_asof fills them
         audio = pd.DataFrame({"seq": seqs, "response_id": response_of})
         frames, codes = view.frames, view.codes
@@ -290,6 +296,7 @@ def _audio_stats(
             filled[in_session] = _response_of_audio(own, audio[in_session]).to_numpy()
         keep = pd.notna(filled)
         sessions, seqs, response_of = sessions[keep], seqs[keep], filled[keep]
+        responses, response_ids = factorize(response_of)
         audio_bytes, time_s = audio_bytes[keep], time_s[keep]
         if not len(sessions):
             return {}
@@ -301,7 +308,6 @@ def _audio_stats(
         strict=True,
     ):
         rate[lo:hi] = _bytes_per_ms(changes[int(sessions[lo])], seqs[lo:hi], output=True)
-    responses, response_ids = pd.factorize(response_of)
     groups = Groups.of(sessions.astype(np.int64) * len(response_ids) + responses)
     audio_bytes = np.where(np.isnan(audio_bytes), 0.0, audio_bytes)
     # Unknown rates (compressed audio) and hostile sizes give NaN and inf, as pandas gave.
@@ -358,7 +364,7 @@ def _first_times(view: FrameView, types: frozenset[str], key: str) -> dict[tuple
     mask = view.server & view.of_types(types) & view.present(key)
     if not mask.any():
         return {}
-    values, names = pd.factorize(view.column(key)[mask])
+    values, names = view.numbered(key, mask)
     groups = Groups.of(view.codes[mask].astype(np.int64) * len(names) + values)
     first = groups.min(view.column("time_s")[mask].astype(float)).tolist()
     found: dict[tuple[int, str], float] = {}
@@ -503,7 +509,7 @@ def _find_turns(
     )
     has_response = is_server & view.present("response_id")
     positions = np.flatnonzero(has_response)
-    responses, names = pd.factorize(view.column("response_id")[positions])
+    responses, names = view.numbered("response_id", positions)
     _, first = np.unique(
         codes[positions].astype(np.int64) * max(len(names), 1) + responses, return_index=True
     )
@@ -702,7 +708,7 @@ def turn_parts(
     # Each response's first delta names its item.
     delta_items: dict[tuple[int, str], str] = {}
     positions = np.flatnonzero(mask)
-    responses, names = pd.factorize(view.column("response_id")[positions])
+    responses, names = view.numbered("response_id", positions)
     _, firsts = np.unique(
         view.codes[positions].astype(np.int64) * max(len(names), 1) + responses,
         return_index=True,

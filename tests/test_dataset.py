@@ -456,23 +456,25 @@ def test_a_windows_sessions_are_the_readers_session_table_with_its_partitions() 
     """``_window_sessions`` (Arrow, in the reading thread) gives what ``sessions_frame`` plus
     ``_with_partitions`` give: facts merged by id, a session known only from its frames, a start
     taken from the first frame, the run id filled in, partitions added, in start order."""
-    from analyzer.dataset import RunFile, _window_sessions, _with_partitions
+    from analyzer.dataset import RunFile, _sessions_table, _window_sessions, _with_partitions
     from analyzer.reader import sessions_frame
 
     facts: list[dict[str, Any]] = [
         {"session_id": "b", "run_id": None, "start_s": 30.0, "model": "gpt-realtime"},
         {"session_id": "a", "run_id": "rt-own", "start_s": None},
         {"session_id": "b", "end_s": 40.0},
+        {"session_id": "d", "start_s": None},  # no start, no frame: last
     ]
-    ids = pa.array(["c", "a", "b", "a", "c"]).dictionary_encode()
-    table = pa.table({"session_id": ids, "time_s": [25.0, 20.5, 31.0, 20.0, None]})
+    ids = pa.array(["c", "a", "b", "a", "c", "e"]).dictionary_encode()
+    table = pa.table({"session_id": ids, "time_s": [25.0, 20.5, 31.0, 20.0, None, None]})
     run = RunFile(Path("date=2025-01-02/host=proxy-a/run.parquet"), {"date": "2025-01-02"})
     frames = pa.table(
         {"session_id": pc.cast(ids, pa.string()), "time_s": table["time_s"]}
     ).to_pandas()
     expected = _with_partitions(sessions_frame(facts, frames), run, "rt-file")
-    got = _window_sessions(facts, table, run, "rt-file")
+    got = _sessions_table(_window_sessions(facts, table, run, "rt-file"))
     pd.testing.assert_frame_equal(got, expected)
-    assert got["session_id"].tolist() == ["a", "c", "b"]
-    assert got["start_s"].tolist() == [20.0, 25.0, 30.0]
-    assert got["run_id"].tolist() == ["rt-own", "rt-file", "rt-file"]
+    assert got["session_id"].tolist() == ["a", "c", "b", "d", "e"]
+    assert got["start_s"].tolist()[:3] == [20.0, 25.0, 30.0]
+    assert got["start_s"].isna().tolist()[3:] == [True, True]
+    assert got["run_id"].tolist() == ["rt-own", "rt-file", "rt-file", "rt-file", "rt-file"]

@@ -4,11 +4,13 @@ no console errors, and captured markup shown as text (checked in headless Chromi
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -218,7 +220,11 @@ def chromium_page() -> Iterator[Page]:
             "--remote-debugging-port=0",
             "about:blank",
         ]
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own process group: Chromium's helper processes outlive the browser for a moment
+        # and kept writing into the profile while it was being removed.
+        proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         try:
             port_file = Path(profile) / "DevToolsActivePort"
             deadline = time.monotonic() + BROWSER_TIMEOUT_S
@@ -236,12 +242,12 @@ def chromium_page() -> Iterator[Page]:
                     page.call(f"{domain}.enable")
                 yield page
         finally:
-            proc.terminate()
-            try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # helpers still running
+            proc.wait()
 
 
 # Waits (bounded) until every player has read its metadata or failed, then reports the page.

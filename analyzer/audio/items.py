@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.audio.arrow import int64_array, numbers, string_scalar, valid
+from analyzer.arrowbuffers import int64_array, number_array, string_scalar, valid
 from analyzer.audio.chunks import AudioChunk, ChunkList, Chunks, Index, as_bytes_view
 from analyzer.audio.wav import encoded_wav_bytes, is_wav, parse_wav
 from analyzer.codecs import alaw_decode, resample_pcm16, ulaw_decode
@@ -295,7 +295,7 @@ def _codes(column: pa.ChunkedArray) -> tuple[Index, list[Any]]:
     else:
         array = pc.dictionary_encode(column.combine_chunks())
     values = array.dictionary.to_pylist()
-    codes = numbers(array.indices, fill=len(values))
+    codes = number_array(array.indices, fill=len(values))
     return codes.astype(np.int64), [*values, None]
 
 
@@ -321,7 +321,7 @@ def _delta_keys(table: pa.Table, rows: Index) -> tuple[Index, list[str]]:
         string_scalar("unknown"),
     )
     encoded = keys.combine_chunks().dictionary_encode()
-    codes = numbers(encoded.indices).astype(np.int64)
+    codes = number_array(encoded.indices).astype(np.int64)
     return codes, encoded.dictionary.to_pylist()
 
 
@@ -338,7 +338,7 @@ def _session_order(table: pa.Table) -> tuple[Index, Index, list[str]]:
     rank = np.empty(len(names), dtype=np.int64)
     rank[sorted(range(len(names)), key=names.__getitem__)] = np.arange(len(names))
     session = rank[codes]
-    seq = numbers(table.column("seq")).astype(np.int64)
+    seq = number_array(table.column("seq")).astype(np.int64)
     low, high = (int(seq.min()), int(seq.max())) if len(seq) else (0, 0)
     span = high - low + 1
     if span * max(len(names), 1) < 2**62:  # one key, one stable sort
@@ -362,10 +362,10 @@ class _Frames:
         self.n = table.num_rows
         self.order, session, names = _session_order(table)
         order = self.order
-        self.seq: Index = numbers(table.column("seq")).astype(np.int64)[order]
-        time_s = numbers(table.column("time_s")).astype(np.float64, copy=False)
+        self.seq: Index = number_array(table.column("seq")).astype(np.int64)[order]
+        time_s = number_array(table.column("time_s")).astype(np.float64, copy=False)
         self.time_s: npt.NDArray[np.float64] = time_s[order]
-        audio_bytes = numbers(table.column("audio_bytes"), fill=0)
+        audio_bytes = number_array(table.column("audio_bytes"), fill=0)
         self.audio_bytes: Index = audio_bytes.astype(np.int64)[order]
         event_type = table.column("event_type")
         direction = table.column("direction")

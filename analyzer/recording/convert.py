@@ -12,7 +12,6 @@ from typing import Any
 
 from analyzer.recording.frames import FrameRecord, apply_text
 from analyzer.recording.session import refine_facts
-from analyzer.recording.writers import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +102,9 @@ def read_journal(path: Path) -> Journal:
 
 def convert_journal(journal_path: Path, parquet_path: Path | None = None) -> tuple[Path, Journal]:
     """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``; returns the path written."""
+    # The writers import pandas for the proxy's sake; readers of journals need neither.
+    from analyzer.recording.writers import write_parquet
+
     journal = read_journal(journal_path)
     out = parquet_path or journal_path.with_suffix(".parquet")
     write_parquet(out, journal.frames, journal.run_id, list(journal.sessions.values()))

@@ -1,16 +1,19 @@
-"""Arrow arrays to numpy and back, for the few kinds the audio reads, from their buffers.
+"""Arrow arrays to numpy and back, for the kinds captures hold, from their buffers.
 
 pyarrow's own conversions (``to_numpy``, ``pa.array``, ``pa.scalar``) import pandas on first
-use (~0.3 s), which ``rt-analyze audio`` has no other need for.
+use (~0.3 s and ~36 MB), which ``rt-analyze audio`` and ``rt-analyze report`` have no other
+need for.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-_DTYPES = {
+NUMBER_TYPES = {
     pa.int8(): np.int8,
     pa.int16(): np.int16,
     pa.int32(): np.int32,
@@ -40,8 +43,25 @@ def string_scalar(text: str | None) -> pa.Scalar:
     return array[0]
 
 
-def valid(array: pa.Array) -> npt.NDArray[np.bool_]:
+def string_array(texts: Sequence[str]) -> pa.Array:
+    """An Arrow string array of ``texts``."""
+    data = [text.encode() for text in texts]
+    offsets = np.zeros(len(data) + 1, dtype=np.int32)
+    np.cumsum([len(d) for d in data], out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(pa.string(), len(data), buffers)
+
+
+def index_array(indices: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.intp]:
+    """Dictionary indices as numbers, null as -1."""
+    return number_array(indices, fill=-1).astype(np.intp, copy=False)
+
+
+def valid(array: pa.Array | pa.ChunkedArray) -> npt.NDArray[np.bool_]:
     """Which values are not null."""
+    if isinstance(array, pa.ChunkedArray):
+        parts = [valid(chunk) for chunk in array.chunks]
+        return np.concatenate(parts) if parts else np.zeros(0, dtype=np.bool_)
     if not array.null_count:
         return np.ones(len(array), dtype=np.bool_)
     if array.type == pa.null():
@@ -50,13 +70,13 @@ def valid(array: pa.Array) -> npt.NDArray[np.bool_]:
     return bits[array.offset : array.offset + len(array)].astype(np.bool_)
 
 
-def numbers(
+def number_array(
     column: pa.Array | pa.ChunkedArray, fill: float | None = None
 ) -> npt.NDArray[np.generic]:
     """A numeric column's values (integers or floats), nulls as ``fill`` (None: NaN, as floats,
     as ``to_numpy`` has them)."""
     chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
-    dtype = np.dtype(_DTYPES[column.type])
+    dtype = np.dtype(NUMBER_TYPES[column.type])
     parts = [_numbers(chunk, dtype, fill) for chunk in chunks]
     if not parts:
         return np.zeros(0, dtype=dtype)
