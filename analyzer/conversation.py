@@ -190,8 +190,16 @@ def _item_texts(item: dict[str, Any]) -> tuple[str | None, str | None]:
     return ("".join(transcripts) or None, "".join(texts) or None)
 
 
-_ITEM_LABELS = (("role", "role"), ("type", "kind"), ("status", "status"))
-_ITEM_STRINGS = ("name", "call_id", "arguments", "output")
+# An item's string fields: the row's column, and whether an empty string is left out.
+_ITEM_FIELDS: dict[str, tuple[str, bool]] = {
+    "role": ("role", True),
+    "type": ("kind", True),
+    "status": ("status", True),
+    "name": ("name", False),
+    "call_id": ("call_id", False),
+    "arguments": ("arguments", False),
+    "output": ("output", False),
+}
 
 
 class _Items:
@@ -226,16 +234,12 @@ class _Items:
         self.order.insert(self.order.index(previous_item_id) + 1, item_id)
 
     def update_from_item(self, row: dict[str, Any], item: dict[str, Any]) -> None:
-        get = item.get
-        for key, column in _ITEM_LABELS:
-            value = get(key)
-            if isinstance(value, str) and value:
-                row[column] = value
-        for key in _ITEM_STRINGS:
-            value = get(key)
-            if isinstance(value, str):
-                row[key] = value
-        if not get("content"):
+        # Over the item's few keys (this runs ~30 times a session, on items of ~6 keys).
+        for key, value in item.items():
+            target = _ITEM_FIELDS.get(key)
+            if target is not None and isinstance(value, str) and (value or not target[1]):
+                row[target[0]] = value
+        if not item.get("content"):
             return
         transcript, text = _item_texts(item)
         if transcript and not row.get("transcript"):
@@ -353,7 +357,7 @@ def _item_rows(
         row = items.by_id[item_id]
         rows.append(
             {
-                **{c: row.get(c) for c in ITEM_COLUMNS},
+                **dict(zip(ITEM_COLUMNS, map(row.get, ITEM_COLUMNS), strict=True)),
                 "session_id": session_id,
                 "position": position,
                 "truncated": bool(row.get("truncated", False)),
