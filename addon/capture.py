@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
@@ -27,9 +27,12 @@ except ImportError:  # run from a checkout without `pip install`
 
 from analyzer.recording.frames import build_frame
 from analyzer.recording.live import LiveTurnLog
-from analyzer.recording.run import RunRecorder, new_run_id, partition_dir
+from analyzer.recording.naming import new_run_id, partition_dir
 from analyzer.recording.session import handshake_facts
 from analyzer.recording.worker import FROM_CLIENT, IS_TEXT, KEEP_AUDIO, LIVE_LOG, WriterProcess
+
+if TYPE_CHECKING:
+    from analyzer.recording.run import RunRecorder
 
 log = logging.getLogger("rt_analyze.capture")
 
@@ -172,7 +175,7 @@ class RealtimeCapture:
                 if self.proxy_running:
                     self.writer.start()
             else:
-                self.recorder = RunRecorder(directory)
+                self.recorder = _inline_recorder(directory)
         self.strict = ctx.options.rt_strict
         self.live_log = ctx.options.rt_live_log
 
@@ -224,7 +227,7 @@ class RealtimeCapture:
         self.writer.close(timeout_s=0)
         self.writer = None
         self.handles.clear()
-        self.recorder = RunRecorder(self.directory)
+        self.recorder = _inline_recorder(self.directory)
         for facts in self.facts.values():
             self.recorder.start_session({**facts, "run_id": self.recorder.run_id})
         self.facts.clear()
@@ -362,6 +365,16 @@ class RealtimeCapture:
             flow.request.pretty_url,
             self.faults,
         )
+
+
+def _inline_recorder(directory: Path) -> RunRecorder:
+    """A run written inside mitmdump (rt_writer=inline, or after the writer process failed).
+    Its writers need pyarrow and pandas (~85 MB of mitmdump's memory), imported only now: with
+    the writer process, mitmdump never loads them. Falling back mid-session pays the import
+    (~0.5 s) once, on the event loop; mitmproxy holds the frames meanwhile."""
+    from analyzer.recording.run import RunRecorder
+
+    return RunRecorder(directory)
 
 
 def _log_level() -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
 
-import numpy as np
 import orjson
 
 from analyzer.lazy import is_pandas_missing
@@ -23,18 +23,24 @@ def plain(value: Any) -> Any:
     tuples -> lists, keys -> str."""
     if type(value) in _ALREADY_PLAIN:  # most values: no conversion (and no isinstance chain)
         return value
-    if isinstance(value, float | np.floating):
+    if isinstance(value, float):  # numpy's float64 too
         return None if math.isnan(value) else float(value)
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, np.bool_):
-        return bool(value)
-    if isinstance(value, np.ndarray):
-        return [plain(v) for v in value.tolist()]
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     if isinstance(value, dict):
         return {str(k): plain(v) for k, v in value.items()}
+    # Not imported for it: the proxy's recorder reads JSON here and never loads numpy, and no
+    # value can be numpy's before numpy is imported.
+    np = sys.modules.get("numpy")
+    if np is not None:
+        if isinstance(value, np.floating):
+            return None if math.isnan(value) else float(value)
+        if isinstance(value, np.integer):
+            return int(value)
+        if isinstance(value, np.bool_):
+            return bool(value)
+        if isinstance(value, np.ndarray):
+            return [plain(v) for v in value.tolist()]
     if is_pandas_missing(value):
         return None
     return value

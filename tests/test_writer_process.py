@@ -7,6 +7,8 @@ import base64
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ from analyzer.reader import read_capture
 from analyzer.recording import worker
 from analyzer.recording.run import new_run_id
 from analyzer.recording.session import handshake_facts
-from tests.test_addon_unit import capture, realtime_flow, send
+from tests.test_addon_unit import ADDON_PATH, capture, realtime_flow, send
 
 
 def send_at(addon: Any, flow: Any, content: bytes | str, from_client: bool, ts: float) -> None:
@@ -292,3 +294,57 @@ def test_a_zero_length_message_ends_the_input() -> None:
     data = _message(b"F", b"a") + worker.LENGTH.pack(0) + _message(b"F", b"b")
     got = list(worker.read_batches(_Trickle(data, 1 << 20)))  # type: ignore[arg-type]
     assert got == [[(ord("F"), b"Fa")]]
+
+
+# A session through the addon in a fresh interpreter; prints which of the analysis libraries
+# the proxy's process had loaded after configuring, and at the end.
+_PROXY_SIDE = """
+import importlib.util, json, sys
+from mitmproxy import websocket
+from mitmproxy.test import taddons, tflow
+from wsproto.frame_protocol import Opcode
+
+spec = importlib.util.spec_from_file_location("rt_capture", sys.argv[1])
+capture = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(capture)
+heavy = lambda: sorted(m for m in ("numpy", "pandas", "pyarrow") if m in sys.modules)
+addon = capture.RealtimeCapture()
+with taddons.context(addon) as tctx:
+    tctx.configure(addon, rt_dir=sys.argv[2], rt_writer=sys.argv[3])
+    configured = heavy()
+    addon.running()
+    flow = tflow.twebsocketflow(messages=False)
+    flow.request.path = "/v1/realtime?model=gpt-realtime"
+    addon.websocket_start(flow)
+    for event in ({"type": "session.created"}, {"type": "response.done", "response": {}}):
+        message = json.dumps(event).encode()
+        flow.websocket.messages.append(websocket.WebSocketMessage(Opcode.TEXT, False, message))
+        addon.websocket_message(flow)
+    addon.websocket_end(flow)
+    addon.done()
+print(json.dumps({"configured": configured, "end": heavy()}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("mode", "loaded"), [("process", []), ("inline", ["numpy", "pandas", "pyarrow"])]
+)
+def test_with_the_writer_process_mitmdump_loads_no_analysis_library(
+    tmp_path: Path, mode: str, loaded: list[str]
+) -> None:
+    """The writer process writes Parquet; mitmdump's own process does not import pyarrow,
+    pandas or numpy (~85 MB of its memory). Inline, they are imported when configured, not at
+    the first frame."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PROXY_SIDE, str(ADDON_PATH), str(tmp_path), mode],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert json.loads(out.stdout.splitlines()[-1]) == {"configured": loaded, "end": loaded}
+    (parquet,) = tmp_path.glob("*.parquet")
+    assert pq.read_table(parquet).column("event_type").to_pylist() == [
+        "session.created",
+        "response.done",
+    ]

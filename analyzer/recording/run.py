@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 
 from analyzer.private_files import make_private_dir
 from analyzer.recording.frames import FrameRecord
+from analyzer.recording.naming import new_run_id
 from analyzer.recording.session import refine_facts
 from analyzer.recording.writers import JournalWriter, ParquetSink, journal_bytes
 from analyzer.schema import file_metadata
@@ -20,18 +20,6 @@ log = logging.getLogger(__name__)
 
 # batch_frames: journal lines held back at most this many bytes before they are written.
 JOURNAL_BATCH_BYTES = 256 * 1024
-
-
-def new_run_id(now_s: float | None = None) -> str:
-    """``rt-YYYYmmddTHHMMSSZ-<random>``: sortable, and unique across proxies."""
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now_s))
-    return f"rt-{stamp}-{secrets.token_hex(3)}"
-
-
-def partition_dir(root: Path, now_s: float, host: str) -> Path:
-    """``root/date=YYYY-MM-DD/host=HOST``: hive-style partitions (UTC date of the run's start)."""
-    safe_host = "".join(c if c.isalnum() or c in "-._" else "_" for c in host) or "unknown"
-    return root / f"date={time.strftime('%Y-%m-%d', time.gmtime(now_s))}" / f"host={safe_host}"
 
 
 @dataclass
