@@ -116,6 +116,16 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 growth["addon"] < 50,
             )
         )
+        before = {r["variant"]: r["rss_before_mb"] for r in mem["runs"]}
+        rows.append(
+            _row(
+                "3. mitmdump RSS after its warm-up session, addon / no addon",
+                f"{before['addon'] / before['none']:.2f}x ({before['addon']:.0f} vs "
+                f"{before['none']:.0f} MB; the writer process is apart)",
+                "(what the addon costs the proxy)",
+                None,
+            )
+        )
     if rp := results.get("report"):
         big = rp["points"][-1]
         rows.append(
@@ -128,6 +138,17 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 big["report_vs_read"] <= 3.0,
             )
         )
+        if "report_vs_file_read" in big:
+            rows.append(
+                _row(
+                    "4. `report --format json` / `ParquetFile.read` of its columns (a read "
+                    "that imports no pandas, as the report's own)",
+                    f"{big['report_vs_file_read']:.1f}x ({big['report_s']:.1f} s vs "
+                    f"{big['read_file_columns_s']:.2f} s)",
+                    "(stricter baseline)",
+                    None,
+                )
+            )
         rows.append(
             _row(
                 "4. `report` peak RSS / file size",

@@ -58,6 +58,13 @@ import sys, pyarrow.parquet as pq
 pq.read_table(sys.argv[1], columns=sys.argv[2].split(","))
 """
 
+# The same read without pyarrow's dataset layer, which ``read_table`` goes through and which
+# imports pandas (~0.3 s): how ``rt-analyze report`` itself reads a capture.
+_READ_FILE_COLUMNS = """
+import sys, pyarrow.parquet as pq
+pq.ParquetFile(sys.argv[1]).read(columns=sys.argv[2].split(","))
+"""
+
 _LOAD_AUDIO = """
 import sys
 from pathlib import Path
@@ -114,8 +121,8 @@ def _report_cmd(path: Path) -> list[str]:
     return [str(RT_ANALYZE), "report", str(path), "--format", "json"]
 
 
-def _read_cmd(path: Path) -> list[str]:
-    return [sys.executable, "-c", _READ_COLUMNS, str(path), ",".join(REPORT_COLUMNS)]
+def _read_cmd(path: Path, script: str = _READ_COLUMNS) -> list[str]:
+    return [sys.executable, "-c", script, str(path), ",".join(REPORT_COLUMNS)]
 
 
 def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
@@ -132,15 +139,20 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
         meta = pq.ParquetFile(path).metadata
         report_runs: list[Measured] = []
         read_runs: list[Measured] = []
+        file_read_runs: list[Measured] = []
+        commands = {
+            "report": (_report_cmd(path), report_runs),
+            "read": (_read_cmd(path), read_runs),
+            "file_read": (_read_cmd(path, _READ_FILE_COLUMNS), file_read_runs),
+        }
+        names = list(commands)
         for rep in range(reps):
-            order = ("report", "read") if rep % 2 == 0 else ("read", "report")
-            for what in order:
-                if what == "report":
-                    report_runs.append(measure(_report_cmd(path), sizes.timeout_s))
-                else:
-                    read_runs.append(measure(_read_cmd(path), sizes.timeout_s))
+            for what in names[rep % 3 :] + names[: rep % 3]:  # the order rotates
+                cmd, runs = commands[what]
+                runs.append(measure(cmd, sizes.timeout_s))
         report_s = median([m.wall_s for m in report_runs])
         read_s = median([m.wall_s for m in read_runs])
+        file_read_s = median([m.wall_s for m in file_read_runs])
         peak_mb = max(m.peak_rss_mb for m in report_runs)
         points.append(
             {
@@ -151,6 +163,8 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
                 "report_s": report_s,
                 "read_columns_s": read_s,
                 "report_vs_read": report_s / read_s,
+                "read_file_columns_s": file_read_s,
+                "report_vs_file_read": report_s / file_read_s,
                 "report_peak_rss_mb": peak_mb,
                 "read_peak_rss_mb": max(m.peak_rss_mb for m in read_runs),
                 "report_rss_share_of_file": peak_mb / file_mb,
@@ -160,7 +174,8 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
         p = points[-1]
         print(
             f"  report {file_mb:7.1f} MB ({p['sessions']} sessions, {p['frames']} frames): "
-            f"{report_s:7.2f} s vs read {read_s:5.2f} s ({p['report_vs_read']:.1f}x), "
+            f"{report_s:7.2f} s vs read {read_s:5.2f} s ({p['report_vs_read']:.1f}x; "
+            f"ParquetFile.read {file_read_s:5.2f} s, {p['report_vs_file_read']:.1f}x), "
             f"peak RSS {peak_mb:.0f} MB ({p['report_rss_share_of_file']:.2f} of the file)",
             flush=True,
         )

@@ -43,7 +43,10 @@ def test_summary_says_which_targets_are_met() -> None:
     results = {
         "memory": {
             "growth_mb": {"addon": 12.0, "none": 350.0},
-            "runs": [{"traffic_mb": 355.0}],
+            "runs": [
+                {"variant": "addon", "traffic_mb": 355.0, "rss_before_mb": 75.0},
+                {"variant": "none", "traffic_mb": 355.0, "rss_before_mb": 71.0},
+            ],
         },
         "report": {
             "points": [
@@ -65,6 +68,9 @@ def test_summary_says_which_targets_are_met() -> None:
     assert met["3. mitmdump RSS growth over one long session"] is True
     assert met["4. `report --format json` / pyarrow read of its columns"] is False
     assert met["4. `report` peak RSS / file size"] is True
+    measured = {r["figure"]: r["measured"] for r in rows}
+    rss = measured["3. mitmdump RSS after its warm-up session, addon / no addon"]
+    assert rss.startswith("1.06x (75 vs 71 MB")
     assert markdown_table(rows).splitlines()[0] == "| figure | measured | target | met? |"
 
 
