@@ -27,10 +27,14 @@ class LazyModule:
         self._module: ModuleType | None = None
 
     def __getattr__(self, attribute: str) -> Any:
+        # Only called for what is not in the instance yet: each attribute is looked up in the
+        # module once, then kept here (``pd.NA`` in a loop costs what a module attribute does).
         module = self._module
         if module is None:
             module = self._module = importlib.import_module(self._name)
-        return getattr(module, attribute)
+        value = getattr(module, attribute)
+        setattr(self, attribute, value)
+        return value
 
     def __repr__(self) -> str:
         return f"<module {self._name!r}, imported on first use>"
