@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 
 from analyzer import plots
 from analyzer.audio import AudioCapture, ItemAudio, SessionAudio, load_audio, session_stereo
-from analyzer.audio.items import DECODABLE
+from analyzer.audio.model import DECODABLE
 from analyzer.audio.wav import wav_header
 from analyzer.latency import latency_summary
 from analyzer.pricing import Prices

@@ -1,16 +1,10 @@
 """Audio of captures: per-item audio as sent, a stereo mix per session, WAV export."""
 
 from analyzer.audio.chunks import AudioChunk
+from analyzer.audio.columns import AUDIO_COLUMNS
 from analyzer.audio.export import ExportResult, export_audio, export_capture_audio
-from analyzer.audio.items import (
-    AUDIO_COLUMNS,
-    AudioCapture,
-    ItemAudio,
-    SessionAudio,
-    load_audio,
-    load_item_audio,
-    to_pcm16,
-)
+from analyzer.audio.items import load_audio, load_item_audio
+from analyzer.audio.model import AudioCapture, ItemAudio, SessionAudio, to_pcm16
 from analyzer.audio.timeline import STEREO_RATE_HZ, session_stereo
 from analyzer.audio.wav import encoded_wav_bytes, parse_wav, wav_bytes, wav_header
 

@@ -16,15 +16,14 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.audio.forked import Forked, can_fork
-from analyzer.audio.items import (
+from analyzer.audio.items import _Scan, _scan
+from analyzer.audio.model import (
     DECODABLE,
     AudioCapture,
     BuiltSession,
     ItemAudio,
     ItemParts,
     SessionAudio,
-    _Scan,
-    _scan,
 )
 from analyzer.audio.private import PrivatePaths
 from analyzer.audio.timeline import STEREO_RATE_HZ, built_stereo, session_stereo

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.audio.chunks import AudioChunk, Chunks, chunks_of
-from analyzer.audio.items import DECODABLE, BuiltSession, ItemAudio, ItemParts, SessionAudio
+from analyzer.audio.model import DECODABLE, BuiltSession, ItemAudio, ItemParts, SessionAudio
 from analyzer.codecs import (
     alaw_resampled,
     alaw_samples,
