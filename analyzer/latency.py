@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from analyzer.lazy import LazyModule, is_frame, is_pandas_missing, is_series
+from analyzer.lazy import LazyModule, is_frame, is_na, is_series
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +80,7 @@ def float_list(values: Sequence[Any] | np.ndarray) -> list[float]:
     try:
         return [math.nan if v is None else float(v) for v in values]
     except TypeError:  # pandas' NA (rows of a table with nullable columns)
-        return [math.nan if v is None or is_pandas_missing(v) else float(v) for v in values]
+        return [math.nan if is_na(v) else float(v) for v in values]
 
 
 def _finite_sorted(values: pd.Series | np.ndarray | Sequence[Any]) -> list[float]:
@@ -152,14 +152,6 @@ _NO_STREAMING: dict[str, Any] = {
 }
 
 
-def _missing(value: Any) -> bool:
-    return (
-        value is None
-        or (isinstance(value, float) and math.isnan(value))
-        or is_pandas_missing(value)
-    )
-
-
 def _streaming_of_rows(turns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
     """:func:`streaming_stats` of a session's turn columns (lists), in plain Python."""
     audio = [not math.isnan(d) and d > 0 for d in float_list(turns.get("reply_audio_deltas", []))]
@@ -173,7 +165,7 @@ def _streaming_of_rows(turns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[
 
     ratio = sorted(with_audio("stream_ratio"))
     stall_ms = with_audio("stall_ms")
-    stalls = [v for v, a in zip(turns["would_stall"], audio, strict=True) if a and not _missing(v)]
+    stalls = [v for v, a in zip(turns["would_stall"], audio, strict=True) if a and not is_na(v)]
     return {
         "responses_with_audio": count,
         "stream_ratio_min": round(ratio[0], 3) if ratio else None,

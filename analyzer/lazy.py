@@ -56,3 +56,13 @@ def is_pandas_missing(value: object) -> bool:
     """Whether ``value`` is pandas' NA or NaT (none exists before pandas is imported)."""
     module = sys.modules.get("pandas")
     return module is not None and (value is module.NA or value is module.NaT)
+
+
+def is_na(value: object) -> bool:
+    """``pd.isna`` of a scalar without importing pandas (or numpy): None, NaN (numpy's too),
+    pandas' NA and NaT."""
+    if value is None or is_pandas_missing(value):
+        return True
+    numpy = sys.modules.get("numpy")
+    floating = isinstance(value, float) or (numpy is not None and isinstance(value, numpy.floating))
+    return floating and bool(value != value)

@@ -23,7 +23,7 @@ from analyzer.latency import (
     row_count,
     streaming_stats,
 )
-from analyzer.lazy import LazyModule, is_pandas_missing
+from analyzer.lazy import LazyModule, is_na
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
@@ -253,9 +253,7 @@ def _missing(value: Any) -> bool:
     """``pd.isna`` of a scalar, for the values turn rows hold (without its ~1 us a call)."""
     if type(value) is float:
         return value != value
-    if value is None or is_pandas_missing(value):
-        return True
-    return isinstance(value, float | np.floating) and bool(np.isnan(value))
+    return is_na(value)
 
 
 def _num(value: Any) -> Any:

@@ -12,7 +12,7 @@ import numpy as np
 from analyzer.frameview import FrameView
 from analyzer.groups import Groups
 from analyzer.latency import TurnColumns, float_list, floats, row_count
-from analyzer.lazy import LazyModule, is_frame, is_pandas_missing
+from analyzer.lazy import LazyModule, is_frame, is_na
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
 
@@ -207,13 +207,6 @@ def _round4(value: float) -> float | None:
     return round(value * 10000.0) / 10000.0
 
 
-def _missing(value: Any) -> bool:
-    """``pd.isna`` of the audio share (None, NaN or pandas' NA)."""
-    if value is None or is_pandas_missing(value):
-        return True
-    return isinstance(value, float | np.floating) and bool(np.isnan(value))
-
-
 def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
     share = row["audio_share"]
     return {
@@ -221,7 +214,7 @@ def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "total_bytes": int(row["bytes"]),
         "audio_b64_bytes": int(row["audio_b64_bytes"]),
         "audio_bytes": int(row["audio_bytes"]),
-        "audio_share": None if _missing(share) else float(share),
+        "audio_share": None if is_na(share) else float(share),
     }
 
 

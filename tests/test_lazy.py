@@ -7,10 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from analyzer.lazy import LazyModule, is_frame, is_pandas_missing, is_series
+from analyzer.lazy import LazyModule, is_frame, is_na, is_pandas_missing, is_series
 
 
 def test_the_module_is_imported_at_the_first_attribute_only(
@@ -34,6 +35,14 @@ def test_pandas_values_are_recognized() -> None:
     assert is_series(pd.Series(dtype=float)) and not is_series([1.0])
     assert is_pandas_missing(pd.NA) and is_pandas_missing(pd.NaT)
     assert not any(is_pandas_missing(v) for v in (None, math.nan, 0, ""))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [None, math.nan, np.float64("nan"), np.float32("nan"), pd.NA, pd.NaT, 0, 0.0, "", False, 1.5],
+)
+def test_is_na_is_pandas_isna_of_a_scalar(value: object) -> None:
+    assert is_na(value) == bool(pd.isna(value))
 
 
 def test_asking_whether_a_value_is_pandas_does_not_import_it() -> None:
