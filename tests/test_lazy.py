@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -41,7 +42,7 @@ def test_pandas_values_are_recognized() -> None:
     "value",
     [None, math.nan, np.float64("nan"), np.float32("nan"), pd.NA, pd.NaT, 0, 0.0, "", False, 1.5],
 )
-def test_is_na_is_pandas_isna_of_a_scalar(value: object) -> None:
+def test_is_na_is_pandas_isna_of_a_scalar(value: Any) -> None:
     assert is_na(value) == bool(pd.isna(value))
 
 
