@@ -627,16 +627,18 @@ class ReportParts:
     sizes: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     _pending_turns: list[tuple[Any, ...]] = field(default_factory=list)  # SUMMARY_TURN_COLUMNS
     # Size rows by (direction, event type) not yet added into ``sizes``.
-    _pending_sizes: dict[tuple[str, str], list[list[Any]]] = field(default_factory=dict)
+    _pending_sizes: dict[tuple[str, str], list[Sequence[Any]]] = field(default_factory=dict)
     _pending_size_rows: int = 0
 
     def add(
         self,
         session: dict[str, Any] | str,
         turns: Sequence[Mapping[str, Any]] | pd.DataFrame,
-        sizes: Sequence[Mapping[str, Any]] | pd.DataFrame,
+        sizes: Sequence[Mapping[str, Any]] | pd.DataFrame = (),
+        size_sums: Sequence[tuple[str, str, Sequence[int]]] = (),
     ) -> None:
-        """One session: its report dict (or its JSON), turn rows and size rows (or tables)."""
+        """One session: its report dict (or its JSON), turn rows and size rows (or tables), or
+        instead of size rows their (direction, event type, SIZE_COLUMNS) sums."""
         data = session if isinstance(session, dict) else loads_json(session)
         text = dumps_json(data, indent=True)
         self.sessions.append((len(text), _CODEC.compress(text, asbytes=True)))
@@ -657,7 +659,9 @@ class ReportParts:
             _size_columns, rows_of(sizes) if is_frame(sizes) else sizes
         ):
             pending.setdefault((str(direction), str(event_type)), []).append(values)
-        self._pending_size_rows += len(sizes)
+        for direction, event_type, sums in size_sums:
+            pending.setdefault((direction, event_type), []).append(sums)
+        self._pending_size_rows += len(sizes) + len(size_sums)
         if self._pending_size_rows >= _MERGE_SIZES_EVERY:
             self._merge_sizes()
         if len(self._pending_turns) >= _MERGE_EVERY:
@@ -744,7 +748,11 @@ def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -
     with bulk_allocation():
         for table, sessions in prefetched(dataset.iter_windows(REPORT_COLUMNS)):
             for analysis in analyze_window(table, sessions):
-                parts.add(session_report(analysis, prices), analysis.turn_rows, analysis.size_rows)
+                parts.add(
+                    session_report(analysis, prices),
+                    analysis.turn_rows,
+                    size_sums=analysis.size_sums,
+                )
     return parts
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -28,8 +28,8 @@ from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
 from analyzer.sizes import (
+    WindowSizes,
     session_cost,
-    session_size_rows,
     size_table,
     size_totals,
     token_totals,
@@ -70,7 +70,21 @@ class SessionAnalysis:
     dialect: str | None
     turn_rows: list[dict[str, Any]]  # TURN_COLUMNS
     conversation: Conversation
-    size_rows: list[dict[str, Any]]  # BY_EVENT_COLUMNS, as sizes_by_event gives them
+    window_sizes: WindowSizes = field(default_factory=WindowSizes.empty)  # its window's sizes
+
+    @cached_property
+    def size_rows(self) -> list[dict[str, Any]]:
+        """BY_EVENT_COLUMNS rows, as :func:`analyzer.sizes.sizes_by_event` gives them."""
+        return self.window_sizes.rows(self.session_id)
+
+    @property
+    def size_sums(self) -> list[tuple[str, str, list[int]]]:
+        """(direction, event type, SIZE_COLUMNS) of each of :attr:`size_rows`."""
+        return self.window_sizes.by_event(self.session_id)
+
+    def size_totals(self) -> dict[str, Any]:
+        """:func:`analyzer.sizes.size_totals` of :attr:`size_rows`."""
+        return self.window_sizes.totals(self.session_id)
 
     @cached_property
     def turns(self) -> pd.DataFrame:
@@ -153,7 +167,7 @@ def _analyses(
     codes = view.codes
     parts = turn_parts(view, codes, providers)
     conversations = build_conversations(view, codes, session_ids)
-    sizes = session_size_rows(view, session_ids)
+    sizes = WindowSizes.of(view, session_ids)
     dialects = _dialects(view)
     for facts in clean:
         sid = str(facts.get("session_id"))
@@ -168,14 +182,14 @@ def _analyses(
             dialect=facts.get("dialect") or dialects.get(code),
             turn_rows=session_turn_rows(parts, code, sid, conversation.item_rows),
             conversation=conversation,
-            size_rows=sizes.get(sid, []),
+            window_sizes=sizes,
         )
 
 
 def _without_frames(facts: dict[str, Any]) -> SessionAnalysis:
     """A session known from its facts only (no frame of it was read)."""
     return SessionAnalysis(
-        str(facts.get("session_id")), facts, facts.get("dialect"), [], Conversation(), []
+        str(facts.get("session_id")), facts, facts.get("dialect"), [], Conversation()
     )
 
 
@@ -348,7 +362,7 @@ def session_dict(
         "close_reason": facts.get("close_reason"),
         "audio_kept": facts.get("audio_kept"),
         "turns": [turn_dict(row) for row in analysis.turn_rows],
-        "sizes": size_totals(analysis.size_rows),
+        "sizes": analysis.size_totals(),
         "usage": token_totals(turns),
         "cost": session_cost(turns, facts.get("model"), prices),
         "latency_ms": _latency_keys(latency_stats(turns)),

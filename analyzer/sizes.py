@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -90,44 +91,116 @@ def session_size_rows(
 ) -> dict[str, list[dict[str, Any]]]:
     """``size_rows_by_session(sizes_by_event(frames))`` of a view's frames, whose session is
     ``session_ids[code]``, grouped in numpy (a report does this once a window)."""
-    if not len(view):
-        return {}
-    directions, direction_uniques = view.numbered("direction", slice(None))
-    types, type_uniques = view.event_types  # -1: no type
-    direction_names = [str(d) for d in direction_uniques.tolist()]
-    type_names = [str(t) for t in type_uniques]
-    n_types = len(type_names) + 1
-    codes = view.codes.astype(np.int64)
-    key = (codes * len(direction_names) + directions) * n_types + types + 1
-    groups = Groups.of(key)
-    sums = [
-        groups.sizes().tolist(),
-        *(
-            groups.sum(np.nan_to_num(view.column(c)).astype(np.int64)).tolist()
-            for c in ("frame_bytes", "audio_b64_bytes", "audio_bytes")
-        ),
-    ]
-    rows = []
-    for key_value, *values in zip(groups.keys.tolist(), *sums, strict=True):
-        rest, type_code = divmod(key_value, n_types)
-        code, direction = divmod(rest, len(direction_names))
-        event_type = type_names[type_code - 1] if type_code else NO_TYPE
-        rows.append((str(session_ids[code]), direction_names[direction], event_type, *values))
-    rows.sort(key=lambda row: row[:3])
-    out: dict[str, list[dict[str, Any]]] = {}
-    for session_id, direction_name, event_type, frames, wire, b64, audio in rows:
-        out.setdefault(session_id, []).append(
-            {  # BY_EVENT_COLUMNS
-                "session_id": session_id,
-                "direction": direction_name,
-                "event_type": event_type,
-                "frames": frames,
-                "bytes": wire,
-                "audio_b64_bytes": b64,
-                "audio_bytes": audio,
-            }
+    sizes = WindowSizes.of(view, session_ids)
+    return {session_id: sizes.rows(session_id) for session_id in sizes.ranges}
+
+
+@dataclass(frozen=True)
+class WindowSizes:
+    """The rows of :func:`sizes_by_event` of a window's sessions, as columns (sorted by session,
+    direction and event type). A report asks each session for its totals (:func:`size_totals`,
+    summed here a window at a time) and its (direction, event type) sums; the rows as dicts
+    are made only when asked for."""
+
+    directions: list[str]  # per row
+    event_types: list[str]  # per row
+    sums: list[list[int]]  # per row: SIZE_COLUMNS
+    ranges: dict[str, tuple[int, int]]  # each session's rows
+    totals_of: dict[str, list[int]]  # each session's SIZE_COLUMNS
+    directions_of: dict[str, list[tuple[str, list[int]]]]  # each session's, per direction
+
+    @classmethod
+    def empty(cls) -> WindowSizes:
+        return cls([], [], [], {}, {}, {})
+
+    @classmethod
+    def of(cls, view: FrameView, session_ids: Sequence[str]) -> WindowSizes:
+        if not len(view):
+            return cls.empty()
+        directions, direction_uniques = view.numbered("direction", slice(None))
+        types, type_uniques = view.event_types  # -1: no type
+        direction_names = [str(d) for d in direction_uniques.tolist()]
+        type_names = [NO_TYPE, *(str(t) for t in type_uniques)]
+        n_types = len(type_names)
+        codes = view.codes.astype(np.int64)
+        groups = Groups.of((codes * len(direction_names) + directions) * n_types + types + 1)
+        rest, type_of = np.divmod(groups.keys, n_types)
+        code_of, direction_of = np.divmod(rest, len(direction_names))
+        sums = np.stack(
+            [
+                groups.sizes(),
+                *(
+                    groups.sum(np.nan_to_num(view.column(c)).astype(np.int64))
+                    for c in ("frame_bytes", "audio_b64_bytes", "audio_bytes")
+                ),
+            ],
+            axis=1,
         )
-    return out
+        # Sorted as pandas' groupby sorts: by session id, direction and event type (as text).
+        keys = sorted(
+            zip(
+                [str(session_ids[code]) for code in code_of.tolist()],
+                [direction_names[d] for d in direction_of.tolist()],
+                [type_names[t] for t in type_of.tolist()],
+                range(len(code_of)),
+                strict=True,
+            )
+        )
+        ids, direction_list, type_list, order = (list(column) for column in zip(*keys, strict=True))
+        sums = sums[order]
+        sid = np.array(ids, dtype=object)
+        new_session = np.ones(len(ids), dtype=bool)
+        new_session[1:] = sid[1:] != sid[:-1]
+        new_direction = new_session.copy()
+        new_direction[1:] |= np.array(direction_list[1:], dtype=object) != np.array(
+            direction_list[:-1], dtype=object
+        )
+        session_starts = np.flatnonzero(new_session)
+        direction_starts = np.flatnonzero(new_direction)
+        ends = [*session_starts[1:].tolist(), len(ids)]
+        ranges = {ids[lo]: (lo, hi) for lo, hi in zip(session_starts.tolist(), ends, strict=True)}
+        totals = np.add.reduceat(sums, session_starts).tolist()
+        directions_of: dict[str, list[tuple[str, list[int]]]] = {}
+        for lo, direction_sums in zip(
+            direction_starts.tolist(), np.add.reduceat(sums, direction_starts).tolist(), strict=True
+        ):
+            directions_of.setdefault(ids[lo], []).append((direction_list[lo], direction_sums))
+        return cls(
+            direction_list,
+            type_list,
+            sums.tolist(),
+            ranges,
+            dict(zip(ranges, totals, strict=True)),
+            directions_of,
+        )
+
+    def rows(self, session_id: str) -> list[dict[str, Any]]:
+        """The session's rows (dicts of :data:`BY_EVENT_COLUMNS`)."""
+        lo, hi = self.ranges.get(session_id, (0, 0))
+        return [
+            {
+                "session_id": session_id,
+                "direction": self.directions[i],
+                "event_type": self.event_types[i],
+                **dict(zip(SIZE_COLUMNS, self.sums[i], strict=True)),
+            }
+            for i in range(lo, hi)
+        ]
+
+    def by_event(self, session_id: str) -> list[tuple[str, str, list[int]]]:
+        """The session's (direction, event type, SIZE_COLUMNS) sums."""
+        lo, hi = self.ranges.get(session_id, (0, 0))
+        return [(self.directions[i], self.event_types[i], self.sums[i]) for i in range(lo, hi)]
+
+    def totals(self, session_id: str) -> dict[str, Any]:
+        """:func:`size_totals` of the session's rows."""
+        if session_id not in self.ranges:
+            return size_totals([])
+        ordered = sorted(self.directions_of[session_id], key=lambda kv: (-kv[1][1], kv[0]))
+        return {
+            **_totals_dict(self.totals_of[session_id]),
+            "by_direction": {d: _totals_dict(sums) for d, sums in ordered},
+        }
 
 
 def size_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:

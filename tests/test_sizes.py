@@ -165,7 +165,13 @@ def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
     from analyzer.dataset import _sorted_table
     from analyzer.frameview import FrameView
     from analyzer.report import _sorted_frames
-    from analyzer.sizes import session_size_rows, size_rows_by_session
+    from analyzer.sizes import (
+        SIZE_COLUMNS,
+        WindowSizes,
+        session_size_rows,
+        size_rows_by_session,
+        size_totals,
+    )
 
     samples = Path(__file__).resolve().parent.parent / "samples"
     files = sorted(samples.glob("*.parquet"))
@@ -180,3 +186,12 @@ def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
     table = _sorted_table(pa.concat_tables([pq.read_table(f) for f in files]))
     view, session_ids = FrameView.of_table(table)
     assert session_size_rows(view, session_ids) == expected
+    # A session's totals, summed a window at a time, are size_totals of its rows.
+    window = WindowSizes.of(view, session_ids)
+    for session_id, rows in expected.items():
+        # as the report writes them: by_direction's order counts
+        assert json.dumps(window.totals(session_id)) == json.dumps(size_totals(rows))
+        assert window.by_event(session_id) == [
+            (r["direction"], r["event_type"], [r[c] for c in SIZE_COLUMNS]) for r in rows
+        ]
+    assert window.totals("not in the window") == size_totals([])
