@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,20 @@ def test_readme_results_block_is_replaced_not_appended(tmp_path: Path) -> None:
     assert text.count("results:start") == 1
     assert "B" in text and "\nA\n" not in text
     assert text.startswith("# Bench\n\nintro\n")
+
+
+def test_ab_runs_each_side_from_its_own_tree(capsys: pytest.CaptureFixture[str]) -> None:
+    """``python -m bench.ab``: HEAD's analyzer against the working tree's, on a sample."""
+    from bench.ab import export_tree, main
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "ga-voice.parquet"
+    # Each run asserts that it imported the analyzer of its own tree (not the editable install's).
+    assert main(["HEAD", "--runs", "1", "--capture", str(sample)]) == 0
+    out = capsys.readouterr().out
+    assert "A HEAD: median" in out and "B working tree: median" in out
+    assert "B / A: " in out and "reports " in out
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = export_tree("HEAD", Path(tmp))
+        assert (tree / "analyzer" / "report.py").read_bytes() == subprocess.run(
+            ["git", "show", "HEAD:analyzer/report.py"], capture_output=True, check=True
+        ).stdout
