@@ -132,7 +132,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             _row(
                 f"4. `report --format json` / pyarrow read of its columns "
                 f"({big['file_mb']:.0f} MB)",
-                f"{big['report_vs_read']:.1f}x ({big['report_s']:.1f} s vs "
+                f"{big['report_vs_read']:.2f}x ({big['report_s']:.2f} s vs "
                 f"{big['read_columns_s']:.2f} s)",
                 "<= 3x",
                 big["report_vs_read"] <= 3.0,
@@ -143,7 +143,7 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 _row(
                     "4. `report --format json` / `ParquetFile.read` of its columns (a read "
                     "that imports no pandas, as the report's own)",
-                    f"{big['report_vs_file_read']:.1f}x ({big['report_s']:.1f} s vs "
+                    f"{big['report_vs_file_read']:.2f}x ({big['report_s']:.2f} s vs "
                     f"{big['read_file_columns_s']:.2f} s)",
                     "(stricter baseline)",
                     None,
