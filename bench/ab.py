@@ -60,7 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no capture at {args.capture}: run `python -m bench --only report` first")
         return 2
     with tempfile.TemporaryDirectory(prefix="rt-ab-") as tmp:
-        trees = {"A": export_tree(args.ref, Path(tmp) / "a"), "B": ROOT}
+        try:
+            trees = {"A": export_tree(args.ref, Path(tmp) / "a"), "B": ROOT}
+        except subprocess.CalledProcessError as error:
+            print(f"cannot read {args.ref!r} from git: {error.stderr.decode().strip()}")
+            return 2
         outs = {side: Path(tmp) / f"{side}.json" for side in trees}
         packages = [str(tree / "analyzer") for tree in trees.values()]
         subprocess.run([sys.executable, "-m", "compileall", "-q", *packages], check=True)

@@ -101,3 +101,13 @@ def test_ab_runs_each_side_from_its_own_tree(capsys: pytest.CaptureFixture[str])
         assert (tree / "analyzer" / "report.py").read_bytes() == subprocess.run(
             ["git", "show", "HEAD:analyzer/report.py"], capture_output=True, check=True
         ).stdout
+
+
+def test_ab_says_in_one_line_what_it_cannot_compare(capsys: pytest.CaptureFixture[str]) -> None:
+    from bench.ab import main
+
+    sample = Path(__file__).resolve().parent.parent / "samples" / "ga-voice.parquet"
+    assert main(["no-such-ref", "--runs", "1", "--capture", str(sample)]) == 2
+    assert capsys.readouterr().out.startswith("cannot read 'no-such-ref' from git: ")
+    assert main(["HEAD", "--capture", "/nonexistent.parquet"]) == 2
+    assert "no capture at /nonexistent.parquet" in capsys.readouterr().out
