@@ -37,10 +37,7 @@ def string_scalar(text: str | None) -> pa.Scalar:
     """An Arrow string scalar (null for None)."""
     if text is None:
         return pa.nulls(1, pa.string())[0]
-    data = text.encode()
-    offsets = np.array([0, len(data)], dtype=np.int32)
-    array = pa.Array.from_buffers(pa.string(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    return array[0]
+    return string_array([text])[0]
 
 
 def string_array(texts: Sequence[str]) -> pa.Array:

@@ -16,6 +16,7 @@ import numpy.typing as npt
 import pyarrow.compute as pc
 
 from analyzer.arrowbuffers import index_array, int64_array, number_array
+from analyzer.lazy import is_na
 
 
 def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:
@@ -25,7 +26,7 @@ def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:
     if values.dtype == object:
         index: dict[Any, int] = {}
         numbers = np.fromiter(
-            (-1 if _missing(v) else index.setdefault(v, len(index)) for v in values.tolist()),
+            (-1 if is_na(v) else index.setdefault(v, len(index)) for v in values.tolist()),
             dtype=np.intp,
             count=len(values),
         )
@@ -52,10 +53,6 @@ def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:
             numbers = np.where(np.isnan(values), -1, renumber[numbers])
             uniques = uniques[~missing]
     return numbers, uniques
-
-
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 @dataclass(frozen=True)

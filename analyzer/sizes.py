@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -196,11 +196,7 @@ class WindowSizes:
         """:func:`size_totals` of the session's rows."""
         if session_id not in self.ranges:
             return size_totals([])
-        ordered = sorted(self.directions_of[session_id], key=lambda kv: (-kv[1][1], kv[0]))
-        return {
-            **_totals_dict(self.totals_of[session_id]),
-            "by_direction": {d: _totals_dict(sums) for d, sums in ordered},
-        }
+        return _totals_by_direction(self.totals_of[session_id], self.directions_of[session_id])
 
 
 def size_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
@@ -245,8 +241,14 @@ def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[st
         if direction is None or (isinstance(direction, float) and math.isnan(direction)):
             continue  # groupby leaves missing keys out
         rows_by_direction.setdefault(direction, []).append(tuple(sizes))
-    by_direction = column_sums(rows_by_direction)
-    ordered = sorted(by_direction.items(), key=lambda kv: (-int(kv[1][1]), kv[0]))
+    return _totals_by_direction(totals, column_sums(rows_by_direction).items())
+
+
+def _totals_by_direction(
+    totals: Sequence[int], by_direction: Iterable[tuple[Any, Sequence[int]]]
+) -> dict[str, Any]:
+    """:func:`size_totals`'s dict: the totals, then each direction's, most bytes first."""
+    ordered = sorted(by_direction, key=lambda kv: (-int(kv[1][1]), kv[0]))
     return {
         **_totals_dict(totals),
         "by_direction": {str(d): _totals_dict(sums) for d, sums in ordered},
