@@ -23,8 +23,7 @@ from analyzer.protocol import (
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 # Every event type of the beta and GA protocols (client and server); anything else is counted
 # as unknown (a provider extension or a newer protocol), never dropped silently.

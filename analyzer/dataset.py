@@ -78,8 +78,7 @@ from analyzer.windows import filtered_windows, number, stream_windows, window_fi
 if TYPE_CHECKING:
     import pandas as pd
     import pyarrow.dataset as pads
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
 PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")

@@ -23,8 +23,7 @@ from analyzer.lazy import LazyModule
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 Mask = npt.NDArray[np.bool_]
 

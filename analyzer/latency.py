@@ -12,8 +12,7 @@ from analyzer.lazy import LazyModule, is_frame, is_na, is_series
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 LATENCY_METRICS: tuple[str, ...] = (
     "latency_response_created_ms",

@@ -4,7 +4,15 @@ Most of the library works with pandas tables, but ``rt-analyze report`` and ``rt
 audio`` do not touch pandas on their paths, and importing it costs ~0.3 s and ~36 MB: a third
 of the report's run on a small capture. Modules name pandas as usual (``pd.DataFrame``); it is
 imported when a line that needs it first runs. ``sys.modules`` is left alone until then (code
-that asks whether pandas is loaded, as pyarrow's does, gets the truth)."""
+that asks whether pandas is loaded, as pyarrow's does, gets the truth).
+
+A module names it so (mypy sees pandas; not in an ``else:`` branch, which mypyc compiles as
+unreachable)::
+
+    if TYPE_CHECKING:
+        import pandas as pd
+    pd = LazyModule("pandas")
+"""
 
 from __future__ import annotations
 
@@ -19,10 +27,12 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-class LazyModule:
-    """Stands for the module ``name`` until an attribute of it is asked for."""
+class LazyModule(ModuleType):
+    """Stands for the module ``name`` until an attribute of it is asked for. A module itself,
+    so that code compiled with mypyc, which checks a module's type, takes it as one."""
 
     def __init__(self, name: str) -> None:
+        super().__init__(name)
         self._name = name
         self._module: ModuleType | None = None
 

@@ -20,8 +20,7 @@ from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, pars
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 
 class CaptureError(Exception):

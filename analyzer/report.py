@@ -44,8 +44,7 @@ from analyzer.turns import (
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {

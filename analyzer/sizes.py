@@ -19,8 +19,7 @@ from analyzer.turns import TOKEN_COLUMNS
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 NO_TYPE = "(no type)"  # frames without a JSON "type": binary, not JSON, ...
 SIZE_COLUMNS: tuple[str, ...] = ("frames", "bytes", "audio_b64_bytes", "audio_bytes")
@@ -314,8 +313,8 @@ def token_totals(turns: TurnColumns) -> dict[str, Any]:
     totals: dict[str, Any] = {"responses": int(reported.sum())}
     for column in TOKEN_COLUMNS:
         values = floats(turns[column])[reported]
-        known = ~np.isnan(values)
-        totals[column] = int(values[known].sum()) if known.any() else None
+        present = ~np.isnan(values)
+        totals[column] = int(values[present].sum()) if present.any() else None
     return totals
 
 

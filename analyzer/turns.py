@@ -35,8 +35,7 @@ from analyzer.protocol import (
 
 if TYPE_CHECKING:
     import pandas as pd
-else:
-    pd = LazyModule("pandas")
+pd = LazyModule("pandas")
 
 TIME_COLUMNS: tuple[str, ...] = (
     "speech_started_s",
@@ -613,17 +612,17 @@ def _walk_turns(
                 turn["user_audio_ms"] = turn["audio_end_ms"] - speech["audio_start_ms"]
             speech = None
         elif server and event_type == "input_audio_buffer.committed":
-            waiting: dict[str, Any] | None = next(
-                (
-                    t
-                    for t in reversed(open_turns)
-                    if t["trigger"] in ("vad", "commit")
-                    and math.isnan(t["committed_s"])
-                    and t["user_item_id"] in (None, item_id)
-                ),
-                None,
-            )
-            turn = waiting  # type: ignore[assignment]
+            # The latest open turn this commit ends (a loop: mypyc cannot compile a generator
+            # over reversed() here).
+            turn = None
+            for open_turn in open_turns[::-1]:
+                if (
+                    open_turn["trigger"] in ("vad", "commit")
+                    and math.isnan(open_turn["committed_s"])
+                    and open_turn["user_item_id"] in (None, item_id)
+                ):
+                    turn = open_turn
+                    break
             size_ms = buffer_ms(appended, seq)
             if turn is None:  # committed with no speech_stopped seen: still a VAD turn
                 turn = add(_new_turn("vad", time_s), seq)

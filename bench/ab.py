@@ -4,7 +4,8 @@ HEAD) against the working tree, runs interleaved, medians and peak RSS, outputs 
 For A/B-ing a change to the analysis on a noisy machine. Each side imports the ``analyzer`` of
 its own tree: the editable install's import finder is taken out first, since it wins over
 ``PYTHONPATH`` and would run the working tree on both sides (sessions 4 and 5 measured several
-changes that way and saw "no difference": see bench/README.md).
+changes that way and saw "no difference": see bench/README.md). Both sides run as plain Python
+(``RT_ANALYZE_PURE_PYTHON``): the ref's tree has no compiled build (analyzer/compiled.py).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ DEFAULT_CAPTURE = ROOT / "bench" / "out" / "capture-v1-1000MB.parquet"
 
 # Runs ``rt-analyze report CAPTURE --format json > OUT`` with the analyzer found in TREE only.
 _REPORT = """
-import sys
+import os, sys
 tree, capture, out = sys.argv[1:4]
+os.environ["RT_ANALYZE_PURE_PYTHON"] = "1"
 sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f)]
 sys.path.insert(0, tree)
 import analyzer
