@@ -210,7 +210,7 @@ def results_markdown(results: dict[str, Any], command: str) -> str:
     machine_line = (
         f"{m['nproc']} CPUs ({m['cpu']}), {m['memory']}, Linux {m['kernel']}, Python "
         f"{m['python']}, mitmproxy {m['mitmproxy']}, websockets {m['websockets']}, pyarrow "
-        f"{m['pyarrow']}, pandas {m['pandas']}"
+        f"{m['pyarrow']}, pandas {m['pandas']}; analyzer: {m.get('analyzer', 'plain Python')}"
     )
     return "\n".join(
         [

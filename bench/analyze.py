@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -233,7 +234,10 @@ def audio_export(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
     path = captures.cached(out_dir, sizes.capture_bytes[-1])
     # Each repetition exports into a directory of its own, all removed at the end: deleting
     # ~16,000 files slows the creation of new ones on this disk for minutes, which a repetition
-    # right after a removal would measure.
+    # right after a removal would measure (ext4 without a journal skips recently deleted inodes
+    # when it allocates one, looking each up: half of an export's time in `perf`). And each
+    # export starts once the last one's 3.3 GB are on disk (os.sync, untimed): written back
+    # while the next export runs, they doubled its kernel time (7.3 vs 3.4 s of sys).
     wavs = out_dir / "wav"
     shutil.rmtree(wavs, ignore_errors=True)
     runs: list[dict[str, Any]] = []
@@ -241,8 +245,10 @@ def audio_export(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
         wav_dir = wavs / f"rep-{rep}"
         b64 = base64_decode_rate(path)
         export_cmd = [str(RT_ANALYZE), "audio", str(path), "-o", str(wav_dir)]
+        os.sync()  # see above
         export = measure(export_cmd, sizes.timeout_s)
         written_mb = sum(f.stat().st_size for f in wav_dir.rglob("*") if f.is_file()) / 1e6
+        os.sync()
         again = measure(export_cmd, sizes.timeout_s)  # into the same directory: written over
         load = measure([sys.executable, "-c", _LOAD_AUDIO, str(path)], sizes.timeout_s)
         runs.append(
