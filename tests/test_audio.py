@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analyzer.audio import (
@@ -34,6 +36,7 @@ from analyzer.formats import ALAW, MP3, PCM16, ULAW, AudioFormat
 from analyzer.recording.frames import build_frame
 from analyzer.recording.run import RunRecorder
 from analyzer.recording.session import handshake_facts
+from analyzer.schema import METADATA_KEY
 
 T0 = 1_700_000_000.0
 GA_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
@@ -401,6 +404,32 @@ def test_a_journal_gives_the_same_audio_as_its_parquet(tmp_path: Path) -> None:
     assert from_parquet.sessions == from_journal.sessions
     assert [len(s.items) for s in from_parquet.sessions] == [2, 1]
     assert from_parquet.sessions[0].items[1].played_ms == 120
+
+
+def test_a_capture_rewritten_with_binary_audio_in_small_row_groups_gives_the_same_audio(
+    tmp_path: Path,
+) -> None:
+    """The export reads audio where it lies in the column's buffers (row group by row group):
+    a capture rewritten by another tool, with ``binary`` audio (32-bit offsets) instead of
+    ``large_binary`` and row groups of 5 rows (each item spread over many), reads the same."""
+    chunks = [noise(4800, seed=i) for i in range(8)]
+    events = [
+        ga_session(),
+        *appends(T0 + 0.1, chunks, 0.1),
+        *vad_turn(T0 + 0.2, T0 + 0.8, "item_u", start_ms=120, end_ms=650),
+        *reply(T0 + 0.9, "item_a", [noise(4800, seed=40 + i) for i in range(3)]),
+    ]
+    parquet, _ = record(tmp_path / "cap", {"s1": events, "s2": events[:12]})
+    table = pq.ParquetFile(parquet).read()
+    index = table.schema.get_field_index("audio")
+    narrow = table.set_column(index, "audio", table.column("audio").cast(pa.binary()))
+    narrow = narrow.replace_schema_metadata({METADATA_KEY: table.schema.metadata[METADATA_KEY]})
+    rewritten = tmp_path / "narrow.parquet"
+    pq.write_table(narrow, rewritten, row_group_size=5)
+    assert pq.read_schema(rewritten).field("audio").type == pa.binary()
+    expected = load_audio([parquet]).sessions
+    assert [len(s.items) for s in expected] == [2, 1]
+    assert load_audio([rewritten]).sessions == expected
 
 
 # --- the stereo mix ---------------------------------------------------------------------------

@@ -82,9 +82,9 @@ class Pieces:
             del self._starts[0], self._arrays[0]
 
     def gather(self, rows: Index) -> tuple[Chunks, npt.NDArray[np.bool_]]:
-        """The values at ``rows`` as chunks (time and format left blank), copied back to back in
-        that order into one buffer per piece (so neighbours join without a copy), and which
-        are not null."""
+        """The values at ``rows`` as chunks (time and format left blank), where they lie in
+        the pieces' own buffers (nothing copied: the export writes from there), and which are
+        not null."""
         n = len(rows)
         piece = np.searchsorted(np.array(self._starts, dtype=np.int64), rows, side="right") - 1
         buffer = np.zeros(n, dtype=np.int64)
@@ -94,15 +94,16 @@ class Pieces:
         buffers: list[memoryview] = []
         for p in np.unique(piece).tolist():
             where = np.flatnonzero(piece == p)
-            taken = self._arrays[p].take(int64_array(rows[where] - self._starts[p]))
-            offsets = np.frombuffer(taken.buffers()[1], dtype=np.int64)
-            offsets = offsets[taken.offset : taken.offset + len(taken) + 1]
-            data = taken.buffers()[2]
+            array = self._arrays[p]
+            local = rows[where] - self._starts[p]
+            offsets = np.frombuffer(array.buffers()[1], dtype=np.int64)  # large_binary
+            offsets = offsets[array.offset : array.offset + len(array) + 1]
+            data = array.buffers()[2]
             buffer[where] = len(buffers)
             buffers.append(as_bytes_view(data) if data is not None else memoryview(b""))
-            start[where] = offsets[:-1]
-            end[where] = offsets[1:]
-            present[where] = valid(taken)
+            start[where] = offsets[local]
+            end[where] = offsets[local + 1]
+            present[where] = valid(array)[local]
         none = np.zeros(n, dtype=np.int64)
         return Chunks(buffers, buffer, start, end, np.zeros(n), none, []), present
 
