@@ -23,6 +23,7 @@ from analyzer.compiled import (
     PACKAGE_DIR,
     build_dir,
     compiled_package_dir,
+    import_closure,
     source_digest,
 )
 
@@ -92,7 +93,8 @@ def main() -> int:
         print("compiled modules: up to date")
         return 0
     target = build_dir()
-    digest = source_digest()
+    files = import_closure(COMPILED_MODULES)
+    digest = source_digest(files)
     start = time.monotonic()
     shutil.rmtree(target, ignore_errors=True)
     target.mkdir(parents=True)
@@ -113,9 +115,8 @@ def main() -> int:
         print("\n".join(lines[-15:]), file=sys.stderr)
         print("compiled modules: not built (see above); rt-analyze runs as plain Python")
         return 0
-    (target / MANIFEST).write_text(
-        json.dumps({"sources": digest, "modules": list(COMPILED_MODULES)}, indent=1) + "\n"
-    )
+    manifest = {"modules": list(COMPILED_MODULES), "files": files, "sources": digest}
+    (target / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
     print(
         f"compiled modules: built {', '.join(COMPILED_MODULES)} "
         f"in {time.monotonic() - start:.0f} s ({target})"

@@ -17,6 +17,7 @@ from analyzer.compiled import (
     MANIFEST,
     PURE_PYTHON_ENV,
     compiled_package_dir,
+    import_closure,
     source_digest,
 )
 
@@ -29,9 +30,12 @@ ALL_COMPILED = (
 )
 
 
-def _build(directory: Path, digest: str) -> Path:
+FILES = import_closure(compiled.COMPILED_MODULES)
+
+
+def _build(directory: Path, digest: str, files: list[str] = FILES) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / MANIFEST).write_text(json.dumps({"sources": digest}))
+    (directory / MANIFEST).write_text(json.dumps({"files": files, "sources": digest}))
     return directory
 
 
@@ -41,7 +45,7 @@ def _compiled_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_build_of_these_sources_is_searched_first(tmp_path: Path) -> None:
-    build = _build(tmp_path / "build", source_digest())
+    build = _build(tmp_path / "build", source_digest(FILES))
     assert compiled_package_dir(build) == build / "analyzer"
 
 
@@ -52,31 +56,43 @@ def test_a_build_of_other_sources_is_not_used(tmp_path: Path) -> None:
 
 def test_no_build_or_an_unreadable_manifest_means_plain_python(tmp_path: Path) -> None:
     assert compiled_package_dir(tmp_path / "none") is None
-    for text in ("{not json", "[]", '{"sources": 1}'):
+    gone = _build(tmp_path / "gone", source_digest(FILES), [*FILES, "no_such_module.py"])
+    assert compiled_package_dir(gone) is None
+    for text in ("{not json", "[]", '{"sources": 1}', '{"files": 1, "sources": "x"}'):
         (tmp_path / MANIFEST).write_text(text)
         assert compiled_package_dir(tmp_path) is None, text
 
 
 def test_plain_python_can_be_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    build = _build(tmp_path / "build", source_digest())
+    build = _build(tmp_path / "build", source_digest(FILES))
     monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     assert compiled_package_dir(build) is None
 
 
-def test_any_edit_renaming_or_new_module_makes_the_build_stale(tmp_path: Path) -> None:
+def test_the_digest_covers_what_the_compiled_modules_import_and_nothing_else(
+    tmp_path: Path,
+) -> None:
     package = tmp_path / "pkg"
     (package / "sub").mkdir(parents=True)
-    (package / "a.py").write_text("A = 1\n")
-    (package / "sub" / "b.py").write_text("B = 2\n")
-    digests = [source_digest(package)]
-    (package / "a.py").write_text("A = 2\n")
-    digests.append(source_digest(package))
-    (package / "sub" / "b.py").rename(package / "sub" / "c.py")
-    digests.append(source_digest(package))
-    (package / "d.py").write_text("")
-    digests.append(source_digest(package))
-    assert len(set(digests)) == 4
-    assert source_digest(package) == digests[-1]  # and it is stable
+    sources = {
+        "__init__.py": "",
+        "compiled.py": "import os\n",
+        "hot.py": "from pkg.sub import helper\n\ndef f():\n    from . import late\n",
+        "late.py": "import pkg.leaf as leaf\n",
+        "leaf.py": "X = 1\n",
+        "sub/__init__.py": "",
+        "sub/helper.py": "from ..leaf import X\n",
+        "cold.py": "import json\n",
+    }
+    for name, text in sources.items():
+        (package / name).write_text(text)
+    files = import_closure(["hot"], package)
+    assert files == sorted(set(sources) - {"cold.py"})
+    digest = source_digest(files, package)
+    (package / "cold.py").write_text("import os\n")  # outside: the build still holds
+    assert source_digest(files, package) == digest
+    (package / "sub" / "helper.py").write_text("from ..leaf import X  # edited\n")
+    assert source_digest(files, package) != digest
 
 
 def _run(args: list[str], pure: bool) -> str:
