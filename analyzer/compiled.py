@@ -106,7 +106,9 @@ def compiled_package_dir(directory: Path | None = None) -> Path | None:
 
 
 def is_compiled(module_name: str) -> bool:
-    """Whether ``analyzer.<module_name>`` was loaded from a compiled build."""
+    """Whether ``analyzer.<module_name>`` is loaded, from a compiled build."""
+    from importlib.machinery import EXTENSION_SUFFIXES
+
     module = sys.modules.get(f"analyzer.{module_name}")
     origin = getattr(module, "__file__", None) or ""
-    return not origin.endswith(".py")
+    return origin.endswith(tuple(EXTENSION_SUFFIXES))

@@ -115,6 +115,11 @@ def test_the_report_is_the_same_compiled_and_as_plain_python() -> None:
     assert native == plain
 
 
+def test_a_module_not_loaded_is_not_called_compiled() -> None:
+    assert not compiled.is_compiled("no_such_module")
+    assert not compiled.is_compiled("compiled")  # loaded, from its source
+
+
 def test_the_modules_named_compiled_exist() -> None:
     for name in compiled.COMPILED_MODULES:
         assert (compiled.PACKAGE_DIR / f"{name}.py").is_file(), name
