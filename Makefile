@@ -59,4 +59,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(VENV_NEXT) demo-out captures
+	rm -rf $(VENV) $(VENV_NEXT) demo-out captures build
