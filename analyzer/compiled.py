@@ -92,7 +92,7 @@ def compiled_package_dir(directory: Path | None = None) -> Path | None:
     """The directory of compiled modules to search before the sources, or None to run plain
     Python (none built, built from other versions of its sources, or plain Python asked
     for)."""
-    if os.environ.get(PURE_PYTHON_ENV):
+    if os.environ.get(PURE_PYTHON_ENV, "0") not in ("", "0"):
         return None
     directory = build_dir() if directory is None else directory
     try:

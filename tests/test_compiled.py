@@ -65,6 +65,9 @@ def test_no_build_or_an_unreadable_manifest_means_plain_python(tmp_path: Path) -
 
 def test_plain_python_can_be_asked_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     build = _build(tmp_path / "build", source_digest(FILES))
+    for off in ("", "0"):
+        monkeypatch.setenv(PURE_PYTHON_ENV, off)
+        assert compiled_package_dir(build) == build / "analyzer", off
     monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     assert compiled_package_dir(build) is None
 
