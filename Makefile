@@ -8,16 +8,9 @@ PYTHON_NEXT ?= $(shell for p in python3.12 python3.13 $$HOME/.pyenv/versions/3.1
 	"$$p" -c "import sys" >/dev/null 2>&1 && { command -v "$$p"; break; }; done)
 VENV_NEXT ?= .venv-next
 
-# The whole suite runs against the compiled modules; these run once more as plain Python.
-COMPILED_TESTS := tests/test_compiled.py tests/test_turns.py tests/test_conversation.py \
-	tests/test_report.py tests/test_sizes.py tests/test_latency.py tests/test_groups.py \
-	tests/test_samples.py tests/test_dataset.py
-
 .PHONY: setup demo test test-next lint samples bench clean
 
-# The report's hot modules compiled with mypyc (plain Python if that fails; see analyzer/compiled.py).
 setup: $(VENV)/.installed
-	$(BIN)/python scripts/build_compiled.py
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,7 +29,6 @@ lint: setup
 test: lint
 	sh scripts/ensure-chromium.sh
 	$(BIN)/python -m pytest -q
-	RT_ANALYZE_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(COMPILED_TESTS)
 	$(MAKE) --no-print-directory test-next
 
 # The addon and recorder end to end under the newest mitmproxy (12.x).
@@ -59,4 +51,4 @@ bench: setup
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(VENV_NEXT) demo-out captures build
+	rm -rf $(VENV) $(VENV_NEXT) demo-out captures

@@ -1,118 +1,20 @@
-"""One session's conversation: its items in order, what was said, and the server's errors."""
+"""Each session's conversation, folded from its normalized events: items in order, what was
+said, the server's errors, and what could not be understood."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+import pyarrow as pa
 
-from analyzer.frameview import FrameView
-from analyzer.lazy import LazyModule
-from analyzer.protocol import (
-    AUDIO_TRANSCRIPT_DELTA_EVENTS,
-    AUDIO_TRANSCRIPT_DONE_EVENTS,
-    CLIENT_EVENTS,
-    ITEM_CREATED_EVENTS,
-    TEXT_DELTA_EVENTS,
-    TEXT_DONE_EVENTS,
-    parse_event,
-)
+from analyzer.events import session_event_rows
+from analyzer.schema import Kind
 
 if TYPE_CHECKING:
     import pandas as pd
-pd = LazyModule("pandas")
-
-# Every event type of the beta and GA protocols (client and server); anything else is counted
-# as unknown (a provider extension or a newer protocol), never dropped silently.
-KNOWN_CLIENT_EVENTS = CLIENT_EVENTS
-KNOWN_SERVER_EVENTS = frozenset(
-    {
-        "error",
-        "session.created",
-        "session.updated",
-        "transcription_session.created",
-        "transcription_session.updated",
-        "conversation.created",
-        "conversation.item.created",
-        "conversation.item.added",
-        "conversation.item.done",
-        "conversation.item.retrieved",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        "conversation.item.input_audio_transcription.delta",
-        "conversation.item.input_audio_transcription.completed",
-        "conversation.item.input_audio_transcription.failed",
-        "conversation.item.input_audio_transcription.segment",
-        "input_audio_buffer.committed",
-        "input_audio_buffer.cleared",
-        "input_audio_buffer.speech_started",
-        "input_audio_buffer.speech_stopped",
-        "input_audio_buffer.timeout_triggered",
-        "input_audio_buffer.dtmf_event_received",
-        "output_audio_buffer.started",
-        "output_audio_buffer.stopped",
-        "output_audio_buffer.cleared",
-        "response.created",
-        "response.done",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.text.delta",
-        "response.text.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.audio_transcript.delta",
-        "response.audio_transcript.done",
-        "response.output_audio_transcript.delta",
-        "response.output_audio_transcript.done",
-        "response.audio.delta",
-        "response.audio.done",
-        "response.output_audio.delta",
-        "response.output_audio.done",
-        "response.function_call_arguments.delta",
-        "response.function_call_arguments.done",
-        "response.mcp_call_arguments.delta",
-        "response.mcp_call_arguments.done",
-        "response.mcp_call.in_progress",
-        "response.mcp_call.completed",
-        "response.mcp_call.failed",
-        "mcp_list_tools.in_progress",
-        "mcp_list_tools.completed",
-        "mcp_list_tools.failed",
-        "rate_limits.updated",
-    }
-)
-KNOWN_EVENTS = KNOWN_CLIENT_EVENTS | KNOWN_SERVER_EVENTS
-
-TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
-TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
-TRANSCRIPTION_FAILED = "conversation.item.input_audio_transcription.failed"
-OUTPUT_ITEM_EVENTS = frozenset({"response.output_item.added", "response.output_item.done"})
-FUNCTION_ARGS_DONE = "response.function_call_arguments.done"
-
-# Events that say something about items; only these are parsed (never the audio deltas).
-_ITEM_EVENTS = (
-    ITEM_CREATED_EVENTS
-    | OUTPUT_ITEM_EVENTS
-    | AUDIO_TRANSCRIPT_DONE_EVENTS
-    | TEXT_DONE_EVENTS
-    | {
-        "input_audio_buffer.committed",
-        "conversation.item.create",
-        "conversation.item.truncate",
-        "conversation.item.truncated",
-        "conversation.item.deleted",
-        TRANSCRIPTION_COMPLETED,
-        TRANSCRIPTION_FAILED,
-        FUNCTION_ARGS_DONE,
-        "response.done",
-    }
-)
-_DELTA_EVENTS = AUDIO_TRANSCRIPT_DELTA_EVENTS | TEXT_DELTA_EVENTS | {TRANSCRIPTION_DELTA}
 
 ITEM_COLUMNS: tuple[str, ...] = (
     "session_id",
@@ -147,14 +49,36 @@ ERROR_COLUMNS: tuple[str, ...] = (
     "client_event_id",
 )
 
+# The kinds the fold reads; every other kind says nothing about items.
+ITEM_KINDS: tuple[Kind, ...] = (
+    Kind.ITEM_CREATE,
+    Kind.TRUNCATE,
+    Kind.INPUT_COMMITTED,
+    Kind.ITEM,
+    Kind.REPLY_ITEM,
+    Kind.REPLY_TRANSCRIPT,
+    Kind.REPLY_TEXT,
+    Kind.USER_TRANSCRIPT,
+    Kind.USER_TRANSCRIPT_FAILED,
+    Kind.TOOL_CALL,
+    Kind.TRUNCATED,
+    Kind.ITEM_DELETED,
+    Kind.ERROR,
+    Kind.UNKNOWN,
+)
+DELTA_KINDS: tuple[Kind, ...] = (
+    Kind.REPLY_TRANSCRIPT_DELTA,
+    Kind.REPLY_TEXT_DELTA,
+    Kind.USER_TRANSCRIPT_DELTA,
+)
+
 
 @dataclass
 class Conversation:
     """One session's conversation: its items in order and the server's errors, as rows (dicts
     of :data:`ITEM_COLUMNS` / :data:`ERROR_COLUMNS`; ``items`` and ``errors`` give them as
     tables), event types the protocol does not define and frames that could not be understood,
-    with counts. Rows, because a report of thousands of sessions cannot afford a pandas table
-    per session; the tables are built when asked for."""
+    with counts."""
 
     item_rows: list[dict[str, Any]] = field(default_factory=list)
     error_rows: list[dict[str, Any]] = field(default_factory=list)
@@ -163,10 +87,14 @@ class Conversation:
 
     @cached_property
     def items(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(self.item_rows, columns=list(ITEM_COLUMNS))
 
     @cached_property
     def errors(self) -> pd.DataFrame:
+        import pandas as pd
+
         return pd.DataFrame(self.error_rows, columns=list(ERROR_COLUMNS))
 
 
@@ -174,31 +102,16 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
-def _item_texts(item: dict[str, Any]) -> tuple[str | None, str | None]:
-    """(transcript, text) found in an item's content parts."""
-    transcripts: list[str] = []
-    texts: list[str] = []
-    content = item.get("content")
-    for part in content if isinstance(content, list) else []:
-        if not isinstance(part, dict):
-            continue
-        if isinstance(part.get("transcript"), str):
-            transcripts.append(part["transcript"])
-        if isinstance(part.get("text"), str):
-            texts.append(part["text"])
-    return ("".join(transcripts) or None, "".join(texts) or None)
-
-
-# An item's string fields: the row's column, and whether an empty string is left out.
-_ITEM_FIELDS: dict[str, tuple[str, bool]] = {
-    "role": ("role", True),
-    "type": ("kind", True),
-    "status": ("status", True),
-    "name": ("name", False),
-    "call_id": ("call_id", False),
-    "arguments": ("arguments", False),
-    "output": ("output", False),
-}
+# An item's fields and the row's column; role, kind and status arrive non-empty or null.
+_ITEM_FIELDS = (
+    ("role", "role"),
+    ("item_kind", "kind"),
+    ("status", "status"),
+    ("name", "name"),
+    ("call_id", "call_id"),
+    ("arguments", "arguments"),
+    ("output", "output"),
+)
 
 
 class _Items:
@@ -232,125 +145,53 @@ class _Items:
         self.order.remove(item_id)
         self.order.insert(self.order.index(previous_item_id) + 1, item_id)
 
-    def update_from_item(self, row: dict[str, Any], item: dict[str, Any]) -> None:
-        # Over the item's few keys (this runs ~30 times a session, on items of ~6 keys).
-        for key, value in item.items():
-            target = _ITEM_FIELDS.get(key)
-            if target is not None and isinstance(value, str) and (value or not target[1]):
-                row[target[0]] = value
-        if not item.get("content"):
-            return
-        transcript, text = _item_texts(item)
-        if transcript and not row.get("transcript"):
-            row["transcript"] = transcript
-        if text and not row.get("text"):
-            row["text"] = text
+
+def _update_from_item(row: dict[str, Any], event: Mapping[str, Any]) -> None:
+    for source, target in _ITEM_FIELDS:
+        value = event[source]
+        if value is not None:
+            row[target] = value
+    for key in ("transcript", "text"):
+        if event[key] and not row.get(key):
+            row[key] = event[key]
 
 
-def _ordered_events(frames: pd.DataFrame, types: Iterable[str]) -> pd.DataFrame:
-    mask = frames["event_type"].isin(list(types))
-    return frames.loc[mask, ["seq", "time_s", "direction", "event_type", "item_id", "content"]]
-
-
-def conversation_items(session_frames: pd.DataFrame) -> pd.DataFrame:
-    """The session's items in conversation order (columns :data:`ITEM_COLUMNS`)."""
-    events = _ordered_events(session_frames, _ITEM_EVENTS)
-    mask = session_frames["event_type"].isin(list(_DELTA_EVENTS)) & session_frames["direction"].eq(
-        "server"
-    )
-    deltas = session_frames.loc[mask, ["time_s", "event_type", "item_id", "content"]]
-    rows = _item_rows(
-        _session_id(session_frames),
-        events.itertuples(index=False, name=None),
-        deltas.itertuples(index=False, name=None),
-    )
-    return Conversation(item_rows=rows).items
-
-
-def _item_rows(
-    session_id: str | None,
-    events: Iterable[tuple[Any, ...]],
-    deltas: Iterable[tuple[Any, ...]],
-) -> list[dict[str, Any]]:
-    """Items from a session's item events (seq, time_s, direction, event_type, item_id,
-    content) and its server's text and transcript deltas (time_s, event_type, item_id,
-    content), both in arrival order."""
+def fold_items(session_id: str | None, events: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A session's items, in conversation order (rows of :data:`ITEM_COLUMNS`), from its item
+    and delta events (dicts of the event table's columns) in arrival order."""
     items = _Items()
-    client_items: dict[str, dict[str, Any]] = {}
-    transcript_done: set[str] = set()
-    text_done: set[str] = set()
-    for seq, time_s, direction, event_type, item_id, content in events:
-        del seq
-        event = parse_event(content)
-        if event_type == "conversation.item.create" and direction == "client":
-            item = event.get("item")
-            if isinstance(item, dict) and _str(item.get("id")):
-                client_items[item["id"]] = {"item": item, "time_s": time_s, "event": event}
-            continue
-        if direction != "server":
-            if event_type == "conversation.item.truncate" and _str(item_id):
+    client_items: dict[str, Mapping[str, Any]] = {}
+    done: dict[str, set[str]] = {"transcript": set(), "text": set()}
+    deltas: list[Mapping[str, Any]] = []
+    for event in events:
+        kind = event["kind"]
+        item_id = _str(event["item_id"])
+        time_s = event["time_s"]
+        if kind in DELTA_KINDS:
+            deltas.append(event)
+        elif kind == Kind.ITEM_CREATE:
+            if item_id is not None:
+                client_items[item_id] = event
+        elif kind == Kind.TRUNCATE:
+            if item_id is not None:
                 row = items.get(item_id, time_s)
                 row["truncated"] = True
-                if isinstance(event.get("audio_end_ms"), int | float):
-                    row["truncated_audio_end_ms"] = event["audio_end_ms"]
-            continue
-        if event_type == "response.done":
-            _update_from_response(items, event, time_s)
-            continue
-        item = event.get("item") if isinstance(event.get("item"), dict) else None
-        item_id = _str(item_id) or (_str(item.get("id")) if item else None)
-        if item_id is None:
-            continue
-        row = items.get(item_id, time_s)
-        if event_type == "input_audio_buffer.committed":
-            row.setdefault("role", "user")
-            row.setdefault("kind", "message")
-            items.place(item_id, _str(event.get("previous_item_id")))
-        elif event_type in ITEM_CREATED_EVENTS and item is not None:
-            items.update_from_item(row, item)
-            if "previous_item_id" in event:
-                items.place(item_id, _str(event.get("previous_item_id")))
-        elif event_type in OUTPUT_ITEM_EVENTS and item is not None:
-            items.update_from_item(row, item)
-            row.setdefault("response_id", _str(event.get("response_id")))
-        elif event_type in AUDIO_TRANSCRIPT_DONE_EVENTS:
-            if isinstance(event.get("transcript"), str):
-                row["transcript"] = (
-                    row.get("transcript", "") if item_id in transcript_done else ""
-                ) + event["transcript"]
-                transcript_done.add(item_id)
-            row.setdefault("response_id", _str(event.get("response_id")))
-        elif event_type in TEXT_DONE_EVENTS:
-            if isinstance(event.get("text"), str):
-                row["text"] = (row.get("text", "") if item_id in text_done else "") + event["text"]
-                text_done.add(item_id)
-            row.setdefault("response_id", _str(event.get("response_id")))
-        elif event_type == TRANSCRIPTION_COMPLETED:
-            if isinstance(event.get("transcript"), str):
-                row["transcript"] = event["transcript"]
-                transcript_done.add(item_id)
-        elif event_type == TRANSCRIPTION_FAILED:
-            error = event.get("error")
-            message = error.get("message") if isinstance(error, dict) else None
-            row["transcription_error"] = message if isinstance(message, str) else "failed"
-        elif event_type == FUNCTION_ARGS_DONE:
-            row.setdefault("kind", "function_call")
-            for key in ("name", "call_id", "arguments"):
-                if isinstance(event.get(key), str):
-                    row[key] = event[key]
-        elif event_type == "conversation.item.truncated":
-            row["truncated"] = True
-            if isinstance(event.get("audio_end_ms"), int | float):
-                row.setdefault("truncated_audio_end_ms", event["audio_end_ms"])
-        elif event_type == "conversation.item.deleted":
-            row["deleted"] = True
+                if event["stream_ms"] is not None:
+                    row["truncated_audio_end_ms"] = event["stream_ms"]
+        elif kind == Kind.REPLY_ITEM and event["stage"] == "final":
+            if item_id is not None:
+                row = items.get(item_id, time_s)
+                _update_from_item(row, event)
+                row.setdefault("response_id", _str(event["reply_id"]))
+        elif item_id is not None and kind not in (Kind.ERROR, Kind.UNKNOWN):
+            _fold_server(items.get(item_id, time_s), kind, event, items, done)
     for item_id, created in client_items.items():
         if item_id not in items.by_id:
             row = items.get(item_id, created["time_s"])
-            items.update_from_item(row, created["item"])
+            _update_from_item(row, {**created, "item_kind": _str(created["item_kind"])})
             row["from_client"] = True
-            items.place(item_id, _str(created["event"].get("previous_item_id")))
-    _fill_from_deltas(deltas, items, transcript_done, text_done)
+            items.place(item_id, created["previous_item_id"])
+    _fill_from_deltas(deltas, items, done)
     rows = []
     for position, item_id in enumerate(items.order, start=1):
         row = items.by_id[item_id]
@@ -367,146 +208,126 @@ def _item_rows(
     return rows
 
 
-def _update_from_response(items: _Items, event: dict[str, Any], time_s: float) -> None:
-    """A response's final word on its output items: status, and content if none came yet."""
-    response = event.get("response")
-    if not isinstance(response, dict) or not isinstance(response.get("output"), list):
-        return
-    for item in response["output"]:
-        if isinstance(item, dict) and _str(item.get("id")):
-            row = items.get(item["id"], time_s)
-            items.update_from_item(row, item)
-            row.setdefault("response_id", _str(response.get("id")))
+def _fold_server(
+    row: dict[str, Any],
+    kind: str,
+    event: Mapping[str, Any],
+    items: _Items,
+    done: dict[str, set[str]],
+) -> None:
+    item_id = row["item_id"]
+    if kind == Kind.INPUT_COMMITTED:
+        row.setdefault("role", "user")
+        row.setdefault("kind", "message")
+        items.place(item_id, event["previous_item_id"])
+    elif kind == Kind.ITEM:
+        _update_from_item(row, event)
+        if event["placed"]:
+            items.place(item_id, event["previous_item_id"])
+    elif kind == Kind.REPLY_ITEM:
+        _update_from_item(row, event)
+        row.setdefault("response_id", _str(event["reply_id"]))
+    elif kind in (Kind.REPLY_TRANSCRIPT, Kind.REPLY_TEXT):
+        key = "text" if kind == Kind.REPLY_TEXT else "transcript"
+        if event[key] is not None:
+            before = row.get(key, "") if item_id in done[key] else ""
+            row[key] = before + event[key]
+            done[key].add(item_id)
+        row.setdefault("response_id", _str(event["reply_id"]))
+    elif kind == Kind.USER_TRANSCRIPT:
+        if event["transcript"] is not None:
+            row["transcript"] = event["transcript"]
+            done["transcript"].add(item_id)
+    elif kind == Kind.USER_TRANSCRIPT_FAILED:
+        row["transcription_error"] = event["text"] if event["text"] is not None else "failed"
+    elif kind == Kind.TOOL_CALL:
+        row.setdefault("kind", "function_call")
+        for key in ("name", "call_id", "arguments"):
+            if event[key] is not None:
+                row[key] = event[key]
+    elif kind == Kind.TRUNCATED:
+        row["truncated"] = True
+        if event["stream_ms"] is not None:
+            row.setdefault("truncated_audio_end_ms", event["stream_ms"])
+    elif kind == Kind.ITEM_DELETED:
+        row["deleted"] = True
 
 
 def _fill_from_deltas(
-    deltas: Iterable[tuple[Any, ...]],
-    items: _Items,
-    transcript_done: set[str],
-    text_done: set[str],
+    deltas: Sequence[Mapping[str, Any]], items: _Items, done: dict[str, set[str]]
 ) -> None:
-    """Transcripts and texts of items whose ``.done`` never came (interrupted, cut capture),
-    joined from their deltas (server rows: time_s, event_type, item_id, content). Only those
-    items' deltas are parsed."""
+    """Transcripts and texts of items whose final one never came (interrupted, cut capture),
+    joined from their deltas."""
     joined: dict[tuple[str, bool], list[str]] = {}
     first_seen: dict[str, float] = {}
-    for time_s, event_type, item_id, content in deltas:
-        is_text = event_type in TEXT_DELTA_EVENTS
-        if item_id in (text_done if is_text else transcript_done) or not _str(item_id):
+    for event in deltas:
+        item_id = _str(event["item_id"])
+        is_text = event["kind"] == Kind.REPLY_TEXT_DELTA
+        if item_id is None or item_id in done["text" if is_text else "transcript"]:
             continue
-        delta = parse_event(content).get("delta")
-        if isinstance(delta, str):
-            joined.setdefault((item_id, is_text), []).append(delta)
-            first_seen.setdefault(item_id, time_s)
-    for (item_id, text), parts in joined.items():
+        if event["text"] is not None:
+            joined.setdefault((item_id, is_text), []).append(event["text"])
+            first_seen.setdefault(item_id, event["time_s"])
+    for (item_id, is_text), parts in joined.items():
         row = items.get(item_id, first_seen[item_id])
-        row["text" if text else "transcript"] = "".join(parts)
+        row["text" if is_text else "transcript"] = "".join(parts)
 
 
-def server_errors(session_frames: pd.DataFrame) -> pd.DataFrame:
-    """The ``error`` events the server sent (columns :data:`ERROR_COLUMNS`)."""
-    mask = session_frames["event_type"].eq("error") & session_frames["direction"].eq("server")
-    rows = session_frames.loc[mask, ["seq", "time_s", "content"]].itertuples(index=False, name=None)
-    return Conversation(error_rows=_error_rows(_session_id(session_frames), rows)).errors
+def _error_row(session_id: str | None, event: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "session_id": session_id,
+        "seq": int(event["seq"]),
+        "time_s": float(event["time_s"]),
+        "type": event["error_type"],
+        "code": event["error_code"],
+        "message": event["text"],
+        "param": event["error_param"],
+        "client_event_id": event["client_event_id"],
+    }
 
 
-def _error_rows(session_id: str | None, rows: Iterable[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Errors from a session's server ``error`` rows (seq, time_s, content)."""
-    table = []
-    for seq, time_s, content in rows:
-        error = parse_event(content).get("error")
-        error = error if isinstance(error, dict) else {}
-        table.append(
-            {
-                "session_id": session_id,
-                "seq": int(seq),
-                "time_s": float(time_s),
-                "type": _str(error.get("type")),
-                "code": _str(error.get("code")),
-                "message": _str(error.get("message")),
-                "param": _str(error.get("param")),
-                "client_event_id": _str(error.get("event_id")),
-            }
+def conversations(
+    events: pa.Table, problems: Mapping[str, dict[str, int]] | None = None
+) -> dict[str, Conversation]:
+    """Each session's :class:`Conversation` from the event table (sorted by session, then
+    seq); ``problems`` are the frames the recorder could not understand, by session."""
+    out: dict[str, Conversation] = {}
+    for session_id, rows in session_event_rows(events, ITEM_KINDS + DELTA_KINDS):
+        unknown: dict[str, int] = {}
+        for row in rows:
+            if row["kind"] == Kind.UNKNOWN:
+                unknown[row["name"]] = unknown.get(row["name"], 0) + 1
+        out[session_id] = Conversation(
+            item_rows=fold_items(session_id, rows),
+            error_rows=[_error_row(session_id, r) for r in rows if r["kind"] == Kind.ERROR],
+            unknown_events=dict(sorted(unknown.items())),
         )
-    return table
-
-
-def unknown_event_counts(session_frames: pd.DataFrame) -> dict[str, int]:
-    """Event types the beta and GA protocols do not define, with how often they came."""
-    types = session_frames["event_type"].dropna()
-    counts = types[~types.isin(list(KNOWN_EVENTS))].value_counts()
-    return {str(k): int(v) for k, v in counts.sort_index().items()}
-
-
-def problem_counts(session_frames: pd.DataFrame) -> dict[str, int]:
-    """Frames the recorder could not fully understand (binary, not JSON...), by reason."""
-    if "problem" not in session_frames:
-        return {}
-    counts = session_frames["problem"].dropna().value_counts()
-    return {str(k): int(v) for k, v in counts.sort_index().items()}
+    for session_id, counts in (problems or {}).items():
+        out.setdefault(session_id, Conversation()).problems = counts
+    return out
 
 
 def build_conversation(session_frames: pd.DataFrame) -> Conversation:
-    """Items, errors, unknown event types and problem frames of one session."""
+    """One session's conversation from its frames in pandas (notebooks, tests)."""
+    from analyzer.events import event_table, frames_to_arrow
+
     if session_frames.empty:
         return Conversation()
-    frames = session_frames.reset_index(drop=True)
-    codes = np.zeros(len(frames), dtype=np.intp)
-    return build_conversations(frames, codes, [str(_session_id(frames))])[0]
-
-
-def _counts_by_session(view: FrameView, mask: np.ndarray, column: str) -> dict[int, dict[str, int]]:
-    """``value_counts`` of ``column`` (sorted by value) per session, over the frames in ``mask``."""
-    out: dict[int, dict[str, int]] = {}
-    if not mask.any():
-        return out
-    counts = (
-        pd.Series(1, index=[view.codes[mask], view.column(column)[mask]])
-        .groupby(level=[0, 1], sort=False)
-        .size()
-    )
-    found: dict[int, list[tuple[str, int]]] = {}
-    by_key: dict[Any, Any] = counts.to_dict()
-    for key, count in by_key.items():
-        found.setdefault(int(key[0]), []).append((str(key[1]), int(count)))
-    for code, pairs in found.items():
-        out[code] = dict(sorted(pairs))
-    return out
-
-
-def build_conversations(
-    frames: pd.DataFrame | FrameView, codes: np.ndarray, session_ids: Sequence[str]
-) -> dict[int, Conversation]:
-    """:func:`build_conversation` of every session in ``frames`` (sorted by session, then seq),
-    each pandas operation done once for all: ``codes[i]`` numbers frame i's session, whose id
-    is ``session_ids[code]``. Sessions without frames are left out."""
-    view = frames if isinstance(frames, FrameView) else FrameView(frames, codes)
-    events = view.rows_by_session(
-        view.of_types(_ITEM_EVENTS),
-        ("seq", "time_s", "direction", "event_type", "item_id", "content"),
-    )
-    deltas = view.rows_by_session(
-        view.of_types(_DELTA_EVENTS) & view.server, ("time_s", "event_type", "item_id", "content")
-    )
-    errors = view.rows_by_session(
-        view.of_types({"error"}) & view.server, ("seq", "time_s", "content")
-    )
-    known = view.of_types(KNOWN_EVENTS) | ~view.present("event_type")
-    unknown = _counts_by_session(view, ~known, "event_type")
+    session_id = str(session_frames["session_id"].iloc[0])
+    frames = frames_to_arrow(session_frames.sort_values("seq", kind="stable"))
     problems = (
-        _counts_by_session(view, view.present("problem"), "problem") if view.has("problem") else {}
+        session_frames["problem"].dropna().value_counts() if "problem" in session_frames else None
     )
-    out: dict[int, Conversation] = {}
-    for code in np.unique(view.codes).tolist():
-        session_id = session_ids[code]
-        out[code] = Conversation(
-            item_rows=_item_rows(session_id, events.get(code, []), deltas.get(code, [])),
-            error_rows=_error_rows(session_id, errors.get(code, [])),
-            unknown_events=unknown.get(code, {}),
-            problems=problems.get(code, {}),
-        )
-    return out
+    found = conversations(
+        event_table(frames, {session_id: {}}),
+        {session_id: {str(k): int(v) for k, v in sorted(problems.items())}}
+        if problems is not None and len(problems)
+        else None,
+    )
+    return found.get(session_id, Conversation())
 
 
-def _session_id(frames: pd.DataFrame) -> str | None:
-    return str(frames["session_id"].iloc[0]) if len(frames) else None
+def conversation_items(session_frames: pd.DataFrame) -> pd.DataFrame:
+    """One session's items in conversation order (columns :data:`ITEM_COLUMNS`), from its
+    frames in pandas (the ``conversation`` command)."""
+    return build_conversation(session_frames).items

@@ -47,6 +47,7 @@ from analyzer.reader import (
     is_missing,
     read_capture,
     session_rows,
+    with_columns,
 )
 from analyzer.report import (
     SUMMARY_TURN_COLUMNS,
@@ -409,8 +410,9 @@ class Dataset:
             if facts and not kept:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
-            for table, window in self._pieces(run.path, pf, facts, kept, columns):
-                table = table.cast(schema)
+            present = [c for c in columns if c in pf.schema_arrow.names]
+            for table, window in self._pieces(run.path, pf, facts, kept, present):
+                table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
                 table, sessions = self._select(table, sessions)
                 if len(sessions):

@@ -24,6 +24,68 @@ CLIENT_EVENTS = frozenset(
     }
 )
 
+# Every event type of the beta and GA protocols (client and server); anything else is counted
+# as unknown (a provider extension or a newer protocol), never dropped silently.
+KNOWN_SERVER_EVENTS = frozenset(
+    {
+        "error",
+        "session.created",
+        "session.updated",
+        "transcription_session.created",
+        "transcription_session.updated",
+        "conversation.created",
+        "conversation.item.created",
+        "conversation.item.added",
+        "conversation.item.done",
+        "conversation.item.retrieved",
+        "conversation.item.truncated",
+        "conversation.item.deleted",
+        "conversation.item.input_audio_transcription.delta",
+        "conversation.item.input_audio_transcription.completed",
+        "conversation.item.input_audio_transcription.failed",
+        "conversation.item.input_audio_transcription.segment",
+        "input_audio_buffer.committed",
+        "input_audio_buffer.cleared",
+        "input_audio_buffer.speech_started",
+        "input_audio_buffer.speech_stopped",
+        "input_audio_buffer.timeout_triggered",
+        "input_audio_buffer.dtmf_event_received",
+        "output_audio_buffer.started",
+        "output_audio_buffer.stopped",
+        "output_audio_buffer.cleared",
+        "response.created",
+        "response.done",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.content_part.added",
+        "response.content_part.done",
+        "response.text.delta",
+        "response.text.done",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.audio_transcript.delta",
+        "response.audio_transcript.done",
+        "response.output_audio_transcript.delta",
+        "response.output_audio_transcript.done",
+        "response.audio.delta",
+        "response.audio.done",
+        "response.output_audio.delta",
+        "response.output_audio.done",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.mcp_call_arguments.delta",
+        "response.mcp_call_arguments.done",
+        "response.mcp_call.in_progress",
+        "response.mcp_call.completed",
+        "response.mcp_call.failed",
+        "mcp_list_tools.in_progress",
+        "mcp_list_tools.completed",
+        "mcp_list_tools.failed",
+        "rate_limits.updated",
+    }
+)
+KNOWN_EVENTS = CLIENT_EVENTS | KNOWN_SERVER_EVENTS
+
 # Events carrying base64 audio, and the field that holds it.
 AUDIO_FIELD_BY_EVENT: dict[str, str] = {
     "input_audio_buffer.append": "audio",

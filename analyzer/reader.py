@@ -101,8 +101,18 @@ def _read_parquet(path: Path, columns: Sequence[str]) -> tuple[pa.Table, list[di
     missing = [c for c in ("session_id", "seq", "time_s") if c not in pf.schema_arrow.names]
     if meta is None or missing:
         raise CaptureError(f"{path} is a Parquet file but not an rt-analyze capture.")
-    table = pf.read(columns=list(columns))
-    return table, meta["sessions"]
+    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+    return with_columns(table, columns), meta["sessions"]
+
+
+def with_columns(table: pa.Table, columns: Sequence[str]) -> pa.Table:
+    """``table`` with ``columns`` in order; those a file of an earlier format version lacks
+    (``events``) are added as nulls."""
+    for column in columns:
+        if column not in table.column_names:
+            field = FRAME_SCHEMA.field(column)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
+    return table.select(list(columns))
 
 
 def read_tables(

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from analyzer.conversation import Conversation, build_conversations
+from analyzer.conversation import Conversation, conversations
+from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
 from analyzer.frameview import FrameView
 from analyzer.jsonio import plain
@@ -34,13 +36,7 @@ from analyzer.sizes import (
     size_totals,
     token_totals,
 )
-from analyzer.turns import (
-    TOKEN_COLUMNS,
-    _facts_get,
-    session_turn_rows,
-    turn_parts,
-    turn_table,
-)
+from analyzer.turns import TOKEN_COLUMNS, turn_table, turns_from_events
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -128,7 +124,7 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
         return (_without_frames(facts) for facts in _clean_facts(capture.sessions))
     codes, uniques = pd.factorize(frames["session_id"], sort=False)
     view = FrameView(frames, np.asarray(codes, dtype=np.intp))
-    return _analyses(view, [str(u) for u in uniques], capture.sessions)
+    return _analyses(view, [str(u) for u in uniques], capture.sessions, frames_to_arrow(frames))
 
 
 def analyze_window(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
@@ -137,7 +133,7 @@ def analyze_window(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnaly
     if not table.num_rows:
         return (_without_frames(facts) for facts in _clean_facts(sessions))
     view, session_ids = FrameView.of_table(table)
-    return _analyses(view, session_ids, sessions)
+    return _analyses(view, session_ids, sessions, table)
 
 
 def _clean_facts(sessions: Sessions) -> list[dict[str, Any]]:
@@ -153,19 +149,28 @@ def _clean_facts(sessions: Sessions) -> list[dict[str, Any]]:
     ]
 
 
+def _problems(table: pa.Table) -> dict[str, dict[str, int]]:
+    """Frames the recorder could not fully understand, by session and reason."""
+    if "problem" not in table.column_names:
+        return {}
+    found = table.filter(pc.is_valid(table.column("problem"))).select(["session_id", "problem"])
+    counts: dict[str, dict[str, int]] = {}
+    for session_id, problem in zip(*found.to_pydict().values(), strict=True):
+        mine = counts.setdefault(str(session_id), {})
+        mine[problem] = mine.get(problem, 0) + 1
+    return {sid: dict(sorted(c.items())) for sid, c in counts.items()}
+
+
 def _analyses(
-    view: FrameView, session_ids: list[str], sessions: Sessions
+    view: FrameView, session_ids: list[str], sessions: Sessions, table: pa.Table
 ) -> Iterator[SessionAnalysis]:
     clean = _clean_facts(sessions)
     code_of = {sid: code for code, sid in enumerate(session_ids)}
-    providers = {code: provider_of(None, None) for code in range(len(session_ids))}
-    for facts in clean:
-        code = code_of.get(str(facts.get("session_id")))
-        if code is not None:
-            providers[code] = provider_of(_facts_get(facts, "host"), _facts_get(facts, "path"))
-    codes = view.codes
-    parts = turn_parts(view, codes, providers)
-    conversations = build_conversations(view, codes, session_ids)
+    facts_of = {str(f.get("session_id")): f for f in clean}
+    events = event_table(table, facts_of)
+    found = conversations(events, _problems(table))
+    item_rows = {sid: c.item_rows for sid, c in found.items()}
+    turn_rows = turns_from_events(events, item_rows)
     sizes = WindowSizes.of(view, session_ids)
     dialects = _dialects(view)
     for facts in clean:
@@ -174,12 +179,12 @@ def _analyses(
         if code is None:
             yield _without_frames(facts)
             continue
-        conversation = conversations[code]
+        conversation = found.get(sid, Conversation())
         yield SessionAnalysis(
             session_id=sid,
             facts=facts,
             dialect=facts.get("dialect") or dialects.get(code),
-            turn_rows=session_turn_rows(parts, code, sid, conversation.item_rows),
+            turn_rows=turn_rows.get(sid, []),
             conversation=conversation,
             window_sizes=sizes,
         )

@@ -29,7 +29,6 @@ DEFAULT_CAPTURE = ROOT / "bench" / "out" / "capture-v1-1000MB.parquet"
 _REPORT = """
 import os, sys
 tree, capture, out = sys.argv[1:4]
-os.environ["RT_ANALYZE_PURE_PYTHON"] = "1"
 sys.meta_path = [f for f in sys.meta_path if "editable" not in repr(f)]
 sys.path.insert(0, tree)
 import analyzer

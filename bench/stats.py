@@ -57,14 +57,4 @@ def machine() -> dict[str, str]:
         "websockets": version("websockets"),
         "pyarrow": version("pyarrow"),
         "pandas": version("pandas"),
-        "analyzer": analyzer_build(version("mypy")),
     }
-
-
-def analyzer_build(mypy_version: str) -> str:
-    """How the analyzer runs in this checkout: its hot modules compiled or plain Python."""
-    from analyzer.compiled import compiled_package_dir
-
-    if compiled_package_dir() is None:
-        return "plain Python"
-    return f"report modules compiled with mypyc {mypy_version}"

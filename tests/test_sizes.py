@@ -183,7 +183,8 @@ def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
     assert any(row["event_type"] == NO_TYPE for rows in expected.values() for row in rows)
     codes, ids = pd.factorize(frames["session_id"])
     assert session_size_rows(FrameView(frames, codes), [str(i) for i in ids]) == expected
-    table = _sorted_table(pa.concat_tables([pq.read_table(f) for f in files]))
+    tables = [pq.read_table(f) for f in files]
+    table = _sorted_table(pa.concat_tables(tables, promote_options="default"))
     view, session_ids = FrameView.of_table(table)
     assert session_size_rows(view, session_ids) == expected
     # A session's totals, summed a window at a time, are size_totals of its rows.

@@ -38,6 +38,7 @@ class FrameRecord:
     audio: bytes | None = None
     journal_content: str | None = None  # for the journal: the whole redacted text
     event: dict[str, Any] | None = None  # the parsed event (not written), for live trackers
+    events: list[dict[str, Any]] | None = None  # normalized events (Parquet only)
 
     def journal_line(self) -> dict[str, Any]:
         """The journal's JSON object for this frame."""

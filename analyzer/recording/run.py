@@ -12,6 +12,7 @@ from typing import Any
 from analyzer.private_files import make_private_dir
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.naming import new_run_id
+from analyzer.recording.normalize import SessionDecoders
 from analyzer.recording.session import refine_facts
 from analyzer.recording.writers import JournalWriter, ParquetSink, journal_bytes
 from analyzer.schema import file_metadata
@@ -54,6 +55,7 @@ class RunRecorder:
         self._held_lines: list[bytes] = []
         self._held_frames: list[FrameRecord] = []
         self._held_bytes = 0
+        self._decoders = SessionDecoders()
 
     @property
     def journal_path(self) -> Path:
@@ -101,6 +103,7 @@ class RunRecorder:
         if self.closed:
             return
         self.sessions[facts["session_id"]] = facts
+        self._decoders.start(facts)
         self.counts.sessions += 1
         self._journal_write({"record": "session_start", **facts})
 
@@ -143,6 +146,7 @@ class RunRecorder:
 
     def _recorded(self, rec: FrameRecord) -> None:
         assert self._parquet is not None
+        rec.events = self._decoders.events(rec)
         self._parquet.append(rec)
         self.counts.frames_recorded += 1
         if rec.problem:
@@ -154,6 +158,7 @@ class RunRecorder:
         if facts is None or self.closed or facts.get("end_s") is not None:
             return
         facts.update(end_facts)
+        self._decoders.end(session_id)
         learned = {"model": facts.get("model"), "dialect": facts.get("dialect")}
         self._journal_write(
             {"record": "session_end", "session_id": session_id, **learned, **end_facts}

@@ -183,7 +183,14 @@ def write_parquet(
     path: Path, frames: list[FrameRecord], run_id: str, sessions: list[dict[str, Any]]
 ) -> None:
     """Write a whole Parquet capture at once (``convert``, samples, tests)."""
+    from analyzer.recording.normalize import SessionDecoders
+
+    decoders = SessionDecoders()
+    for facts in sessions:
+        decoders.start(facts)
     sink = ParquetSink(path, max_age_s=float("inf"))
     for rec in frames:
+        if rec.events is None:
+            rec.events = decoders.events(rec)
         sink.append(rec)
     sink.close(file_metadata(run_id, sessions))

@@ -1,0 +1,156 @@
+"""The normalized event table of a capture, whatever version of the recorder wrote it.
+
+Captures written since format version 2 carry each frame's events (the ``events`` column, written
+by the recorder through the protocol's adapter): they are flattened, no JSON is parsed. Older
+captures and journals are decoded here by the same adapter, frame by frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analyzer.jsonio import loads_json
+from analyzer.protocols import Event, Frame, adapter_for
+from analyzer.schema import EVENT_FIELDS, EVENT_STRUCT
+
+# The frame columns every event row carries.
+FRAME_KEYS: tuple[str, ...] = ("session_id", "seq", "time_s", "direction")
+EVENT_TABLE_SCHEMA = pa.schema(
+    [
+        pa.field("session_id", pa.string()),
+        pa.field("seq", pa.int64()),
+        pa.field("time_s", pa.float64()),
+        pa.field("direction", pa.string()),
+        *EVENT_STRUCT,
+    ]
+)
+# What decoding a capture without recorded events reads of each frame.
+DECODE_COLUMNS: tuple[str, ...] = (
+    *FRAME_KEYS,
+    "event_type",
+    "item_id",
+    "response_id",
+    "audio_bytes",
+    "content",
+)
+
+
+def event_table(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """Every event of ``frames`` (sorted by session, then seq), one row each, in frame order.
+    ``sessions`` maps a session id to its facts (which pick the adapter of an old capture).
+    Frames without recorded events (null ``events``: an earlier format, a journal) are
+    decoded; a directory may hold both kinds of file."""
+    if "events" not in frames.column_names:
+        return _decode(frames, sessions)
+    recorded = frames.column("events").is_valid()
+    if recorded.null_count == 0 and pc.all(recorded).as_py():
+        return _flatten(frames)
+    if not pc.any(recorded).as_py():
+        return _decode(frames, sessions)
+    both = pa.concat_tables(
+        [_flatten(frames.filter(recorded)), _decode(frames.filter(pc.invert(recorded)), sessions)]
+    )
+    return both.take(pc.sort_indices(both, [("session_id", "ascending"), ("seq", "ascending")]))
+
+
+def _plain_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    return column.cast(pa.string())
+
+
+def _flatten(frames: pa.Table) -> pa.Table:
+    lists = frames.column("events").combine_chunks()
+    parents = pc.list_parent_indices(lists)
+    flat = pc.list_flatten(lists)
+    columns: list[pa.Array | pa.ChunkedArray] = [
+        _plain_string(frames.column("session_id")).take(parents),
+        frames.column("seq").take(parents),
+        frames.column("time_s").take(parents),
+        _plain_string(frames.column("direction")).take(parents),
+    ]
+    columns += [flat.field(name) for name in EVENT_FIELDS]
+    return pa.Table.from_arrays(columns, schema=EVENT_TABLE_SCHEMA)
+
+
+def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:
+    """Each frame's events, decoded by its session's adapter (frames sorted by session, seq)."""
+    out: list[list[Event]] = []
+    columns = {c: frames.column(c).to_pylist() for c in DECODE_COLUMNS if c in frames.column_names}
+    session_ids = columns["session_id"]
+    current: str | None = None
+    decoder: Any = None
+    needs_event: Any = None
+    for i, session_id in enumerate(session_ids):
+        if session_id != current or decoder is None:
+            current = session_id
+            facts = sessions.get(session_id, {})
+            adapter = adapter_for(facts)
+            decoder, needs_event = adapter.decoder(facts), adapter.needs_event
+        event_type = columns["event_type"][i]
+        content = columns["content"][i] if "content" in columns else None
+        event: Any = {}
+        if content is not None and needs_event(event_type):
+            try:
+                event = loads_json(content)
+            except ValueError:
+                event = {}
+            if not isinstance(event, dict):
+                event = {}
+        frame = Frame(
+            seq=columns["seq"][i],
+            time_s=columns["time_s"][i],
+            direction=columns["direction"][i],
+            event_type=event_type,
+            item_id=columns["item_id"][i],
+            response_id=columns["response_id"][i],
+            audio_bytes=columns["audio_bytes"][i],
+            event=event,
+        )
+        out.append(decoder.feed(frame))
+    return out
+
+
+def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    per_frame = decode_frames(frames, sessions)
+    keys = {c: frames.column(c).to_pylist() for c in FRAME_KEYS}
+    rows: list[dict[str, Any]] = []
+    for i, events in enumerate(per_frame):
+        for event in events:
+            row = {c: keys[c][i] for c in FRAME_KEYS}
+            row.update(event)
+            rows.append(row)
+    return pa.Table.from_pylist(rows, schema=EVENT_TABLE_SCHEMA)
+
+
+def events_column(per_frame: list[list[Event]]) -> pa.Array:
+    """Per-frame events as the capture's ``events`` column."""
+    return pa.array(per_frame, type=pa.list_(EVENT_STRUCT))
+
+
+def session_event_rows(
+    events: pa.Table, kinds: Sequence[str]
+) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """(session id, its events of ``kinds`` as dicts), session by session in table order: what
+    the per-session folds (conversation, turn binding) walk, never the audio chunks."""
+    wanted = events.filter(pc.is_in(events.column("kind"), pa.array(list(kinds), pa.string())))
+    rows = wanted.to_pylist()
+    start = 0
+    for end in range(1, len(rows) + 1):
+        if end == len(rows) or rows[end]["session_id"] != rows[start]["session_id"]:
+            yield rows[start]["session_id"], rows[start:end]
+            start = end
+
+
+def frames_to_arrow(frames: Any) -> pa.Table:
+    """A pandas table of frames (notebooks, Spark, tests) as Arrow, for :func:`event_table`."""
+    import pandas as pd
+
+    assert isinstance(frames, pd.DataFrame)
+    # Recorded events do not survive pandas (NaN becomes null): decode them again.
+    plain = frames.drop(columns=["events"], errors="ignore").reset_index(drop=True)
+    return pa.Table.from_pandas(plain, preserve_index=False)

@@ -1,0 +1,68 @@
+"""Protocol adapters: the only code that knows a protocol's events.
+
+An adapter turns one session's frames, in arrival order, into normalized events
+(:data:`analyzer.schema.EVENT_STRUCT`, kinds :class:`analyzer.schema.Kind`). It is a per-session
+:class:`Decoder` fed one :class:`Frame` at a time: the recorder's writer feeds it live, and the
+analyzer folds it over the frames of captures written before events were recorded. Everything
+downstream (turns, latency, conversation, sizes, report) reads only normalized events.
+
+See ``docs/architecture.md`` for the contract and how a new protocol plugs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+Event = dict[str, Any]  # EVENT_STRUCT's fields that the event uses; the rest are null
+
+
+@dataclass(slots=True)
+class Frame:
+    """What an adapter sees of one recorded frame (the capture schema's columns it needs)."""
+
+    seq: int
+    time_s: float
+    direction: str  # "client" or "server"
+    event_type: str | None
+    item_id: str | None = None
+    response_id: str | None = None
+    audio_bytes: int | None = None
+    event: Mapping[str, Any] = field(default_factory=dict)  # parsed JSON, {} when not parsed
+
+
+class Decoder(Protocol):
+    """One session's adapter state."""
+
+    def feed(self, frame: Frame) -> list[Event]:
+        """The normalized events this frame stands for (often none)."""
+        ...
+
+
+class Adapter(Protocol):
+    """What every protocol module provides."""
+
+    name: str
+
+    def decoder(self, facts: Mapping[str, Any]) -> Decoder:
+        """A decoder for the session with these facts (host, path, dialect...)."""
+        ...
+
+    def needs_event(self, event_type: str | None) -> bool:
+        """Whether :attr:`Frame.event` must be parsed for frames of this type (audio chunks
+        are decoded from the capture's columns alone)."""
+        ...
+
+
+def adapter_for(facts: Mapping[str, Any]) -> Adapter:
+    """The adapter of a session, from its facts (path, dialect)."""
+    from analyzer.protocols import realtime
+
+    return realtime.ADAPTER
+
+
+def decode_session(facts: Mapping[str, Any], frames: Iterable[Frame]) -> list[list[Event]]:
+    """Each frame's events, in order (the adapter folded over a whole session)."""
+    decoder = adapter_for(facts).decoder(facts)
+    return [decoder.feed(frame) for frame in frames]

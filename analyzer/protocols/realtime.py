@@ -1,0 +1,396 @@
+"""OpenAI Realtime (beta and GA dialects, and the providers that copy it) as normalized events."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from analyzer.formats import AudioFormat, default_formats, formats_in_session, provider_of
+from analyzer.protocol import (
+    AUDIO_TRANSCRIPT_DELTA_EVENTS,
+    AUDIO_TRANSCRIPT_DONE_EVENTS,
+    CLIENT_AUDIO_EVENTS,
+    CONFIG_EVENTS,
+    ITEM_CREATED_EVENTS,
+    KNOWN_EVENTS,
+    SERVER_AUDIO_EVENTS,
+    TEXT_DELTA_EVENTS,
+    TEXT_DONE_EVENTS,
+)
+from analyzer.protocols import Event, Frame
+from analyzer.schema import Kind
+
+TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
+TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
+TRANSCRIPTION_FAILED = "conversation.item.input_audio_transcription.failed"
+OUTPUT_ITEM_STAGES = {"response.output_item.added": "added", "response.output_item.done": "done"}
+
+_NAN = float("nan")
+
+
+def _str(value: Any) -> str | None:
+    """A non-empty string, else None."""
+    return value if isinstance(value, str) and value != "" else None
+
+
+def _raw_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _num(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NAN
+
+
+def _format_name(fmt: AudioFormat) -> str:
+    return f"{fmt.encoding}/{fmt.sample_rate}"
+
+
+def item_fields(item: Mapping[str, Any]) -> Event:
+    """An item's fields as event fields: role, kind and status only when non-empty; the
+    transcript and text joined from its content parts."""
+    fields: Event = {
+        "role": _str(item.get("role")),
+        "item_kind": _str(item.get("type")),
+        "status": _str(item.get("status")),
+        "name": _raw_str(item.get("name")),
+        "call_id": _raw_str(item.get("call_id")),
+        "arguments": _raw_str(item.get("arguments")),
+        "output": _raw_str(item.get("output")),
+    }
+    content = item.get("content")
+    if content:
+        transcripts: list[str] = []
+        texts: list[str] = []
+        for part in content if isinstance(content, list) else []:
+            if not isinstance(part, dict):
+                continue
+            if isinstance(part.get("transcript"), str):
+                transcripts.append(part["transcript"])
+            if isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        fields["transcript"] = "".join(transcripts) or None
+        fields["text"] = "".join(texts) or None
+    return fields
+
+
+def usage_fields(usage: Any) -> Event:
+    """Token counts of a response's ``usage`` (NaN where not reported)."""
+    out: Event = {}
+    if not isinstance(usage, dict):
+        return out
+    out["input_tokens"] = _num(usage.get("input_tokens"))
+    out["output_tokens"] = _num(usage.get("output_tokens"))
+    out["total_tokens"] = _num(usage.get("total_tokens"))
+    inp = usage.get("input_token_details")
+    if isinstance(inp, dict):
+        out["input_text_tokens"] = _num(inp.get("text_tokens"))
+        out["input_audio_tokens"] = _num(inp.get("audio_tokens"))
+        out["input_cached_tokens"] = _num(inp.get("cached_tokens"))
+        cached = inp.get("cached_tokens_details")
+        if isinstance(cached, dict):
+            out["input_cached_text_tokens"] = _num(cached.get("text_tokens"))
+            out["input_cached_audio_tokens"] = _num(cached.get("audio_tokens"))
+    outp = usage.get("output_token_details")
+    if isinstance(outp, dict):
+        out["output_text_tokens"] = _num(outp.get("text_tokens"))
+        out["output_audio_tokens"] = _num(outp.get("audio_tokens"))
+    return out
+
+
+def _turn_detection(session: Mapping[str, Any]) -> Event:
+    """The VAD a session object declares (beta flat or GA ``audio.input``), if it says."""
+    audio = session.get("audio")
+    holder = (
+        audio["input"]
+        if isinstance(audio, dict) and isinstance(audio.get("input"), dict)
+        else session
+    )
+    if "turn_detection" not in holder:
+        return {}
+    detection = holder["turn_detection"]
+    if not isinstance(detection, dict):
+        return {"turn_detection": "none", "silence_ms": _NAN}
+    kind = detection.get("type")
+    return {
+        "turn_detection": kind if isinstance(kind, str) else "server_vad",
+        "silence_ms": _num(detection.get("silence_duration_ms")),
+    }
+
+
+class RealtimeDecoder:
+    """One Realtime session: formats in force, the input buffer, the replies seen."""
+
+    def __init__(self, facts: Mapping[str, Any]) -> None:
+        host, path = facts.get("host"), facts.get("path")
+        self.provider = provider_of(
+            host if isinstance(host, str) else None, path if isinstance(path, str) else None
+        )
+        self.input_format, self.output_format = default_formats(self.provider)
+        self.appended = 0.0  # input audio bytes appended since the session began
+        self.buffer_from = 0.0  # ... at the last commit or clear
+        self.user_ms = 0.0  # the user's audio clock
+        self.reply_ms = 0.0  # the reply audio clock
+        self.replies: set[str] = set()
+
+    def _buffer(self) -> Event:
+        """Size and play time of the input audio appended since the last commit or clear."""
+        size = self.appended - self.buffer_from
+        self.buffer_from = self.appended
+        rate = np.float64(float(self.input_format.bytes_per_second or _NAN)) / 1000.0
+        audio_ms = float(round(size / rate, 3)) if size > 0 else _NAN
+        return {"audio_bytes": int(size), "audio_ms": audio_ms}
+
+    def feed(self, frame: Frame) -> list[Event]:
+        t = frame.event_type
+        if t is None:
+            return []
+        out: list[Event] = []
+        server = frame.direction == "server"
+        event = frame.event
+        response_id = frame.response_id
+        if server and response_id is not None and response_id not in self.replies:
+            self.replies.add(response_id)
+            created = "created" if t == "response.created" else None
+            out.append({"kind": Kind.REPLY_START, "reply_id": response_id, "reason": created})
+        elif server and t == "response.created" and response_id is not None:
+            out.append({"kind": Kind.REPLY_START, "reply_id": response_id, "reason": "created"})
+        if t not in KNOWN_EVENTS:
+            out.append({"kind": Kind.UNKNOWN, "name": t})
+            return out
+        if server:
+            self._server(frame, t, event, out)
+        else:
+            self._client(frame, t, event, out)
+        return out
+
+    def _audio(self, frame: Frame, output: bool) -> Event:
+        fmt = self.output_format if output else self.input_format
+        size = frame.audio_bytes
+        rate = fmt.bytes_per_second
+        audio_ms = (size or 0) / (rate / 1000.0) if rate else _NAN
+        clock = self.reply_ms if output else self.user_ms
+        if not math.isnan(audio_ms):
+            if output:
+                self.reply_ms += audio_ms
+            else:
+                self.user_ms += audio_ms
+        return {"audio_bytes": size, "audio_ms": audio_ms, "stream_ms": clock}
+
+    def _config(self, frame: Frame, event: Mapping[str, Any], server: bool) -> Event | None:
+        session = event.get("session")
+        if not isinstance(session, dict):
+            return None
+        new_in, new_out = formats_in_session(session, self.provider)
+        self.input_format = new_in or self.input_format
+        self.output_format = new_out or self.output_format
+        config: Event = {
+            "kind": Kind.CONFIG,
+            "input_format": _format_name(self.input_format),
+            "output_format": _format_name(self.output_format),
+        }
+        if server and not (frame.event_type or "").endswith(".update"):
+            config.update(_turn_detection(session))
+        return config
+
+    def _client(self, frame: Frame, t: str, event: Mapping[str, Any], out: list[Event]) -> None:
+        if t in CLIENT_AUDIO_EVENTS:
+            self.appended += float(frame.audio_bytes or 0)
+            out.append({"kind": Kind.USER_AUDIO, **self._audio(frame, output=False)})
+        elif t in CONFIG_EVENTS:
+            config = self._config(frame, event, server=False)
+            if config is not None:
+                out.append(config)
+        elif t == "input_audio_buffer.commit":
+            out.append({"kind": Kind.USER_AUDIO_COMMIT, **self._buffer()})
+        elif t == "input_audio_buffer.clear":
+            out.append({"kind": Kind.INPUT_CLEARED, **self._buffer()})
+        elif t == "conversation.item.create":
+            item = event.get("item")
+            item = item if isinstance(item, dict) else {}
+            fields = item_fields(item)
+            fields["item_kind"] = _raw_str(item.get("type"))
+            out.append(
+                {
+                    "kind": Kind.ITEM_CREATE,
+                    "item_id": _str(item.get("id")),
+                    "previous_item_id": _str(event.get("previous_item_id")),
+                    **fields,
+                }
+            )
+        elif t == "conversation.item.truncate":
+            end = event.get("audio_end_ms")
+            out.append(
+                {
+                    "kind": Kind.TRUNCATE,
+                    "item_id": frame.item_id,
+                    "stream_ms": float(end) if isinstance(end, int | float) else None,
+                }
+            )
+        elif t == "response.create":
+            out.append({"kind": Kind.REPLY_REQUEST})
+
+    def _server(self, frame: Frame, t: str, event: Mapping[str, Any], out: list[Event]) -> None:
+        item_id = frame.item_id
+        reply_id = frame.response_id
+        if t in SERVER_AUDIO_EVENTS:
+            out.append(
+                {
+                    "kind": Kind.REPLY_AUDIO,
+                    "reply_id": reply_id,
+                    "item_id": item_id,
+                    **self._audio(frame, output=True),
+                }
+            )
+        elif t in AUDIO_TRANSCRIPT_DELTA_EVENTS or t in TEXT_DELTA_EVENTS:
+            kind = Kind.REPLY_TEXT_DELTA if t in TEXT_DELTA_EVENTS else Kind.REPLY_TRANSCRIPT_DELTA
+            delta = _raw_str(event.get("delta"))
+            out.append({"kind": kind, "reply_id": reply_id, "item_id": item_id, "text": delta})
+        elif t in CONFIG_EVENTS:
+            config = self._config(frame, event, server=True)
+            if config is not None:
+                out.append(config)
+        elif t == "input_audio_buffer.speech_started":
+            start = _num(event.get("audio_start_ms"))
+            out.append({"kind": Kind.SPEECH_START, "stream_ms": start})
+        elif t == "input_audio_buffer.speech_stopped":
+            end = _num(event.get("audio_end_ms"))
+            out.append({"kind": Kind.SPEECH_END, "item_id": item_id, "stream_ms": end})
+        elif t == "input_audio_buffer.committed":
+            out.append(
+                {
+                    "kind": Kind.INPUT_COMMITTED,
+                    "item_id": item_id,
+                    "previous_item_id": _str(event.get("previous_item_id")),
+                    **self._buffer(),
+                }
+            )
+        elif t == "input_audio_buffer.cleared":
+            out.append({"kind": Kind.INPUT_CLEARED, **self._buffer()})
+        elif t in ITEM_CREATED_EVENTS:
+            item = event.get("item")
+            fields = item_fields(item) if isinstance(item, dict) else {}
+            out.append(
+                {
+                    "kind": Kind.ITEM,
+                    "item_id": item_id,
+                    "previous_item_id": _str(event.get("previous_item_id")),
+                    "placed": "previous_item_id" in event,
+                    **fields,
+                }
+            )
+        elif t in OUTPUT_ITEM_STAGES:
+            item = event.get("item")
+            fields = item_fields(item) if isinstance(item, dict) else {}
+            out.append(
+                {
+                    "kind": Kind.REPLY_ITEM,
+                    "stage": OUTPUT_ITEM_STAGES[t],
+                    "reply_id": reply_id,
+                    "item_id": item_id,
+                    **fields,
+                }
+            )
+        elif t == "response.done":
+            self._response_done(event, reply_id, out)
+        elif t in AUDIO_TRANSCRIPT_DONE_EVENTS or t in TEXT_DONE_EVENTS:
+            is_text = t in TEXT_DONE_EVENTS
+            value = _raw_str(event.get("text" if is_text else "transcript"))
+            out.append(
+                {
+                    "kind": Kind.REPLY_TEXT if is_text else Kind.REPLY_TRANSCRIPT,
+                    "reply_id": _str(event.get("response_id")),
+                    "item_id": item_id,
+                    "text" if is_text else "transcript": value,
+                }
+            )
+        elif t == TRANSCRIPTION_DELTA:
+            delta = _raw_str(event.get("delta"))
+            out.append({"kind": Kind.USER_TRANSCRIPT_DELTA, "item_id": item_id, "text": delta})
+        elif t == TRANSCRIPTION_COMPLETED:
+            transcript = _raw_str(event.get("transcript"))
+            out.append({"kind": Kind.USER_TRANSCRIPT, "item_id": item_id, "transcript": transcript})
+        elif t == TRANSCRIPTION_FAILED:
+            error = event.get("error")
+            message = error.get("message") if isinstance(error, dict) else None
+            out.append(
+                {"kind": Kind.USER_TRANSCRIPT_FAILED, "item_id": item_id, "text": _raw_str(message)}
+            )
+        elif t == "response.function_call_arguments.done":
+            out.append(
+                {
+                    "kind": Kind.TOOL_CALL,
+                    "item_id": item_id,
+                    "name": _raw_str(event.get("name")),
+                    "call_id": _raw_str(event.get("call_id")),
+                    "arguments": _raw_str(event.get("arguments")),
+                }
+            )
+        elif t == "conversation.item.truncated":
+            played = event.get("audio_end_ms")
+            out.append(
+                {
+                    "kind": Kind.TRUNCATED,
+                    "item_id": item_id,
+                    "stream_ms": float(played) if isinstance(played, int | float) else None,
+                }
+            )
+        elif t == "conversation.item.deleted":
+            out.append({"kind": Kind.ITEM_DELETED, "item_id": item_id})
+        elif t == "error":
+            error = event.get("error")
+            error = error if isinstance(error, dict) else {}
+            out.append(
+                {
+                    "kind": Kind.ERROR,
+                    "text": _str(error.get("message")),
+                    "error_type": _str(error.get("type")),
+                    "error_code": _str(error.get("code")),
+                    "error_param": _str(error.get("param")),
+                    "client_event_id": _str(error.get("event_id")),
+                }
+            )
+
+    def _response_done(
+        self, event: Mapping[str, Any], reply_id: str | None, out: list[Event]
+    ) -> None:
+        response = event.get("response")
+        response = response if isinstance(response, dict) else {}
+        details = response.get("status_details")
+        reason = details.get("reason") if isinstance(details, dict) else None
+        out.append(
+            {
+                "kind": Kind.REPLY_END,
+                "reply_id": reply_id,
+                "status": _raw_str(response.get("status")),
+                "reason": _raw_str(reason),
+                **usage_fields(response.get("usage")),
+            }
+        )
+        output = response.get("output")
+        for item in output if isinstance(output, list) else []:
+            if isinstance(item, dict):
+                out.append(
+                    {
+                        "kind": Kind.REPLY_ITEM,
+                        "stage": "final",
+                        "reply_id": reply_id,
+                        "item_id": _raw_str(item.get("id")),
+                        **item_fields(item),
+                    }
+                )
+
+
+class RealtimeAdapter:
+    name = "realtime"
+
+    def decoder(self, facts: Mapping[str, Any]) -> RealtimeDecoder:
+        return RealtimeDecoder(facts)
+
+    def needs_event(self, event_type: str | None) -> bool:
+        return event_type not in CLIENT_AUDIO_EVENTS and event_type not in SERVER_AUDIO_EVENTS
+
+
+ADAPTER = RealtimeAdapter()

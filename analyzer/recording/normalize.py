@@ -1,0 +1,47 @@
+"""Each recorded frame's normalized events, decoded as it is written (format version 2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analyzer.jsonio import loads_json
+from analyzer.protocols import Adapter, Decoder, Event, Frame, adapter_for
+from analyzer.recording.frames import FrameRecord
+
+
+class SessionDecoders:
+    """Each session's protocol decoder, fed every frame of the session in order."""
+
+    def __init__(self) -> None:
+        self._decoders: dict[str, tuple[Adapter, Decoder]] = {}
+
+    def start(self, facts: dict[str, Any]) -> None:
+        adapter = adapter_for(facts)
+        self._decoders[str(facts["session_id"])] = (adapter, adapter.decoder(facts))
+
+    def events(self, rec: FrameRecord) -> list[Event]:
+        """The frame's events. Decoded from the redacted ``content`` (what reaches disk), never
+        from the raw event, so no secret can reach the events either."""
+        if rec.session_id not in self._decoders:
+            self.start({"session_id": rec.session_id})
+        adapter, decoder = self._decoders[rec.session_id]
+        event: Any = {}
+        if rec.content is not None and adapter.needs_event(rec.event_type):
+            try:
+                event = loads_json(rec.content)
+            except ValueError:
+                event = {}
+        frame = Frame(
+            seq=rec.seq,
+            time_s=rec.time_s,
+            direction=rec.direction,
+            event_type=rec.event_type,
+            item_id=rec.item_id,
+            response_id=rec.response_id,
+            audio_bytes=rec.audio_bytes,
+            event=event if isinstance(event, dict) else {},
+        )
+        return decoder.feed(frame)
+
+    def end(self, session_id: str) -> None:
+        self._decoders.pop(session_id, None)

@@ -1,0 +1,188 @@
+"""What each reply did, from the normalized events: when it was created and ended, its status
+and usage, the items it output, and how its audio streamed."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from analyzer.groups import Groups
+from analyzer.schema import TOKEN_FIELDS, Kind
+
+# Arrival jitter below this is float noise, not a gap in playback.
+_STALL_TOLERANCE_MS = 1e-3
+_NAN = float("nan")
+
+
+def _number(value: Any) -> float:
+    return _NAN if value is None else float(value)
+
+
+def reply_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per reply id of one session (its reply events, in order): created/done times, status,
+    usage, its assistant message item and the tools it called."""
+    facts: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        kind, reply_id = row["kind"], row["reply_id"]
+        if reply_id is None or kind not in (Kind.REPLY_START, Kind.REPLY_END, Kind.REPLY_ITEM):
+            continue
+        fact = facts.setdefault(reply_id, {"output_items": [], "done_items": []})
+        if kind == Kind.REPLY_START:
+            if row["reason"] == "created":
+                fact.setdefault("response_created_s", row["time_s"])
+        elif kind == Kind.REPLY_END:
+            fact["response_done_s"] = row["time_s"]
+            fact["status"] = row["status"]
+            fact["status_reason"] = row["reason"]
+            fact["usage"] = {c: _number(row[c]) for c in TOKEN_FIELDS}
+            fact["done_items"] = []
+        elif row["stage"] == "final":
+            fact["done_items"].append(row)
+        else:
+            fact["output_items"].append(row)
+    for fact in facts.values():
+        items = fact["done_items"] or fact["output_items"]
+        fact["assistant_item_id"] = next(
+            (
+                i["item_id"]
+                for i in fact["output_items"] + items
+                if i["item_kind"] == "message" and i["item_id"] is not None
+            ),
+            None,
+        )
+        names: list[str] = []
+        seen: set[str] = set()
+        for item in items:
+            if item["item_kind"] == "function_call":
+                key = str(item["call_id"] or item["item_id"] or len(names))
+                if key not in seen and item["name"] is not None:
+                    seen.add(key)
+                    names.append(item["name"])
+        fact["function_calls"] = names
+    return facts
+
+
+def _fill_replies(audio: pa.Table, events: pa.Table) -> pa.Table:
+    """Audio chunks that name no reply belong to the latest reply started before them; chunks
+    before any reply are left out."""
+    replies = audio.column("reply_id").to_pylist()
+    if None not in replies:
+        return audio
+    starts = events.filter(pc.equal(events.column("kind"), Kind.REPLY_START.value))
+    by_session: dict[str, tuple[list[int], list[str]]] = {}
+    seen: set[tuple[str, str]] = set()
+    for session_id, seq, reply_id in zip(
+        *(starts.column(c).to_pylist() for c in ("session_id", "seq", "reply_id")), strict=True
+    ):
+        if (session_id, reply_id) not in seen:
+            seen.add((session_id, reply_id))
+            seqs, ids = by_session.setdefault(session_id, ([], []))
+            seqs.append(seq)
+            ids.append(reply_id)
+    sessions = audio.column("session_id").to_pylist()
+    seqs = audio.column("seq").to_pylist()
+    for i, reply_id in enumerate(replies):
+        if reply_id is None:
+            found = by_session.get(sessions[i], ([], []))
+            at = bisect_right(found[0], seqs[i]) - 1
+            replies[i] = found[1][at] if at >= 0 else None
+    filled = audio.set_column(
+        audio.schema.get_field_index("reply_id"), "reply_id", pa.array(replies, pa.string())
+    )
+    return filled.filter(pc.is_valid(filled.column("reply_id")))
+
+
+def _delta_items(events: pa.Table) -> dict[tuple[str, str], str]:
+    """Each reply's item, as its first audio or transcript chunk names it."""
+    kinds = pa.array([Kind.REPLY_AUDIO.value, Kind.REPLY_TRANSCRIPT_DELTA.value])
+    mask = pc.and_(
+        pc.is_in(events.column("kind"), kinds),
+        pc.and_(pc.is_valid(events.column("reply_id")), pc.is_valid(events.column("item_id"))),
+    )
+    found: dict[tuple[str, str], str] = {}
+    chunks = events.filter(mask).select(["session_id", "reply_id", "item_id"])
+    for session_id, reply_id, item_id in zip(*chunks.to_pydict().values(), strict=True):
+        found.setdefault((session_id, reply_id), item_id)
+    return found
+
+
+def reply_audio_stats(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (session, reply): first/last chunk time, chunks, bytes, play time, streaming health,
+    and the reply's item.
+
+    Playback that starts when the first chunk arrives ends the i-th chunk at
+    ``C_i + max_{j<=i}(t_j - C_{j-1})`` (C = cumulative play time), so chunk i arrives after
+    the buffer ran dry exactly when ``t_i - C_{i-1}`` sets a new maximum; the excess is the
+    stall.
+    """
+    found: dict[tuple[str, str], dict[str, Any]] = {
+        key: {"item_id": item} for key, item in _delta_items(events).items()
+    }
+    audio = events.filter(pc.equal(events.column("kind"), Kind.REPLY_AUDIO.value))
+    audio = _fill_replies(audio, events) if audio.num_rows else audio
+    if not audio.num_rows:
+        return found
+    keys = pc.binary_join_element_wise(audio.column("session_id"), audio.column("reply_id"), "\0")
+    groups = Groups.of(np.asarray(pc.dictionary_encode(keys).combine_chunks().indices))
+    audio_bytes = np.nan_to_num(
+        audio.column("audio_bytes").to_numpy(zero_copy_only=False).astype(float)
+    )
+    ms = audio.column("audio_ms").to_numpy(zero_copy_only=False).astype(float)
+    time_s = audio.column("time_s").to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        first = groups.min(time_s)
+        x = (time_s - groups.spread(first)) * 1000.0 - groups.cumsum_before(ms)
+        previous_max = groups.previous_max(x)
+        gap = np.where(np.isnan(previous_max), 0.0, x - previous_max)
+        stall = gap > _STALL_TOLERANCE_MS
+        last = groups.max(time_s)
+        chunks = groups.sizes()
+        unknown = groups.any(np.isnan(ms))
+        reply_ms = np.where(unknown, np.nan, groups.sum(np.where(np.isnan(ms), 0.0, ms)))
+        stream_ratio = np.round(reply_ms / ((last - first) * 1000.0 + reply_ms / chunks), 3)
+        stall_count = groups.sum(stall.astype(np.int64))
+        stall_ms = np.round(groups.sum(np.where(stall, gap, 0.0)), 3)
+    sessions = audio.column("session_id").to_pylist()
+    replies = audio.column("reply_id").to_pylist()
+    representative = groups.order[groups.starts].tolist()
+    total_bytes = groups.sum(audio_bytes)
+    reply_ms = np.round(reply_ms, 3)
+    for g, row in enumerate(representative):
+        is_unknown = bool(unknown[g])
+        count = int(stall_count[g])
+        stats = found.setdefault((sessions[row], replies[row]), {})
+        stats.update(
+            first_audio_s=float(first[g]),
+            last_audio_s=float(last[g]),
+            reply_audio_deltas=int(chunks[g]),
+            reply_audio_bytes=float(total_bytes[g]),
+            reply_audio_ms=float(reply_ms[g]),
+            stream_ratio=float(stream_ratio[g]),
+            would_stall=None if is_unknown else count > 0,
+            stall_count=_NAN if is_unknown else float(count),
+            stall_ms=_NAN if is_unknown else float(stall_ms[g]),
+        )
+    return found
+
+
+def silence_timeline(rows: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[float]]:
+    """(seqs, silence windows) of the VAD settings the server confirmed, in order."""
+    seqs: list[int] = [-1]
+    values: list[float] = [_NAN]
+    for row in rows:
+        server = row["kind"] == Kind.CONFIG and row["direction"] == "server"
+        if server and row["turn_detection"] is not None:
+            seqs.append(row["seq"])
+            values.append(_number(row["silence_ms"]))
+    return seqs, values
+
+
+def value_at(timeline: tuple[list[int], list[float]], seq: int) -> float:
+    """The value in force at ``seq`` (the last one set at or before it)."""
+    seqs, values = timeline
+    return values[max(0, bisect_right(seqs, seq) - 1)]
