@@ -9,8 +9,9 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from analyzer.events import session_event_rows
+from analyzer.events import of_kinds, session_event_rows
 from analyzer.schema import Kind
 
 if TYPE_CHECKING:
@@ -286,13 +287,67 @@ def _error_row(session_id: str | None, event: Mapping[str, Any]) -> dict[str, An
     }
 
 
+FOLD_FIELDS: tuple[str, ...] = (
+    "seq",
+    "time_s",
+    "kind",
+    "item_id",
+    "previous_item_id",
+    "placed",
+    "stage",
+    "reply_id",
+    "role",
+    "item_kind",
+    "status",
+    "name",
+    "call_id",
+    "arguments",
+    "output",
+    "transcript",
+    "text",
+    "stream_ms",
+    "error_type",
+    "error_code",
+    "error_param",
+    "client_event_id",
+)
+
+
+def _keys(table: pa.Table, suffix: str) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(
+        table.column("session_id"), table.column("item_id"), suffix, "\0"
+    )
+
+
+def _deltas_needed(events: pa.Table) -> pa.Table:
+    """The transcript and text deltas of items whose whole transcript or text never came: the
+    only deltas the fold joins (most replies end with their final transcript)."""
+    deltas = of_kinds(events, DELTA_KINDS)
+    if not deltas.num_rows:
+        return deltas
+    finals = of_kinds(events, (Kind.USER_TRANSCRIPT, Kind.REPLY_TRANSCRIPT, Kind.REPLY_TEXT))
+    is_text = pc.equal(finals.column("kind"), Kind.REPLY_TEXT.value)
+    value = pc.if_else(is_text, finals.column("text"), finals.column("transcript"))
+    finals = finals.filter(pc.is_valid(value))
+    done = _keys(
+        finals, pc.if_else(pc.equal(finals.column("kind"), Kind.REPLY_TEXT.value), "x", "t")
+    )
+    delta_is_text = pc.equal(deltas.column("kind"), Kind.REPLY_TEXT_DELTA.value)
+    mine = _keys(deltas, pc.if_else(delta_is_text, "x", "t"))
+    return deltas.filter(pc.invert(pc.fill_null(pc.is_in(mine, done), False)))
+
+
 def conversations(
     events: pa.Table, problems: Mapping[str, dict[str, int]] | None = None
 ) -> dict[str, Conversation]:
     """Each session's :class:`Conversation` from the event table (sorted by session, then
     seq); ``problems`` are the frames the recorder could not understand, by session."""
     out: dict[str, Conversation] = {}
-    for session_id, rows in session_event_rows(events, ITEM_KINDS + DELTA_KINDS):
+    wanted = pa.concat_tables([of_kinds(events, ITEM_KINDS), _deltas_needed(events)])
+    order = pc.sort_indices(wanted, [("session_id", "ascending"), ("seq", "ascending")])
+    for session_id, rows in session_event_rows(
+        wanted.take(order), ITEM_KINDS + DELTA_KINDS, FOLD_FIELDS
+    ):
         unknown: dict[str, int] = {}
         for row in rows:
             if row["kind"] == Kind.UNKNOWN:

@@ -33,6 +33,7 @@ import pyarrow.parquet as pq
 
 from analyzer.arrowbuffers import index_array, number_array, string_array
 from analyzer.collector import bulk_allocation
+from analyzer.events import DECODE_ONLY_COLUMNS
 from analyzer.frameview import frames_of
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.latency import float_list
@@ -53,7 +54,6 @@ from analyzer.report import (
     SUMMARY_TURN_COLUMNS,
     SessionAnalysis,
     all_turns,
-    analyze_capture,
     analyze_window,
     jsonable,
     session_dict,
@@ -410,7 +410,7 @@ class Dataset:
             if facts and not kept:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
-            present = [c for c in columns if c in pf.schema_arrow.names]
+            present = _columns_to_read(columns, pf.schema_arrow.names)
             for table, window in self._pieces(run.path, pf, facts, kept, present):
                 table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
@@ -509,8 +509,8 @@ def open_dataset(
 
 def iter_analyses(dataset: Dataset) -> Iterator[SessionAnalysis]:
     """:func:`analyzer.report.analyze_session` of every session, one run file at a time."""
-    for capture in dataset.iter_captures():
-        yield from analyze_capture(capture)
+    for table, sessions in dataset.iter_windows(REPORT_COLUMNS):
+        yield from analyze_window(table, sessions)
 
 
 def _with_keys(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
@@ -524,8 +524,9 @@ def dataset_turns(dataset: Dataset) -> pd.DataFrame:
     """The turn table of every session (:data:`analyzer.turns.TURN_COLUMNS`), preceded by
     ``run_id``, ``date`` and ``proxy_host`` so that sessions of different runs never clash."""
     parts: list[pd.DataFrame] = []
-    for capture in dataset.iter_captures():
-        tables = [_with_keys(a.turns, a.facts) for a in analyze_capture(capture) if len(a.turns)]
+    for table, sessions in dataset.iter_windows(REPORT_COLUMNS):
+        analyses = analyze_window(table, sessions)
+        tables = [_with_keys(a.turns, a.facts) for a in analyses if a.turn_rows]
         if tables:
             parts.append(pd.concat(tables, ignore_index=True))
     if not parts:
@@ -741,6 +742,16 @@ def session_report(
     session["date"] = analysis.facts.get("date")
     session["proxy_host"] = analysis.facts.get("proxy_host")
     return session
+
+
+def _columns_to_read(columns: Sequence[str], in_file: Sequence[str]) -> list[str]:
+    """The ``columns`` a file has; from a file that carries its events (format 2), not the
+    columns that only decoding them needs (the JSON ``content``: most of what is left once
+    the audio is cut out)."""
+    present = [c for c in columns if c in in_file]
+    if "events" in present:
+        present = [c for c in present if c not in DECODE_ONLY_COLUMNS]
+    return present
 
 
 def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> ReportParts:

@@ -37,6 +37,8 @@ DECODE_COLUMNS: tuple[str, ...] = (
     "audio_bytes",
     "content",
 )
+# Columns only decoding events needs: not read from captures that carry their events.
+DECODE_ONLY_COLUMNS: tuple[str, ...] = ("item_id", "response_id", "content")
 
 
 def event_table(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
@@ -132,13 +134,21 @@ def events_column(per_frame: list[list[Event]]) -> pa.Array:
     return pa.array(per_frame, type=pa.list_(EVENT_STRUCT))
 
 
+def of_kinds(events: pa.Table, kinds: Sequence[str]) -> pa.Table:
+    """The events of these kinds."""
+    return events.filter(pc.is_in(events.column("kind"), pa.array(list(kinds), pa.string())))
+
+
 def session_event_rows(
-    events: pa.Table, kinds: Sequence[str]
+    events: pa.Table, kinds: Sequence[str], fields: Sequence[str]
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    """(session id, its events of ``kinds`` as dicts), session by session in table order: what
-    the per-session folds (conversation, turn binding) walk, never the audio chunks."""
-    wanted = events.filter(pc.is_in(events.column("kind"), pa.array(list(kinds), pa.string())))
-    rows = wanted.to_pylist()
+    """(session id, its events of ``kinds`` as dicts of ``fields``), session by session in
+    table order: what the per-session folds (conversation, turn binding) walk, never the
+    audio chunks."""
+    wanted = of_kinds(events, kinds).select(["session_id", *fields])
+    columns = wanted.to_pydict()
+    names = list(columns)
+    rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     start = 0
     for end in range(1, len(rows) + 1):
         if end == len(rows) or rows[end]["session_id"] != rows[start]["session_id"]:

@@ -29,6 +29,10 @@ from analyzer.report import analyze_session, jsonable
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS
 from analyzer.turns import TURN_COLUMNS
 
+# Workers decode each session's events from its frames (the adapter, as for a format 1 capture):
+# Spark reads files of every format version alike, and has no type for the events' structs.
+SPARK_COLUMNS: tuple[str, ...] = tuple(c for c in ANALYSIS_COLUMNS if c != "events")
+
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame as SparkFrame
     from pyspark.sql import SparkSession
@@ -119,7 +123,7 @@ def _session_facts(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _empty_frames() -> pd.DataFrame:
-    schema = pa.schema([FRAME_SCHEMA.field(c) for c in ANALYSIS_COLUMNS])
+    schema = pa.schema([FRAME_SCHEMA.field(c) for c in SPARK_COLUMNS])
     return schema.empty_table().to_pandas()
 
 
@@ -158,7 +162,7 @@ class _Job:
             parquet.append(str(run.path))
             for f in kept:
                 self.facts[(file_key(str(run.path)), str(f["session_id"]))] = _session_facts(f)
-        columns = list(ANALYSIS_COLUMNS)
+        columns = list(SPARK_COLUMNS)
         frames: SparkFrame | None = None
         if parquet:
             frames = (

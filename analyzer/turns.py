@@ -93,6 +93,27 @@ CONTROL_KINDS: tuple[Kind, ...] = (
 )
 
 
+CONTROL_FIELDS: tuple[str, ...] = (
+    "seq",
+    "time_s",
+    "direction",
+    "kind",
+    "reply_id",
+    "item_id",
+    "stage",
+    "reason",
+    "status",
+    "item_kind",
+    "name",
+    "call_id",
+    "stream_ms",
+    "audio_ms",
+    "turn_detection",
+    "silence_ms",
+    *TOKEN_FIELDS,
+)
+
+
 def _latency_ms(end_s: float, start_s: float) -> float:
     """Milliseconds between two capture times, rounded to the microsecond (float noise)."""
     if math.isnan(end_s) or math.isnan(start_s):
@@ -251,7 +272,8 @@ def turns_from_events(
     first_text = _first_times(events, Kind.REPLY_TEXT_DELTA, "reply_id")
     transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id")
     out: dict[str, list[dict[str, Any]]] = {}
-    for session_id, rows in session_event_rows(events, (*CONTROL_KINDS, Kind.REPLY_END)):
+    kinds = (*CONTROL_KINDS, Kind.REPLY_END)
+    for session_id, rows in session_event_rows(events, kinds, CONTROL_FIELDS):
         replies = reply_facts(rows)
         silence = silence_timeline(rows)
         by_item = {str(item["item_id"]): item for item in items.get(session_id, [])}

@@ -4,7 +4,9 @@ Each shipped sample is one ~15 s voice session recorded through mitmdump with th
 beta pcm16, GA G.711 with manual turns). A bench capture is many copies of them, each with a new
 session id and its own start time, eight at a time overlapping like concurrent sessions of one
 proxy run, written with the same Parquet settings as the recorder's
-:class:`analyzer.recording.writers.ParquetSink`. Cached under ``bench/out/`` by size.
+:class:`analyzer.recording.writers.ParquetSink`: as the recorder writes them today (format 2, with
+each frame's normalized events), or as an earlier recorder did (format 1, frames only). Cached
+under ``bench/out/`` by size and format.
 """
 
 from __future__ import annotations
@@ -19,11 +21,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.schema import FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata, parse_file_metadata
+from analyzer.events import decode_frames, events_column
+from analyzer.reader import with_columns
+from analyzer.schema import (
+    FRAME_COLUMNS,
+    FRAME_SCHEMA,
+    PARQUET_COMPRESSION,
+    file_metadata,
+    parse_file_metadata,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ("ga-voice.parquet", "beta-voice.parquet", "ga-g711-manual.parquet")
-GENERATOR_VERSION = 1  # bump when the generated captures change
+GENERATOR_VERSION = 2  # bump when the generated captures change
 CONCURRENT = 8
 SESSION_SPACING_S = 20.0
 
@@ -43,7 +53,11 @@ def load_templates(samples_dir: Path = ROOT / "samples") -> list[Template]:
         meta = parse_file_metadata(pf.metadata.metadata)
         if meta is None or len(meta["sessions"]) != 1:
             raise RuntimeError(f"{path} is not a one-session rt-analyze capture")
-        table = pf.read().cast(FRAME_SCHEMA)
+        table = with_columns(pf.read(), FRAME_COLUMNS).cast(FRAME_SCHEMA)
+        if table.column("events").null_count:  # a sample of format 1: decode as the recorder does
+            facts = meta["sessions"][0]
+            events = events_column(decode_frames(table, {facts["session_id"]: facts}))
+            table = table.set_column(len(FRAME_COLUMNS) - 1, FRAME_SCHEMA.field("events"), events)
         templates.append(Template(table, meta["sessions"][0], path.stat().st_size))
     return templates
 
@@ -65,8 +79,11 @@ def _copy(
     return t, facts
 
 
-def generate(path: Path, target_bytes: int, templates: list[Template] | None = None) -> Path:
-    """Write a capture of about ``target_bytes`` at ``path`` (tmp file, then rename)."""
+def generate(
+    path: Path, target_bytes: int, templates: list[Template] | None = None, format_version: int = 2
+) -> Path:
+    """Write a capture of about ``target_bytes`` at ``path`` (tmp file, then rename), in the
+    format the recorder writes (2) or the one before (1: no ``events``)."""
     templates = templates or load_templates()
     per_session = sum(t.approx_bytes for t in templates) / len(templates)
     n_sessions = max(1, round(target_bytes / per_session))
@@ -74,9 +91,10 @@ def generate(path: Path, target_bytes: int, templates: list[Template] | None = N
     sessions: list[dict[str, Any]] = []
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
+    schema = FRAME_SCHEMA if format_version >= 2 else FRAME_SCHEMA.remove(len(FRAME_COLUMNS) - 1)
     writer = pq.ParquetWriter(
         tmp,
-        FRAME_SCHEMA,
+        schema,
         compression=PARQUET_COMPRESSION,
         use_dictionary=["session_id", "direction", "opcode", "event_type"],
         write_statistics=["session_id", "seq", "time_s", "event_type"],
@@ -92,22 +110,24 @@ def generate(path: Path, target_bytes: int, templates: list[Template] | None = N
                 group.append(table)
                 sessions.append(facts)
             # Arrival order, as the recorder writes it: the group's sessions interleaved.
-            frames = pa.concat_tables(group).combine_chunks().sort_by("time_s")
+            frames = pa.concat_tables(group).combine_chunks().sort_by("time_s").select(schema.names)
             for batch in frames.to_batches(max_chunksize=4096):
                 writer.write_batch(batch)
-        writer.add_key_value_metadata(
-            {k.decode(): v.decode() for k, v in file_metadata(run_id, sessions).items()}
-        )
+        metadata = file_metadata(run_id, sessions)
+        if format_version < 2:
+            value = json.loads(metadata[b"rt_analyze"])
+            metadata[b"rt_analyze"] = json.dumps({**value, "format_version": 1}).encode()
+        writer.add_key_value_metadata({k.decode(): v.decode() for k, v in metadata.items()})
     finally:
         writer.close()
     tmp.rename(path)
     return path
 
 
-def cached(out_dir: Path, target_bytes: int) -> Path:
+def cached(out_dir: Path, target_bytes: int, format_version: int = 2) -> Path:
     """The bench capture of about ``target_bytes``, generated the first time."""
-    label = f"{target_bytes / 1e6:g}MB"
+    label = f"{target_bytes / 1e6:g}MB-format{format_version}"
     path = out_dir / f"capture-v{GENERATOR_VERSION}-{label}.parquet"
     if not path.exists():
-        generate(path, target_bytes)
+        generate(path, target_bytes, format_version=format_version)
     return path

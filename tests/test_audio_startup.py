@@ -1,9 +1,8 @@
-"""`rt-analyze audio` and `rt-analyze report` run without pandas (~0.3 s and ~36 MB of their run
-on a small capture); the commands that need it import it when they run."""
+"""`rt-analyze audio` runs without pandas (~0.3 s and ~36 MB of its run on a small capture);
+the commands that need it import it when they run."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,12 +39,6 @@ def test_audio_export_and_help_do_not_import_pandas(tmp_path: Path) -> None:
     assert not _imports_pandas("audio", str(SAMPLE), "-o", str(tmp_path / "out"))
     assert list((tmp_path / "out").rglob("*.wav"))
     assert not _imports_pandas("--help")
-
-
-def test_a_report_of_parquet_captures_does_not_import_pandas() -> None:
-    imported, written = _run("report", str(SAMPLE), "--format", "json")
-    assert not imported
-    assert json.loads(written)["summary"]["turns"] == 5
 
 
 def test_commands_that_use_pandas_still_get_it() -> None:
