@@ -28,7 +28,7 @@ def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None
     )
     assert out.returncode == 0, out.stdout + out.stderr
     results = json.loads((tmp_path / "results-quick.json").read_text())
-    for figure in ("throughput", "delay", "memory", "report", "audio"):
+    for figure in ("throughput", "delay", "memory", "report", "audio", "convert"):
         assert figure in results
     assert results["throughput"]["addon_vs_none"] > 0
     assert results["delay"]["runs"] and all(r["frames"] > 0 for r in results["delay"]["runs"])
@@ -36,6 +36,7 @@ def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None
     # CPU ticks are 10 ms: a quick run may see none of the writer process, but it is reported
     assert results["throughput"]["median_writer_cpu_us_per_frame"] >= 0
     assert len(results["report"]["points"]) == 2
+    assert [p["sessions"] for p in results["convert"]["points"]] == [1, 3]
     assert "| 1. capture throughput, addon / no addon |" in out.stdout
     assert "x (" in out.stdout  # ratios are printed
 
