@@ -64,15 +64,33 @@ def test_summary_says_which_targets_are_met() -> None:
             ],
             "scaling_exponent": 0.65,
         },
+        "convert": {
+            "points": [
+                {"journal_mb": 10.0, "convert_s": 2.0, "convert_peak_rss_mb": 140.0},
+                {
+                    "journal_mb": 1000.0,
+                    "sessions": 998,
+                    "convert_s": 30.0,
+                    "read_lines_s": 3.0,
+                    "convert_vs_read": 10.0,
+                    "convert_peak_rss_mb": 300.0,
+                    "convert_rss_share_of_journal": 0.3,
+                },
+            ],
+            "scaling_exponent": 0.59,
+        },
     }
     rows = summary_rows(results)
     met = {r["figure"].split(" (")[0]: r["met"] for r in rows}
     assert met["3. mitmdump RSS growth over one long session"] is True
     assert met["4. `report --format json` / pyarrow read of its columns"] is False
     assert met["4. `report` peak RSS / file size"] is True
+    assert met["6. `convert` peak RSS / journal size"] is False
+    assert met["6. convert time scaling"] is True
     measured = {r["figure"]: r["measured"] for r in rows}
     rss = measured["3. mitmdump RSS after its warm-up session, addon / no addon"]
     assert rss.startswith("1.06x (75 vs 71 MB")
+    assert measured["6. `convert` peak RSS / journal size"] == "0.300 (300 MB; 140 MB at 10 MB)"
     assert markdown_table(rows).splitlines()[0] == "| figure | measured | target | met? |"
 
 
