@@ -538,7 +538,7 @@ def convert(journal: Path, output: Path | None) -> None:
     except OSError as exc:
         raise click.ClickException(f"cannot convert {journal}: {exc}.") from exc
     sessions = len(parsed.sessions)
-    click.echo(f"Wrote {out}: {sessions} session(s), {len(parsed.frames)} frame(s).")
+    click.echo(f"Wrote {out}: {sessions} session(s), {parsed.frame_count} frame(s).")
     if parsed.torn_last_line:
         click.echo(
             "Skipped a torn last line (the recorder stopped mid-write); everything before it "

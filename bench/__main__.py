@@ -18,11 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import analyze, proxy
+from bench import analyze, convert, proxy
 from bench.stats import machine
 
 BENCH_DIR = Path(__file__).resolve().parent
-FIGURES = ("throughput", "delay", "memory", "report", "audio")
+FIGURES = ("throughput", "delay", "memory", "report", "audio", "convert")
 RESULTS_START = "<!-- results:start -->"
 RESULTS_END = "<!-- results:end -->"
 
@@ -194,7 +194,38 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                 None,
             )
         )
+    if cv := results.get("convert"):
+        rows.extend(convert_rows(cv))
     return rows
+
+
+def convert_rows(cv: dict[str, Any]) -> list[dict[str, Any]]:
+    big = cv["points"][-1]
+    times = ", ".join(f"{p['journal_mb']:.0f} MB: {p['convert_s']:.1f} s" for p in cv["points"])
+    return [
+        _row(
+            f"6. `convert` / orjson read of the journal's lines ({big['journal_mb']:.0f} MB "
+            f"journal, {big['sessions']} sessions)",
+            f"{big['convert_vs_read']:.2f}x ({big['convert_s']:.1f} s vs "
+            f"{big['read_lines_s']:.1f} s)",
+            "(what parsing, redaction and Parquet add)",
+            None,
+        ),
+        _row(
+            "6. `convert` peak RSS / journal size",
+            f"{big['convert_rss_share_of_journal']:.3f} ({big['convert_peak_rss_mb']:.0f} MB; "
+            f"{cv['points'][0]['convert_peak_rss_mb']:.0f} MB at "
+            f"{cv['points'][0]['journal_mb']:.0f} MB)",
+            "< 0.25",
+            big["convert_rss_share_of_journal"] < 0.25,
+        ),
+        _row(
+            "6. convert time scaling (time ~ size^k)",
+            f"k = {cv['scaling_exponent']:.2f} ({times})",
+            "k <= 1 (linear or better)",
+            cv["scaling_exponent"] <= 1.05,
+        ),
+    ]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
@@ -259,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     proxy_sizes = proxy.ProxySizes.quick() if args.quick else proxy.ProxySizes.full()
     analyzer_sizes = analyze.AnalyzerSizes.quick() if args.quick else analyze.AnalyzerSizes.full()
+    convert_sizes = convert.ConvertSizes.quick() if args.quick else convert.ConvertSizes.full()
     out: Path = args.out
     work = out / ("quick" if args.quick else "full")
     steps: dict[str, Callable[[], dict[str, Any]]] = {
@@ -267,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
         "memory": lambda: asyncio.run(proxy.memory(proxy_sizes, work)),
         "report": lambda: analyze.report_scaling(analyzer_sizes, out),
         "audio": lambda: analyze.audio_export(analyzer_sizes, out),
+        "convert": lambda: convert.convert_scaling(convert_sizes, out),
     }
     results: dict[str, Any] = {"machine": machine(), "quick": args.quick}
     for name in FIGURES:

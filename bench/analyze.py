@@ -159,7 +159,7 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
             {
                 "file_mb": file_mb,
                 "frames": meta.num_rows,
-                "sessions": _sessions(path),
+                "sessions": session_count(path),
                 "reps": reps,
                 "report_s": report_s,
                 "read_columns_s": read_s,
@@ -206,7 +206,7 @@ def _exponent(a: dict[str, Any], b: dict[str, Any]) -> float:
     return math.log(b["report_s"] / a["report_s"]) / math.log(b["file_mb"] / a["file_mb"])
 
 
-def _sessions(path: Path) -> int:
+def session_count(path: Path) -> int:
     from analyzer.schema import parse_file_metadata
 
     meta = parse_file_metadata(pq.ParquetFile(path).metadata.metadata)

@@ -5,14 +5,17 @@ beta pcm16, GA G.711 with manual turns). A bench capture is many copies of them,
 session id and its own start time, eight at a time overlapping like concurrent sessions of one
 proxy run, written with the same Parquet settings as the recorder's
 :class:`analyzer.recording.writers.ParquetSink`: as the recorder writes them today (format 2, with
-each frame's normalized events), or as an earlier recorder did (format 1, frames only). Cached
-under ``bench/out/`` by size and format.
+each frame's normalized events), or as an earlier recorder did (format 1, frames only). A bench
+journal is the same copies made from the samples' journals, their lines interleaved in time order
+as the recorder journals them, with a ``run_end`` record at the end. All are cached under
+``bench/out/`` by size (and format).
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ import pyarrow.parquet as pq
 
 from analyzer.events import decode_frames, events_column
 from analyzer.reader import with_columns
+from analyzer.recording.writers import journal_bytes
 from analyzer.schema import (
     FRAME_COLUMNS,
     FRAME_SCHEMA,
@@ -130,4 +134,95 @@ def cached(out_dir: Path, target_bytes: int, format_version: int = 2) -> Path:
     path = out_dir / f"capture-v{GENERATOR_VERSION}-{label}.parquet"
     if not path.exists():
         generate(path, target_bytes, format_version=format_version)
+    return path
+
+
+JOURNAL_SAMPLES = tuple(name.replace(".parquet", ".jsonl") for name in SAMPLES)
+JOURNAL_GENERATOR_VERSION = 1  # bump when the generated journals change
+
+
+@dataclass
+class JournalTemplate:
+    start: dict[str, Any]  # the session_start record
+    frames: list[dict[str, Any]]  # its frame records, in journal order
+    end: dict[str, Any]  # the session_end record
+    approx_bytes: int  # its share of a journal
+
+
+def load_journal_templates(samples_dir: Path = ROOT / "samples") -> list[JournalTemplate]:
+    templates = []
+    for name in JOURNAL_SAMPLES:
+        path = samples_dir / name
+        records = [json.loads(line) for line in path.read_bytes().splitlines()]
+        by_kind: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            by_kind.setdefault(record["record"], []).append(record)
+        if len(by_kind.get("session_start", [])) != 1 or len(by_kind.get("session_end", [])) != 1:
+            raise RuntimeError(f"{path} is not a one-session rt-analyze journal")
+        templates.append(
+            JournalTemplate(
+                by_kind["session_start"][0],
+                by_kind["frame"],
+                by_kind["session_end"][0],
+                path.stat().st_size,
+            )
+        )
+    return templates
+
+
+def _journal_copy(
+    template: JournalTemplate, run_id: str, session_id: str, shift_s: float
+) -> Iterator[tuple[float, int, dict[str, Any]]]:
+    """The copy's records as (time, order at equal times, record)."""
+    start = {**template.start, "session_id": session_id, "run_id": run_id}
+    start["start_s"] += shift_s
+    yield start["start_s"], 0, start
+    for frame in template.frames:
+        time_s = frame["time_s"] + shift_s
+        yield time_s, 1, {**frame, "session_id": session_id, "time_s": time_s}
+    end = {**template.end, "session_id": session_id}
+    end["end_s"] += shift_s
+    yield end["end_s"], 2, end
+
+
+def generate_journal(
+    path: Path, target_bytes: int, templates: list[JournalTemplate] | None = None
+) -> Path:
+    """Write a journal of about ``target_bytes`` at ``path`` (tmp file, then rename)."""
+    templates = templates or load_journal_templates()
+    per_session = sum(t.approx_bytes for t in templates) / len(templates)
+    n_sessions = max(1, round(target_bytes / per_session))
+    run_id = f"rt-bench-journal-{target_bytes}"
+    frames = 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        for first in range(0, n_sessions, CONCURRENT):
+            group: list[tuple[float, int, dict[str, Any]]] = []
+            for i in range(first, min(first + CONCURRENT, n_sessions)):
+                sid = str(uuid.UUID(int=(JOURNAL_GENERATOR_VERSION << 72) + i))
+                template = templates[i % len(templates)]
+                group.extend(_journal_copy(template, run_id, sid, i * SESSION_SPACING_S))
+                frames += len(template.frames)
+            # Arrival order, as the recorder journals it: the group's sessions interleaved.
+            group.sort(key=lambda r: (r[0], r[1]))
+            f.write(b"".join(journal_bytes(record) for _, _, record in group))
+        run_end = {
+            "record": "run_end",
+            "time_s": n_sessions * SESSION_SPACING_S + templates[0].end["end_s"],
+            "run_id": run_id,
+            "sessions": n_sessions,
+            "frames_recorded": frames,
+        }
+        f.write(journal_bytes(run_end))
+    tmp.rename(path)
+    return path
+
+
+def cached_journal(out_dir: Path, target_bytes: int) -> Path:
+    """The bench journal of about ``target_bytes``, generated the first time."""
+    label = f"{target_bytes / 1e6:g}MB"
+    path = out_dir / f"journal-v{JOURNAL_GENERATOR_VERSION}-{label}.jsonl"
+    if not path.exists():
+        generate_journal(path, target_bytes)
     return path

@@ -28,7 +28,7 @@ def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None
     )
     assert out.returncode == 0, out.stdout + out.stderr
     results = json.loads((tmp_path / "results-quick.json").read_text())
-    for figure in ("throughput", "delay", "memory", "report", "audio"):
+    for figure in ("throughput", "delay", "memory", "report", "audio", "convert"):
         assert figure in results
     assert results["throughput"]["addon_vs_none"] > 0
     assert results["delay"]["runs"] and all(r["frames"] > 0 for r in results["delay"]["runs"])
@@ -36,6 +36,7 @@ def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None
     # CPU ticks are 10 ms: a quick run may see none of the writer process, but it is reported
     assert results["throughput"]["median_writer_cpu_us_per_frame"] >= 0
     assert len(results["report"]["points"]) == 2
+    assert [p["sessions"] for p in results["convert"]["points"]] == [1, 3]
     assert "| 1. capture throughput, addon / no addon |" in out.stdout
     assert "x (" in out.stdout  # ratios are printed
 
@@ -63,15 +64,33 @@ def test_summary_says_which_targets_are_met() -> None:
             ],
             "scaling_exponent": 0.65,
         },
+        "convert": {
+            "points": [
+                {"journal_mb": 10.0, "convert_s": 2.0, "convert_peak_rss_mb": 140.0},
+                {
+                    "journal_mb": 1000.0,
+                    "sessions": 998,
+                    "convert_s": 30.0,
+                    "read_lines_s": 3.0,
+                    "convert_vs_read": 10.0,
+                    "convert_peak_rss_mb": 300.0,
+                    "convert_rss_share_of_journal": 0.3,
+                },
+            ],
+            "scaling_exponent": 0.59,
+        },
     }
     rows = summary_rows(results)
     met = {r["figure"].split(" (")[0]: r["met"] for r in rows}
     assert met["3. mitmdump RSS growth over one long session"] is True
     assert met["4. `report --format json` / pyarrow read of its columns"] is False
     assert met["4. `report` peak RSS / file size"] is True
+    assert met["6. `convert` peak RSS / journal size"] is False
+    assert met["6. convert time scaling"] is True
     measured = {r["figure"]: r["measured"] for r in rows}
     rss = measured["3. mitmdump RSS after its warm-up session, addon / no addon"]
     assert rss.startswith("1.06x (75 vs 71 MB")
+    assert measured["6. `convert` peak RSS / journal size"] == "0.300 (300 MB; 140 MB at 10 MB)"
     assert markdown_table(rows).splitlines()[0] == "| figure | measured | target | met? |"
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from analyzer.recording.convert import convert_journal
+from analyzer.recording.convert import convert_journal, read_journal
 from analyzer.recording.frames import build_frame, restore_frame_text
 from analyzer.recording.redact import redact_headers, redact_text, redact_url
 from analyzer.recording.run import RunRecorder
@@ -164,8 +164,10 @@ def test_lone_surrogate_escapes_are_journaled_and_converted(tmp_path: Path) -> N
     run.close()
     table = pq.read_table(run.parquet_path)
     assert table["event_type"].to_pylist() == ["x"]
-    _, journal = convert_journal(run.journal_path, tmp_path / "again.parquet")
-    assert journal.frames[0].content == raw.decode()
+    out, journal = convert_journal(run.journal_path, tmp_path / "again.parquet")
+    assert journal.frame_count == 1
+    assert read_journal(run.journal_path).frames[0].content == raw.decode()
+    assert pq.read_table(out)["content"].to_pylist() == [raw.decode()]
 
 
 def test_a_row_arrow_refuses_costs_only_that_row(tmp_path: Path) -> None:

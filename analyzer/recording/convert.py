@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import base64
-import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analyzer.jsonio import loads_json
 from analyzer.recording.frames import FrameRecord, apply_text
 from analyzer.recording.session import refine_facts
+from analyzer.schema import file_metadata
 
 log = logging.getLogger(__name__)
 
@@ -21,13 +23,22 @@ class JournalError(ValueError):
 
 
 @dataclass
-class Journal:
+class JournalFacts:
+    """What a journal says besides its frames: small, so a streaming read keeps it whole."""
+
     run_id: str
     sessions: dict[str, dict[str, Any]] = field(default_factory=dict)
-    frames: list[FrameRecord] = field(default_factory=list)
     run_end: dict[str, Any] | None = None
     torn_last_line: bool = False
     bad_lines: list[int] = field(default_factory=list)
+    frame_count: int = 0
+
+
+@dataclass
+class Journal(JournalFacts):
+    """A whole journal in memory, for readers of journals; ``convert`` streams its frames."""
+
+    frames: list[FrameRecord] = field(default_factory=list)
 
 
 def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
@@ -56,17 +67,18 @@ def frame_from_journal(line: dict[str, Any], keep_audio: bool) -> FrameRecord:
     return rec
 
 
-def read_journal(path: Path) -> Journal:
-    """Parse a journal. A torn last line (crash mid-write) is skipped; other bad lines are
-    skipped and listed. Raises JournalError when nothing in it looks like a capture."""
-    journal = Journal(run_id=path.stem)
+def iter_journal(path: Path, facts: JournalFacts) -> Iterator[FrameRecord]:
+    """The journal's frames one at a time, in file order, while ``facts`` is filled in: complete
+    once the frames are exhausted. A torn last line (crash mid-write) is skipped; other bad
+    lines are skipped and listed. Raises JournalError, at the end, when nothing in the file
+    looks like a capture."""
     keep_audio: dict[str, bool] = {}
     last_number = 0
     pending_bad: list[tuple[int, bool]] = []
     for number, raw, complete in _lines(path):
         last_number = number
         try:
-            line = json.loads(raw)
+            line = loads_json(raw)
             if not isinstance(line, dict) or "record" not in line:
                 raise ValueError("not a capture record")
         except ValueError:
@@ -74,38 +86,61 @@ def read_journal(path: Path) -> Journal:
             continue
         kind = line["record"]
         if kind == "session_start":
-            journal.sessions[line["session_id"]] = {k: v for k, v in line.items() if k != "record"}
-            journal.run_id = line.get("run_id") or journal.run_id
+            facts.sessions[line["session_id"]] = {k: v for k, v in line.items() if k != "record"}
+            facts.run_id = line.get("run_id") or facts.run_id
             keep_audio[line["session_id"]] = bool(line.get("audio_kept", True))
         elif kind == "frame":
             sid = line["session_id"]
             rec = frame_from_journal(line, keep_audio.get(sid, True))
-            if sid in journal.sessions:
-                refine_facts(journal.sessions[sid], rec)
-            journal.frames.append(rec)
+            if sid in facts.sessions:
+                refine_facts(facts.sessions[sid], rec)
+            facts.frame_count += 1
+            yield rec
         elif kind == "session_end":
-            facts = journal.sessions.setdefault(
+            session = facts.sessions.setdefault(
                 line["session_id"], {"session_id": line["session_id"]}
             )
-            facts.update({k: v for k, v in line.items() if k not in ("record", "session_id")})
+            session.update({k: v for k, v in line.items() if k not in ("record", "session_id")})
         elif kind == "run_end":
-            journal.run_end = {k: v for k, v in line.items() if k != "record"}
+            facts.run_end = {k: v for k, v in line.items() if k != "record"}
     for number, complete in pending_bad:
         if number == last_number and not complete:
-            journal.torn_last_line = True
+            facts.torn_last_line = True
         else:
-            journal.bad_lines.append(number)
-    if not journal.sessions and not journal.frames:
+            facts.bad_lines.append(number)
+    if not facts.sessions and not facts.frame_count:
         raise JournalError(f"{path} holds no capture records; is it an rt-analyze journal?")
+
+
+def read_journal(path: Path) -> Journal:
+    """Parse a whole journal into memory (see :func:`iter_journal`)."""
+    journal = Journal(run_id=path.stem)
+    journal.frames.extend(iter_journal(path, journal))
     return journal
 
 
-def convert_journal(journal_path: Path, parquet_path: Path | None = None) -> tuple[Path, Journal]:
-    """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``; returns the path written."""
+def convert_journal(
+    journal_path: Path, parquet_path: Path | None = None
+) -> tuple[Path, JournalFacts]:
+    """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``; returns the path written
+    and what the journal said. Frames stream from the journal to the Parquet writer in row
+    groups, so memory stays bounded whatever the journal's size. The file is written under a
+    temporary name and renamed when complete: a journal found unreadable (which is known only
+    at its end) or a crash leaves any earlier file at the path as it was."""
     # The writers import pandas for the proxy's sake; readers of journals need neither.
-    from analyzer.recording.writers import write_parquet
+    from analyzer.recording.writers import write_frames
 
-    journal = read_journal(journal_path)
     out = parquet_path or journal_path.with_suffix(".parquet")
-    write_parquet(out, journal.frames, journal.run_id, list(journal.sessions.values()))
-    return out, journal
+    partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
+    facts = JournalFacts(run_id=journal_path.stem)
+    try:
+        write_frames(
+            partial,
+            iter_journal(journal_path, facts),
+            facts.sessions,
+            lambda: file_metadata(facts.run_id, list(facts.sessions.values())),
+        )
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return out, facts

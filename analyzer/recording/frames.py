@@ -186,7 +186,8 @@ def _split_audio(
     if not isinstance(b64, str):
         rec.problem = f"'{field}' is not a base64 string"
         return False
-    if b64 == "" and known_audio_bytes is not None:
+    # An empty field with a known size of 0 was empty on the wire: decoded below as it was live.
+    if b64 == "" and known_audio_bytes:
         rec.audio_bytes = known_audio_bytes  # samples were dropped when recorded
         rec.audio_b64_bytes = 4 * ((known_audio_bytes + 2) // 3)
         return False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from analyzer.jsonio import loads_json
@@ -12,8 +13,10 @@ from analyzer.recording.frames import FrameRecord
 class SessionDecoders:
     """Each session's protocol decoder, fed every frame of the session in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, sessions: Mapping[str, dict[str, Any]] | None = None) -> None:
+        """``sessions``: where the facts of a session not started here are found."""
         self._decoders: dict[str, tuple[Adapter, Decoder]] = {}
+        self._sessions = sessions if sessions is not None else {}
 
     def start(self, facts: dict[str, Any]) -> None:
         adapter = adapter_for(facts)
@@ -23,7 +26,7 @@ class SessionDecoders:
         """The frame's events. Decoded from the redacted ``content`` (what reaches disk), never
         from the raw event, so no secret can reach the events either."""
         if rec.session_id not in self._decoders:
-            self.start({"session_id": rec.session_id})
+            self.start(self._sessions.get(rec.session_id) or {"session_id": rec.session_id})
         adapter, decoder = self._decoders[rec.session_id]
         event: Any = {}
         if rec.content is not None and adapter.needs_event(rec.event_type):

@@ -8,6 +8,7 @@ import operator
 import os
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -101,7 +102,10 @@ class FrameBatch:
 
 class ParquetSink:
     """Buffers frames and writes a row group every ``max_rows`` rows, ``max_bytes`` bytes or
-    ``max_age_s`` seconds, on a worker thread so the proxy's event loop never waits on disk."""
+    ``max_age_s`` seconds, on a worker thread so the proxy's event loop never waits on disk.
+    With ``max_pending``, :meth:`flush` waits while that many row groups are still queued for
+    the thread: a producer faster than the disk (``convert``) is held to bounded memory, where
+    the proxy's recorder must never wait."""
 
     def __init__(
         self,
@@ -109,11 +113,13 @@ class ParquetSink:
         max_rows: int = 1024,
         max_bytes: int = 4 * 1024 * 1024,
         max_age_s: float = 10.0,
+        max_pending: int | None = None,
     ) -> None:
         self.path = path
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
+        self.max_pending = max_pending
         self.rows_written = 0
         self.rows_failed = 0
         self._batch = FrameBatch()
@@ -147,6 +153,9 @@ class ParquetSink:
         batch, self._batch = self._batch, FrameBatch()
         self._batch_started = time.monotonic()
         self._pending = [f for f in self._pending if not f.done()]
+        if self.max_pending is not None:
+            while len(self._pending) >= self.max_pending:
+                self._pending.pop(0).result()  # _write logs its own errors: this never raises
         self._pending.append(self._pool.submit(self._write, batch))
 
     def _write(self, batch: FrameBatch) -> None:
@@ -166,31 +175,63 @@ class ParquetSink:
         """Write what is buffered, then the footer with the run's session facts."""
         self.flush()
         self._pool.shutdown(wait=True)
+        self._finish(metadata)
+
+    def abort(self) -> None:
+        """Stop, dropping the rows not yet written; the file is left without capture metadata,
+        for the caller to delete."""
+        self._batch = FrameBatch()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._finish(None)
+
+    def _finish(self, metadata: dict[bytes, bytes] | None) -> None:
         with self._lock:
             if self._writer is None:
                 return
             try:
-                self._writer.add_key_value_metadata(
-                    {k.decode(): v.decode() for k, v in metadata.items()}
-                )
+                if metadata is not None:
+                    self._writer.add_key_value_metadata(
+                        {k.decode(): v.decode() for k, v in metadata.items()}
+                    )
                 self._writer.close()
             finally:
                 self._writer = None
                 self._file.close()
 
 
-def write_parquet(
-    path: Path, frames: list[FrameRecord], run_id: str, sessions: list[dict[str, Any]]
+# Row groups queued for the writer thread at most when a whole capture is written: the thread
+# encodes and compresses one (without the GIL) while the next is parsed and built.
+WRITE_AHEAD_ROW_GROUPS = 2
+
+
+def write_frames(
+    path: Path,
+    frames: Iterable[FrameRecord],
+    sessions: Mapping[str, dict[str, Any]],
+    metadata: Callable[[], dict[bytes, bytes]],
 ) -> None:
-    """Write a whole Parquet capture at once (``convert``, samples, tests)."""
+    """Write a whole Parquet capture from ``frames`` as they come, in bounded memory, then the
+    footer with ``metadata()``: asked for once the frames are exhausted, so a journal's session
+    facts, complete only at its end, can stream with its frames. ``sessions`` holds each
+    session's facts by the time its first frame comes (they pick its protocol's decoder)."""
     from analyzer.recording.normalize import SessionDecoders
 
-    decoders = SessionDecoders()
-    for facts in sessions:
-        decoders.start(facts)
-    sink = ParquetSink(path, max_age_s=float("inf"))
-    for rec in frames:
-        if rec.events is None:
-            rec.events = decoders.events(rec)
-        sink.append(rec)
-    sink.close(file_metadata(run_id, sessions))
+    decoders = SessionDecoders(sessions)
+    sink = ParquetSink(path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_ROW_GROUPS)
+    try:
+        for rec in frames:
+            if rec.events is None:
+                rec.events = decoders.events(rec)
+            sink.append(rec)
+    except BaseException:
+        sink.abort()
+        raise
+    sink.close(metadata())
+
+
+def write_parquet(
+    path: Path, frames: Iterable[FrameRecord], run_id: str, sessions: list[dict[str, Any]]
+) -> None:
+    """Write a whole Parquet capture at once (samples, tests, bench)."""
+    facts = {str(f["session_id"]): f for f in sessions}
+    write_frames(path, frames, facts, lambda: file_metadata(run_id, sessions))
