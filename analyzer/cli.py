@@ -166,8 +166,10 @@ def _echo_csv(frame: pd.DataFrame) -> None:
 def _console() -> Console:
     from rich.console import Console
 
-    # Piped or redirected output gets wide tables instead of rich's 80-column default.
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # Piped or redirected output gets wide tables instead of rich's 80-column default, unless
+    # COLUMNS says how wide (rich reads it when given no width).
+    wide = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
+    return Console(width=None if wide else 160)
 
 
 # --- datasets: many runs from many proxies, filtered, read run file by run file ---------------
@@ -816,3 +818,7 @@ def export(
     for path in written["files"]:
         click.echo(path)
     click.echo(f"Exported {written['sessions']} session(s), {written['turns']} turn(s).", err=True)
+
+
+# Commands kept in their own modules; importing them adds them to ``main``.
+from analyzer import cli_triage  # noqa: E402, F401
