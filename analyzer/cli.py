@@ -32,6 +32,13 @@ captures_argument = click.argument(
 )
 
 
+force_option = click.option(
+    "--force",
+    is_flag=True,
+    help="Overwrite an output that is a capture, a journal or a file this command reads.",
+)
+
+
 def _format_option(*choices: str) -> Any:
     return click.option(
         "--format",
@@ -72,6 +79,8 @@ _INPUT_ERRORS = (
     ("analyzer.reader", "CaptureError"),
     ("analyzer.pricing", "PricingError"),
     ("analyzer.recording.convert", "JournalError"),
+    ("analyzer.outputs", "OutputError"),
+    ("analyzer.matching", "NoMatch"),
 )
 
 
@@ -107,20 +116,16 @@ def _stderr() -> Console:
 
 def load_capture(paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMNS) -> Capture:
     """Read captures (with a progress bar on stderr for many files); warnings go to stderr."""
-    from analyzer.reader import CaptureError, find_capture_files, merge_captures, read_capture
+    from analyzer.reader import CaptureError, find_capture_files, read_capture
 
     try:
         files = find_capture_files(paths)
         if len(files) > 1 and sys.stderr.isatty():
             from rich.progress import Progress
 
-            parts = []
             with Progress(console=_stderr(), transient=True) as progress:
                 task = progress.add_task("reading captures", total=len(files))
-                for path in files:
-                    parts.append(read_capture([path], columns))
-                    progress.advance(task)
-            capture = merge_captures(parts)
+                capture = read_capture(files, columns, lambda: progress.advance(task))
         else:
             capture = read_capture(list(paths), columns)
     except CaptureError as exc:
@@ -161,13 +166,33 @@ def _echo_csv(frame: pd.DataFrame) -> None:
 def _console() -> Console:
     from rich.console import Console
 
-    # Piped or redirected output gets wide tables instead of rich's 80-column default.
-    return Console(width=None if sys.stdout.isatty() else 160)
+    # Piped or redirected output gets wide tables instead of rich's 80-column default, unless
+    # COLUMNS says how wide (rich reads it when given no width).
+    wide = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
+    return Console(width=None if wide else 160)
 
 
 # --- datasets: many runs from many proxies, filtered, read run file by run file ---------------
 
 ENGINES = ("local", "spark")
+DIALECTS = ("beta", "ga", "other")
+# A 95% percentile interval puts 2.5% of the resamples beyond each end: at least a few.
+MIN_BOOTSTRAP = 100
+SPARK_MASTER = "local[2]"
+master_option = click.option(
+    "--master", help=f"Spark master URL, with --engine spark [default: {SPARK_MASTER}]."
+)
+
+
+def _master(engine: str, master: str | None) -> str:
+    """The Spark master to use; ``--master`` without ``--engine spark`` is a mistake."""
+    if master is not None and engine != "spark":
+        raise click.BadParameter(
+            "it is the Spark master URL, used only with --engine spark; add --engine spark or "
+            "drop --master.",
+            param_hint="--master",
+        )
+    return master or SPARK_MASTER
 
 
 def dataset_options(command: Any) -> Any:
@@ -190,7 +215,7 @@ def dataset_options(command: Any) -> Any:
             "--dialect",
             "dialects",
             multiple=True,
-            type=click.Choice(["beta", "ga", "other"]),
+            type=click.Choice(DIALECTS),
             help="Only this protocol dialect; repeatable.",
         ),
         click.option(
@@ -209,9 +234,22 @@ def _filters(options: dict[str, Any]) -> Filters:
     from analyzer.dataset import Filters, parse_time
 
     since, until = options.get("since"), options.get("until")
+    since_s = parse_time(since) if since else None
+    until_s = parse_time(until) if until else None
+    if since_s is not None and until_s is not None and since_s >= until_s:
+        raise click.BadParameter(
+            f"{since} is not before --until {until}, so no session can match; swap them.",
+            param_hint="--since",
+        )
+    for session in options.get("session_ids") or ():
+        if not session.strip():
+            raise click.BadParameter(
+                "an empty session id would match every session; pass an id or an id prefix.",
+                param_hint="--session",
+            )
     return Filters(
-        since_s=parse_time(since) if since else None,
-        until_s=parse_time(until) if until else None,
+        since_s=since_s,
+        until_s=until_s,
         hosts=tuple(options.get("hosts") or ()),
         models=tuple(options.get("models") or ()),
         dialects=tuple(options.get("dialects") or ()),
@@ -226,9 +264,14 @@ def open_captures(paths: Sequence[Path | str], options: dict[str, Any]) -> Datas
     return open_dataset(list(paths), _filters(options))
 
 
-def _echo_warnings(dataset: Dataset) -> None:
+def _echo_warnings(dataset: Dataset, found: int | None = None, side: str = "") -> None:
+    """The dataset's warnings, then an error if its filters matched no session (``found``: a
+    count of sessions the command has, when the dataset's own is not kept)."""
+    from analyzer.matching import require_matches
+
     for warning in dataset.warnings:
         click.echo(f"Warning: {warning}", err=True)
+    require_matches(dataset, found, side)
 
 
 @click.group(cls=_Group)
@@ -270,7 +313,8 @@ def main() -> None:
     help="local: run file by run file in bounded memory; spark: sessions analyzed on Spark "
     "(pip install 'rt-analyze[spark]').",
 )
-@click.option("--master", default="local[2]", show_default=True, help="Spark master URL.")
+@master_option
+@force_option
 @dataset_options
 def report(
     captures: tuple[Path, ...],
@@ -278,7 +322,8 @@ def report(
     prices: Path | None,
     html_path: Path | None,
     engine: str = "local",
-    master: str = "local[2]",
+    master: str | None = None,
+    force: bool = False,
     **filters: Any,
 ) -> None:
     """Per session: turns with latencies, transcripts and usage; sizes, tokens, cost.
@@ -292,8 +337,9 @@ def report(
         rt-analyze report 'fleet/date=2025-01-*' --host proxy-a --engine spark
     """
     price_table = _prices(prices)
+    spark_master = _master(engine, master)
     if html_path is None:
-        parts, dataset = _report_parts(captures, engine, master, price_table, filters)
+        parts, dataset = _report_parts(captures, engine, spark_master, price_table, filters)
         if output_format == "json":  # written session by session: a fleet's report is big
             parts.write_json(sys.stdout, dataset.files_read, dataset.warnings)
             sys.stdout.write("\n")
@@ -302,7 +348,12 @@ def report(
     else:  # the HTML report embeds plots and audio of every session: it reads captures whole
         if engine != "local" or _filters(filters).active:
             raise click.ClickException("--html reads captures whole; drop --engine and filters.")
+        from analyzer.outputs import check_outputs
+        from analyzer.reader import find_capture_files
         from analyzer.report import build_report
+
+        reads = [*find_capture_files(captures), *([prices] if prices else [])]
+        check_outputs({"--html": html_path}, reads, force)
 
         capture = load_capture(captures)
         result = build_report(capture, price_table)
@@ -346,7 +397,7 @@ def _report_parts(
             raise click.ClickException(str(exc)) from exc
     else:
         parts = report_parts(dataset, prices)
-    _echo_warnings(dataset)
+    _echo_warnings(dataset, len(parts.sessions))
     return parts, dataset
 
 
@@ -482,10 +533,14 @@ def conversation(captures: tuple[Path, ...], output_format: str) -> None:
 @click.option(
     "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="See report."
 )
-@click.option("--master", default="local[2]", show_default=True, help="Spark master URL.")
+@master_option
 @dataset_options
 def turns(
-    captures: tuple[Path, ...], output_format: str, engine: str, master: str, **filters: Any
+    captures: tuple[Path, ...],
+    output_format: str,
+    engine: str,
+    master: str | None,
+    **filters: Any,
 ) -> None:
     """The full turn table (one row per turn, every column), for spreadsheets and notebooks.
 
@@ -495,17 +550,19 @@ def turns(
     """
     from analyzer.dataset import dataset_turns
 
+    spark_master = _master(engine, master)
     dataset = open_captures(captures, filters)
     if engine == "spark":
         from analyzer.spark import SparkUnavailable, spark_session, spark_turns
 
         try:
-            table = spark_turns(dataset, spark_session(master))
+            table = spark_turns(dataset, spark_session(spark_master))
         except SparkUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
+        _echo_warnings(dataset, table["session_id"].nunique())
     else:
         table = dataset_turns(dataset)
-    _echo_warnings(dataset)
+        _echo_warnings(dataset)
     if output_format == "json":
         _echo_json(_records(table))
     else:
@@ -520,7 +577,8 @@ def turns(
     type=click.Path(path_type=Path),
     help="Parquet file to write (default: the journal's name with .parquet).",
 )
-def convert(journal: Path, output: Path | None) -> None:
+@force_option
+def convert(journal: Path, output: Path | None, force: bool) -> None:
     """Rebuild a run's Parquet file from its .jsonl journal (after a crash, or to re-derive).
 
     Example:
@@ -531,6 +589,25 @@ def convert(journal: Path, output: Path | None) -> None:
 
     if not journal.is_file():
         raise click.ClickException(f"{journal} does not exist or is not a file; pass a .jsonl.")
+    from analyzer.outputs import check_outputs
+    from analyzer.recording.convert import journal_age_if_recording
+
+    if journal.suffix == ".parquet":
+        raise click.ClickException(
+            f"{journal} is a Parquet capture already: analyze it as it is (rt-analyze report "
+            f"{journal}); convert rebuilds one from its .jsonl journal."
+        )
+    if output is None:
+        age = None if force else journal_age_if_recording(journal)
+        if age is not None:
+            raise click.ClickException(
+                f"{journal} is still being recorded (written {age:.0f} s ago, and the run has "
+                f"not ended): the recorder finishes {journal.with_suffix('.parquet').name} when "
+                "the proxy stops; convert then, or pass -o OTHER.parquet for a copy so far."
+            )
+        check_outputs({"the output (-o)": journal.with_suffix(".parquet")}, [journal], force)
+    else:
+        check_outputs({"-o": output}, [journal], force)
     try:
         out, parsed = convert_journal(journal, output)
     except JournalError as exc:
@@ -577,6 +654,9 @@ def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
         raise click.ClickException(
             "audio export is not available in this installation (analyzer.audio is missing)."
         ) from exc
+    from analyzer.outputs import check_output_dir
+
+    check_output_dir("-o", out_dir)
     try:
         result = export_audio(list(captures), out_dir)
     except Exception as exc:
@@ -608,6 +688,11 @@ def _where(pairs: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:
                 f"cannot read {pair!r}; write KEY=VALUE with KEY one of {', '.join(keys)}."
             )
         name = keys[key]
+        if key == "dialect" and value not in DIALECTS:
+            raise click.BadParameter(
+                f"{value!r} is not a dialect; use one of {', '.join(DIALECTS)}.",
+                param_hint=f"{pair}",
+            )
         if name in ("since", "until"):
             options[name] = value
         else:
@@ -623,7 +708,13 @@ def _where(pairs: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:
 @click.option("--a-where", multiple=True, help="KEY=VALUE filter for side A only; repeatable.")
 @click.option("--b-where", multiple=True, help="KEY=VALUE filter for side B only; repeatable.")
 @click.option("--seed", type=int, default=20250101, show_default=True, help="Bootstrap seed.")
-@click.option("--bootstrap", type=int, default=2000, show_default=True, help="Bootstrap resamples.")
+@click.option(
+    "--bootstrap",
+    type=click.IntRange(min=MIN_BOOTSTRAP),
+    default=2000,
+    show_default=True,
+    help=f"Bootstrap resamples (at least {MIN_BOOTSTRAP}: fewer cannot place a 95% interval).",
+)
 def compare(
     a: Path,
     b: Path | None,
@@ -648,13 +739,18 @@ def compare(
     """
     from analyzer.compare import compare_datasets, render_comparison
 
+    if b is None and not (a_where or b_where):
+        raise click.UsageError(
+            "compare needs two sides: pass B, or tell two parts of A apart with --a-where / "
+            "--b-where (e.g. --a-where host=proxy-eu --b-where host=proxy-us)."
+        )
     side_a = open_captures([a], _where(a_where, filters))
     side_b = open_captures([b if b is not None else a], _where(b_where, filters))
     result = compare_datasets(side_a, side_b, samples=bootstrap, seed=seed)
     result["a"] = " ".join([str(a), *a_where])
     result["b"] = " ".join([str(b if b is not None else a), *b_where])
-    _echo_warnings(side_a)
-    _echo_warnings(side_b)
+    _echo_warnings(side_a, result["counts"]["a"]["sessions"], "side A: ")
+    _echo_warnings(side_b, result["counts"]["b"]["sessions"], "side B: ")
     if output_format == "json":
         _echo_json(result)
     else:
@@ -681,12 +777,14 @@ def compare(
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write one OpenTelemetry span per turn (OTLP/JSON) here.",
 )
+@force_option
 @dataset_options
 def export(
     captures: tuple[Path, ...],
     turns_path: Path | None,
     sizes_path: Path | None,
     otlp_path: Path | None,
+    force: bool,
     **filters: Any,
 ) -> None:
     """Export the turn table and sizes to Parquet or CSV, and turns as OTLP/JSON spans (one
@@ -704,6 +802,14 @@ def export(
         if path is not None and path.suffix not in TABLE_SUFFIXES:
             raise click.ClickException(f"{path}: name tables .parquet or .csv.")
     dataset = open_captures(captures, filters)
+    from analyzer.outputs import check_outputs
+
+    outputs = {"--turns": turns_path, "--sizes": sizes_path, "--otlp": otlp_path}
+    check_outputs(outputs, dataset.sources, force)
+    if dataset.filters.active:  # an export of nothing would replace the last one: ask first
+        from analyzer.matching import require_matches
+
+        require_matches(dataset, len(dataset.sessions()))
     try:
         written = export_dataset(dataset, turns_path, sizes_path, otlp_path)
     except OSError as exc:
@@ -712,3 +818,7 @@ def export(
     for path in written["files"]:
         click.echo(path)
     click.echo(f"Exported {written['sessions']} session(s), {written['turns']} turn(s).", err=True)
+
+
+# Commands kept in their own modules; importing them adds them to ``main``.
+from analyzer import cli_triage  # noqa: E402, F401

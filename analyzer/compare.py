@@ -21,6 +21,7 @@ from rich.table import Table
 
 from analyzer.dataset import Dataset, dataset_sizes, dataset_turns
 from analyzer.latency import LATENCY_METRICS, metric_stats
+from analyzer.render import short
 from analyzer.sizes import size_totals, token_totals
 
 BOOTSTRAP_SAMPLES = 2000
@@ -244,14 +245,19 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+SIDE_LABEL_WIDTH = 60
+
+
 def render_comparison(result: dict[str, Any], console: Console) -> None:
     """The comparison as three rich tables: latency, sizes, tokens."""
     counts = result["counts"]
-    console.print(
-        f"A: {result.get('a', 'A')} ({counts['a']['sessions']} sessions, "
-        f"{counts['a']['turns']} turns)   B: {result.get('b', 'B')} "
-        f"({counts['b']['sessions']} sessions, {counts['b']['turns']} turns)"
-    )
+    # Labels cut short: rich folds a long word in time quadratic in its length (a 100 kB
+    # --a-where took 40 s to print), and a reader needs only the start of it.
+    for key in ("a", "b"):
+        console.print(
+            f"{key.upper()}: {short(result.get(key, key.upper()), SIDE_LABEL_WIDTH)} "
+            f"({counts[key]['sessions']} sessions, {counts[key]['turns']} turns)"
+        )
     table = Table(title="latency (ms): B - A")
     for name in ("metric", "n A", "n B", "p50 A", "p50 B", "p90 A", "p90 B", "p50 diff"):
         table.add_column(name, justify="left" if name == "metric" else "right")

@@ -43,8 +43,10 @@ from analyzer.pricing import Prices
 from analyzer.reader import (
     Capture,
     CaptureError,
+    SessionKey,
     Sessions,
     drop_audio_content,
+    duplicates_note,
     is_missing,
     read_capture,
     session_rows,
@@ -314,10 +316,47 @@ class Dataset:
     rows_per_read: int = ROWS_PER_READ
     warnings: list[str] = field(default_factory=list)
     files_read: list[Path] = field(default_factory=list)
+    # Each session (run id, session id) read by the last pass over the dataset -> the file it
+    # was read from: a session in two files (a copied capture) is read once, from the first.
+    read_from: dict[SessionKey, Path] = field(default_factory=dict)
 
     @property
     def sources(self) -> list[Path]:
         return [f.path for f in self.files]
+
+    def _warn(self, text: str) -> None:
+        if text not in self.warnings:  # a second pass over the dataset finds the same
+            self.warnings.append(text)
+
+    def _once(self, run: RunFile, table: pa.Table, sessions: Sessions) -> tuple[pa.Table, Sessions]:
+        """A piece without the sessions already read from another file (with a warning)."""
+        rows: Sequence[Mapping[Any, Any]] = (
+            sessions if isinstance(sessions, list) else sessions.to_dict("records")
+        )
+        ids = [str(row["session_id"]) for row in rows]
+        by_first: dict[Path, list[str]] = {}
+        for session_id, row in zip(ids, rows, strict=True):
+            run_id = row.get("run_id")
+            key = (None if is_missing(run_id) else str(run_id), session_id)
+            first = self.read_from.setdefault(key, run.path)
+            if first != run.path:
+                by_first.setdefault(first, []).append(session_id)
+        if not by_first:
+            return table, sessions
+        drop = {i for ids in by_first.values() for i in ids}
+        for first, dropped in by_first.items():
+            self._warn(duplicates_note(dropped, run.path, first))
+        keep = pc.invert(
+            pc.is_in(
+                pc.cast(table.column("session_id"), pa.string()),
+                value_set=string_array(sorted(drop)),
+            )
+        )
+        table = table.filter(keep)
+        if isinstance(sessions, list):
+            return table, [row for row in sessions if str(row["session_id"]) not in drop]
+        kept = [i not in drop for i in ids]
+        return table, sessions[kept].reset_index(drop=True)
 
     def candidate_files(self) -> list[RunFile]:
         """Files not ruled out by their partitions."""
@@ -395,14 +434,26 @@ class Dataset:
         """:meth:`iter_tables`, a Parquet file's sessions as rows (no pandas)."""
         columns = list(columns)
         schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
-        for run in self.candidate_files():
+        self.read_from = {}
+        candidates = self.candidate_files()
+        failures: list[CaptureError] = []
+        for run in candidates:
             try:
                 if run.path.suffix == ".jsonl":
                     raise _Fallback
                 pf, run_id, facts = self._parquet_facts(run)
             except _Fallback:
+                try:
+                    whole = self._read_whole(run, columns)
+                except CaptureError as exc:
+                    if len(self.files) == 1:
+                        raise
+                    # One broken file of many: report the rest, say which file was left out.
+                    failures.append(exc)
+                    self._warn(f"skipped a file: {exc}")
+                    continue
                 self.files_read.append(run.path)
-                table, sessions = self._select(*self._read_whole(run, columns))
+                table, sessions = self._once(run, *self._select(*whole))
                 if len(sessions):
                     yield run, table, sessions
                 continue
@@ -414,9 +465,14 @@ class Dataset:
             for table, window in self._pieces(run.path, pf, facts, kept, present):
                 table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
-                table, sessions = self._select(table, sessions)
+                table, sessions = self._once(run, *self._select(table, sessions))
                 if len(sessions):
                     yield run, table, sessions
+        if failures and len(failures) == len(candidates):
+            raise CaptureError(
+                f"none of the {len(candidates)} capture files could be read; the first: "
+                f"{failures[0]}"
+            )
 
     def _pieces(
         self,

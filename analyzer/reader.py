@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -15,7 +16,12 @@ import pyarrow.parquet as pq
 from analyzer.arrowbuffers import string_array
 from analyzer.lazy import LazyModule
 from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
-from analyzer.recording.convert import FrameRecord, JournalError, read_journal
+from analyzer.recording.convert import (
+    RECORDING_RECENT_S,
+    FrameRecord,
+    JournalError,
+    read_journal,
+)
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, parse_file_metadata
 
 if TYPE_CHECKING:
@@ -72,7 +78,8 @@ def _frames_from_records(records: list[FrameRecord], columns: Sequence[str]) -> 
 
 def _read_journal(
     path: Path, columns: Sequence[str], warnings: list[str]
-) -> tuple[pa.Table, list[dict[str, Any]]]:
+) -> tuple[pa.Table, list[dict[str, Any]], bool]:
+    """A journal's frames, its session facts, and whether the recorder finished it."""
     try:
         journal = read_journal(path)
     except JournalError as exc:
@@ -86,21 +93,71 @@ def _read_journal(
         warnings.append(
             f"{path.name}: skipped {len(journal.bad_lines)} unreadable line(s): {lines}."
         )
-    return _frames_from_records(journal.frames, columns), list(journal.sessions.values())
+    table = _frames_from_records(journal.frames, columns)
+    return table, list(journal.sessions.values()), journal.run_end is not None
+
+
+def unfinished_parquet_note(parquet: Path, journal: Path, finished: bool) -> str:
+    """Why ``parquet`` could not be read while its ``journal`` could, in one sentence."""
+    if finished:
+        why = (
+            "is unreadable though its journal is complete (the recorder could not finish it, "
+            f"or it was damaged since); read {journal.name}"
+        )
+    else:
+        try:
+            age = max(0.0, time.time() - journal.stat().st_mtime)
+        except OSError:
+            age = math.inf
+        if age < RECORDING_RECENT_S:
+            return (
+                f"{parquet.name} is still being recorded (its journal was written {age:.0f} s "
+                f"ago and the run has not ended); read {journal.name} as far as it goes."
+            )
+        why = (
+            "was never finished: the recorder stopped without closing it (killed?); "
+            f"read {journal.name}"
+        )
+    return f"{parquet.name} {why} instead. `rt-analyze convert {journal}` rebuilds it."
+
+
+def _unreadable_parquet(path: Path, exc: Exception) -> CaptureError:
+    """The error for a ``.parquet`` that Arrow cannot open, and no journal beside it."""
+    journal = path.with_suffix(".jsonl")
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+    except OSError as err:
+        return CaptureError(f"cannot read {path}: {err.strerror}.")
+    if not head:
+        return CaptureError(
+            f"{path} is empty (0 bytes) and there is no {journal.name} beside it to read "
+            "instead; pass another capture."
+        )
+    if head != b"PAR1":
+        return CaptureError(
+            f"{path} is not a Parquet file (renamed?); pass a capture written by rt-analyze "
+            "(.parquet or .jsonl)."
+        )
+    return CaptureError(
+        f"{path} is an unfinished Parquet file (it has no footer: still being recorded, or the "
+        f"recorder was killed), and there is no {journal.name} beside it to read instead; pass "
+        "its journal."
+    )
 
 
 def _read_parquet(path: Path, columns: Sequence[str]) -> tuple[pa.Table, list[dict[str, Any]]]:
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise CaptureError(
-            f"{path} is not a readable Parquet file ({exc}); if the proxy crashed, run "
-            f"`rt-analyze convert {path.with_suffix('.jsonl')}` to rebuild it from the journal."
-        ) from exc
+        raise _unreadable_parquet(path, exc) from exc
     meta = parse_file_metadata(pf.metadata.metadata)
     missing = [c for c in ("session_id", "seq", "time_s") if c not in pf.schema_arrow.names]
     if meta is None or missing:
-        raise CaptureError(f"{path} is a Parquet file but not an rt-analyze capture.")
+        raise CaptureError(
+            f"{path} is a Parquet file but not an rt-analyze capture; pass a capture written "
+            "by rt-analyze (.parquet or .jsonl)."
+        )
     table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
     return with_columns(table, columns), meta["sessions"]
 
@@ -115,34 +172,110 @@ def with_columns(table: pa.Table, columns: Sequence[str]) -> pa.Table:
     return table.select(list(columns))
 
 
+def _read_file(
+    path: Path, columns: Sequence[str], warnings: list[str]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    """One capture file; a Parquet file we cannot read is read from the journal beside it."""
+    if path.suffix == ".jsonl":
+        table, facts, _ = _read_journal(path, columns, warnings)
+        return table, facts
+    if path.suffix != ".parquet":
+        raise CaptureError(f"{path} is neither a .parquet capture nor a .jsonl journal.")
+    journal = path.with_suffix(".jsonl")
+    try:
+        return _read_parquet(path, columns)
+    except CaptureError:
+        if not journal.exists():
+            raise
+    table, facts, finished = _read_journal(journal, columns, warnings)
+    warnings.append(unfinished_parquet_note(path, journal, finished))
+    return table, facts
+
+
+# A session is its run and its id: two runs may reuse an id (clients choose some), while a
+# copied capture repeats both.
+SessionKey: TypeAlias = "tuple[str | None, str]"
+
+
+def session_keys(table: pa.Table, facts: Sequence[Mapping[str, Any]]) -> dict[str, SessionKey]:
+    """Session id -> (run id, session id) of a file's sessions: those in its facts, then those
+    known only from frames (their run unknown)."""
+    keys: dict[str, SessionKey] = {}
+    for f in facts:
+        run_id = f.get("run_id")
+        keys[str(f["session_id"])] = (
+            None if is_missing(run_id) else str(run_id),
+            str(f["session_id"]),
+        )
+    for session_id in pc.unique(pc.cast(table.column("session_id"), pa.string())).to_pylist():
+        if session_id is not None and session_id not in keys:
+            keys[session_id] = (None, session_id)
+    return keys
+
+
+def duplicates_note(ids: Sequence[str], path: Path, first: Path) -> str:
+    """The warning for sessions of ``path`` already read from ``first``."""
+    shown = ", ".join(ids[:3]) + (", ..." if len(ids) > 3 else "")
+    return (
+        f"{len(ids)} session(s) of {path} ({shown}) are also in {first}, from the same run: "
+        f"read once, from {first}; remove one of the copies."
+    )
+
+
+def _drop_sessions(
+    table: pa.Table, facts: list[dict[str, Any]], drop: Sequence[str]
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    ids = pc.cast(table.column("session_id"), pa.string())
+    keep = pc.invert(pc.is_in(ids, value_set=string_array(list(drop))))
+    gone = set(drop)
+    return table.filter(keep), [f for f in facts if str(f["session_id"]) not in gone]
+
+
 def read_tables(
-    paths: Sequence[Path], columns: Sequence[str] = ANALYSIS_COLUMNS
+    paths: Sequence[Path],
+    columns: Sequence[str] = ANALYSIS_COLUMNS,
+    progress: Callable[[], None] | None = None,
 ) -> tuple[pa.Table, list[dict[str, Any]], list[Path], list[str]]:
-    """Frames of all captures as one Arrow table, their session facts, the files read, warnings."""
+    """Frames of all captures as one Arrow table, their session facts, the files read, warnings.
+
+    Of several files, one that cannot be read is skipped with a warning (an error only when none
+    can be read), and a session found in two files is read from the first only, with a warning.
+    ``progress`` is called after each file."""
     warnings: list[str] = []
     tables: list[pa.Table] = []
     sessions: list[dict[str, Any]] = []
     files = find_capture_files(paths)
+    read: list[Path] = []
+    first_seen: dict[SessionKey, Path] = {}
+    failures: list[CaptureError] = []
     for path in files:
-        if path.suffix == ".jsonl":
-            table, facts = _read_journal(path, columns, warnings)
-        elif path.suffix == ".parquet":
-            journal = path.with_suffix(".jsonl")
-            try:
-                table, facts = _read_parquet(path, columns)
-            except CaptureError:
-                if not journal.exists():
-                    raise
-                warnings.append(
-                    f"{path.name} is incomplete (recorder killed?); read {journal.name} instead. "
-                    f"`rt-analyze convert {journal}` rebuilds it."
-                )
-                table, facts = _read_journal(journal, columns, warnings)
-        else:
-            raise CaptureError(f"{path} is neither a .parquet capture nor a .jsonl journal.")
+        try:
+            table, facts = _read_file(path, columns, warnings)
+        except CaptureError as exc:
+            if len(files) == 1:
+                raise
+            failures.append(exc)
+            warnings.append(f"skipped a file: {exc}")
+            continue
+        finally:
+            if progress is not None:
+                progress()
+        by_first: dict[Path, list[str]] = {}
+        for session_id, key in session_keys(table, facts).items():
+            first = first_seen.setdefault(key, path)
+            if first != path:
+                by_first.setdefault(first, []).append(session_id)
+        for first, ids in by_first.items():
+            warnings.append(duplicates_note(ids, path, first))
+            table, facts = _drop_sessions(table, facts, ids)
+        read.append(path)
         tables.append(table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in columns])))
         sessions.extend(facts)
-    return pa.concat_tables(tables, promote_options="default"), sessions, files, warnings
+    if not tables:
+        raise CaptureError(
+            f"none of the {len(files)} capture files could be read; the first: {failures[0]}"
+        )
+    return pa.concat_tables(tables, promote_options="default"), sessions, read, warnings
 
 
 # Audio frames whose ``content`` no analysis parses (once the audio is cut out it is only JSON
@@ -201,12 +334,15 @@ def sessions_frame(sessions: list[dict[str, Any]], frames: pd.DataFrame) -> pd.D
 
 
 def read_capture(
-    paths: Sequence[Path] | Path, columns: Sequence[str] = ANALYSIS_COLUMNS
+    paths: Sequence[Path] | Path,
+    columns: Sequence[str] = ANALYSIS_COLUMNS,
+    progress: Callable[[], None] | None = None,
 ) -> Capture:
-    """Read captures for analysis. ``columns`` defaults to everything but audio samples."""
+    """Read captures for analysis (see :func:`read_tables`). ``columns`` defaults to everything
+    but audio samples."""
     if isinstance(paths, Path):
         paths = [paths]
-    table, sessions, files, warnings = read_tables(paths, columns)
+    table, sessions, files, warnings = read_tables(paths, columns, progress)
     frames = table.to_pandas()
     for name in ("session_id", "direction", "opcode", "event_type"):
         if name in frames and isinstance(frames[name].dtype, pd.CategoricalDtype):

@@ -256,3 +256,25 @@ def render_errors(errors: Sequence[Mapping[str, Any]], console: Console) -> None
             f"{safe(error.get('type') or '')} {safe(error.get('code') or '')}: "
             f"{safe(error.get('message') or '')}"
         )
+
+
+def render_slowest(rows: Sequence[Mapping[str, Any]], metric: str, console: Console) -> None:
+    """The slowest turns: the numbers keep their width, what the user said wraps."""
+    table = Table(title=f"slowest turns by {metric}", title_justify="left")
+    table.add_column("session", no_wrap=True)
+    table.add_column("turn", justify="right", no_wrap=True)
+    table.add_column("started (UTC)", no_wrap=True)
+    table.add_column(f"{metric} (ms)", justify="right", no_wrap=True)
+    table.add_column("trigger", no_wrap=True)
+    table.add_column("user said", overflow="fold", ratio=1)
+    for row in rows:
+        table.add_row(
+            # An id prefix is enough to tell sessions apart and to pass back to --session.
+            safe(str(row["session_id"])[:8]),
+            str(row["turn"]),
+            safe(row["started"] or MISSING),
+            fmt(row["latency_ms"]),
+            fmt(row["trigger"]),
+            short(row["user_said"], 200),
+        )
+    console.print(table)

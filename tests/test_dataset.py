@@ -426,8 +426,11 @@ def test_cli_turns_latency_sizes_take_globs_and_filters(fleet: Path) -> None:
 def test_cli_bad_time_and_beta_only_dialect(fleet: Path) -> None:
     bad = run_cli("report", str(fleet), "--since", "last week")
     assert bad.exit_code != 0 and "cannot read the time" in bad.output
+    # A filter that matches nothing is an error that says what there is instead (issue 19).
     empty = run_cli("turns", str(fleet), "--dialect", "beta", "--format", "json")
-    assert empty.exit_code == 0 and json.loads(empty.stdout) == []
+    assert empty.exit_code == 1 and empty.stdout == ""
+    assert "--dialect beta matches no session; the captures hold" in empty.stderr
+    assert "dialects ga (" in empty.stderr
 
 
 def test_seed_beta_capture_reads_through_the_dataset(tmp_path: Path) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import time
 from pathlib import Path
 
 import pyarrow as pa
@@ -45,7 +48,19 @@ def test_an_unfinished_parquet_falls_back_to_its_journal(tmp_path: Path) -> None
     run._parquet.flush()  # type: ignore[union-attr]  # a row group on disk, no footer: a crash
     cap = read_capture(run.parquet_path)
     assert cap.frames["event_type"].tolist() == ["x", "y"]
-    assert "incomplete" in cap.warnings[0] and "rt-analyze convert" in cap.warnings[0]
+    # Its journal was written a moment ago and has no run_end: a run still being recorded.
+    assert len(cap.warnings) == 1 and re.fullmatch(
+        r"rt-a\.parquet is still being recorded \(its journal was written \d+ s ago and the run "
+        r"has not ended\); read rt-a\.jsonl as far as it goes\.",
+        cap.warnings[0],
+    )
+    old = time.time() - 3600
+    os.utime(run.journal_path, (old, old))
+    cap = read_capture(run.parquet_path)
+    assert cap.warnings == [
+        "rt-a.parquet was never finished: the recorder stopped without closing it (killed?); "
+        f"read rt-a.jsonl instead. `rt-analyze convert {run.journal_path}` rebuilds it."
+    ]
 
 
 def test_a_torn_journal_is_read_with_a_warning(tmp_path: Path) -> None:
@@ -70,7 +85,7 @@ def test_missing_foreign_and_empty_inputs_give_one_clear_error(tmp_path: Path) -
         read_capture(foreign)
     garbage = tmp_path / "garbage.parquet"
     garbage.write_bytes(b"PAR1 not really")
-    with pytest.raises(CaptureError, match="not a readable Parquet file"):
+    with pytest.raises(CaptureError, match="is an unfinished Parquet file"):
         read_capture(garbage)
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,39 @@ def read_journal(path: Path) -> Journal:
     journal = Journal(run_id=path.stem)
     journal.frames.extend(iter_journal(path, journal))
     return journal
+
+
+# A journal without a run_end record written to this recently is taken to be open in a running
+# recorder (which writes each frame as it comes) rather than left behind by a crash.
+RECORDING_RECENT_S = 60.0
+_TAIL_BYTES = 1 << 16
+
+
+def journal_age_if_recording(path: Path) -> float | None:
+    """Seconds since the journal ``path`` was last written, when it looks still being recorded:
+    it starts with a capture record, was written less than :data:`RECORDING_RECENT_S` ago and
+    its last line is not the run_end record. None otherwise. Reads only its first line and tail."""
+    try:
+        st = path.stat()
+        with open(path, "rb") as f:
+            first = f.readline()
+            f.seek(max(0, st.st_size - _TAIL_BYTES))
+            tail = f.read()
+    except OSError:
+        return None
+    age = max(0.0, time.time() - st.st_mtime)
+    if age >= RECORDING_RECENT_S or not _is_record(first):
+        return None
+    return None if _is_record(tail.rstrip(b"\n").rsplit(b"\n", 1)[-1], "run_end") else age
+
+
+def _is_record(line: bytes, kind: str | None = None) -> bool:
+    """Whether a journal line is a capture record (of ``kind``)."""
+    try:
+        record = loads_json(line)
+    except ValueError:
+        return False
+    return isinstance(record, dict) and "record" in record and kind in (None, record["record"])
 
 
 def convert_journal(
