@@ -290,7 +290,6 @@ def _error_row(session_id: str | None, event: Mapping[str, Any]) -> dict[str, An
 FOLD_FIELDS: tuple[str, ...] = (
     "seq",
     "time_s",
-    "kind",
     "item_id",
     "previous_item_id",
     "placed",
@@ -325,7 +324,8 @@ def _deltas_needed(events: pa.Table) -> pa.Table:
     deltas = of_kinds(events, DELTA_KINDS)
     if not deltas.num_rows:
         return deltas
-    finals = of_kinds(events, (Kind.USER_TRANSCRIPT, Kind.REPLY_TRANSCRIPT, Kind.REPLY_TEXT))
+    needed = events.select(["session_id", "item_id", "kind", "text", "transcript"])
+    finals = of_kinds(needed, (Kind.USER_TRANSCRIPT, Kind.REPLY_TRANSCRIPT, Kind.REPLY_TEXT))
     is_text = pc.equal(finals.column("kind"), Kind.REPLY_TEXT.value)
     value = pc.if_else(is_text, finals.column("text"), finals.column("transcript"))
     finals = finals.filter(pc.is_valid(value))
@@ -343,6 +343,7 @@ def conversations(
     """Each session's :class:`Conversation` from the event table (sorted by session, then
     seq); ``problems`` are the frames the recorder could not understand, by session."""
     out: dict[str, Conversation] = {}
+    events = events.select(["session_id", "kind", *FOLD_FIELDS])
     wanted = pa.concat_tables([of_kinds(events, ITEM_KINDS), _deltas_needed(events)])
     order = pc.sort_indices(wanted, [("session_id", "ascending"), ("seq", "ascending")])
     for session_id, rows in session_event_rows(

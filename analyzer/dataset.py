@@ -34,7 +34,6 @@ import pyarrow.parquet as pq
 from analyzer.arrowbuffers import index_array, number_array, string_array
 from analyzer.collector import bulk_allocation
 from analyzer.events import DECODE_ONLY_COLUMNS
-from analyzer.frameview import frames_of
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.latency import float_list
 from analyzer.lazy import LazyModule, is_frame
@@ -70,10 +69,10 @@ from analyzer.schema import (
 )
 from analyzer.sizes import (
     BY_EVENT_COLUMNS,
-    NO_TYPE,
     SIZE_COLUMNS,
     SIZE_INPUT_COLUMNS,
     column_sums,
+    sizes_of_frames,
 )
 from analyzer.turns import rows_of
 from analyzer.windows import filtered_windows, number, stream_windows, window_filter
@@ -253,6 +252,20 @@ def _sorted_table(table: pa.Table) -> pa.Table:
         {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
     )
     return table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
+
+
+def frames_of(table: pa.Table) -> pd.DataFrame:
+    """Frames in Arrow as pandas code takes them: dictionary columns (direction, event type)
+    as categories, other text as Python strings (``object``)."""
+    import pandas as pd
+
+    frames = table.to_pandas()
+    text = {
+        str(c): object
+        for c, dtype in frames.dtypes.items()
+        if isinstance(dtype, pd.StringDtype) or c == "session_id"
+    }
+    return frames.astype(text)
 
 
 def _tidy_frames(table: pa.Table) -> pd.DataFrame:
@@ -591,41 +604,10 @@ def dataset_turns(dataset: Dataset) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
-def _sizes_of(table: pa.Table) -> pa.Table:
-    """``sizes_by_event`` computed in Arrow (no pandas frames)."""
-    event = pc.cast(table.column("event_type"), pa.string())
-    slim = pa.table(
-        {
-            "session_id": pc.cast(table.column("session_id"), pa.string()),
-            "direction": pc.cast(table.column("direction"), pa.string()),
-            "event_type": pc.fill_null(event, NO_TYPE),
-            "bytes": table.column("frame_bytes"),
-            "audio_b64_bytes": pc.fill_null(table.column("audio_b64_bytes"), 0),
-            "audio_bytes": pc.fill_null(table.column("audio_bytes"), 0),
-        }
-    )
-    grouped = slim.group_by(["session_id", "direction", "event_type"]).aggregate(
-        [
-            ("bytes", "count"),
-            ("bytes", "sum"),
-            ("audio_b64_bytes", "sum"),
-            ("audio_bytes", "sum"),
-        ]
-    )
-    return grouped.rename_columns(
-        {
-            "bytes_count": "frames",
-            "bytes_sum": "bytes",
-            "audio_b64_bytes_sum": "audio_b64_bytes",
-            "audio_bytes_sum": "audio_bytes",
-        }
-    )
-
-
 def dataset_sizes(dataset: Dataset) -> pd.DataFrame:
     """:func:`analyzer.sizes.sizes_by_event` of the whole dataset, aggregated in Arrow one run
     file at a time from the size columns only."""
-    parts = [_sizes_of(table) for _, table, _ in dataset.iter_tables(SIZE_INPUT_COLUMNS)]
+    parts = [sizes_of_frames(table) for _, table, _ in dataset.iter_tables(SIZE_INPUT_COLUMNS)]
     if not parts:
         return pd.DataFrame(columns=list(BY_EVENT_COLUMNS)).astype(
             {c: "int64" for c in SIZE_COLUMNS}

@@ -41,20 +41,28 @@ DECODE_COLUMNS: tuple[str, ...] = (
 DECODE_ONLY_COLUMNS: tuple[str, ...] = ("item_id", "response_id", "content")
 
 
-def event_table(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
-    """Every event of ``frames`` (sorted by session, then seq), one row each, in frame order.
-    ``sessions`` maps a session id to its facts (which pick the adapter of an old capture).
-    Frames without recorded events (null ``events``: an earlier format, a journal) are
-    decoded; a directory may hold both kinds of file."""
+def event_table(
+    frames: pa.Table,
+    sessions: Mapping[str, Mapping[str, Any]],
+    without: Sequence[str] = (),
+) -> pa.Table:
+    """Every event of ``frames`` (sorted by session, then seq), one row each, in frame order;
+    events of the kinds in ``without`` are left out (the report has no use for the user's
+    audio chunks, most of a voice session's events). ``sessions`` maps a session id to its
+    facts (which pick the adapter of an old capture). Frames without recorded events (null
+    ``events``: an earlier format, a journal) are decoded; a directory may hold both kinds."""
     if "events" not in frames.column_names:
-        return _decode(frames, sessions)
+        return _decode(frames, sessions, without)
     recorded = frames.column("events").is_valid()
     if recorded.null_count == 0 and pc.all(recorded).as_py():
-        return _flatten(frames)
+        return _flatten(frames, without)
     if not pc.any(recorded).as_py():
-        return _decode(frames, sessions)
+        return _decode(frames, sessions, without)
     both = pa.concat_tables(
-        [_flatten(frames.filter(recorded)), _decode(frames.filter(pc.invert(recorded)), sessions)]
+        [
+            _flatten(frames.filter(recorded), without),
+            _decode(frames.filter(pc.invert(recorded)), sessions, without),
+        ]
     )
     return both.take(pc.sort_indices(both, [("session_id", "ascending"), ("seq", "ascending")]))
 
@@ -65,10 +73,13 @@ def _plain_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
-def _flatten(frames: pa.Table) -> pa.Table:
+def _flatten(frames: pa.Table, without: Sequence[str]) -> pa.Table:
     lists = frames.column("events").combine_chunks()
     parents = pc.list_parent_indices(lists)
     flat = pc.list_flatten(lists)
+    if without:
+        kept = pc.invert(pc.is_in(flat.field("kind"), pa.array(list(without), pa.string())))
+        flat, parents = flat.filter(kept), parents.filter(kept)
     columns: list[pa.Array | pa.ChunkedArray] = [
         _plain_string(frames.column("session_id")).take(parents),
         frames.column("seq").take(parents),
@@ -117,12 +128,16 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
     return out
 
 
-def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+def _decode(
+    frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]], without: Sequence[str]
+) -> pa.Table:
     per_frame = decode_frames(frames, sessions)
     keys = {c: frames.column(c).to_pylist() for c in FRAME_KEYS}
     rows: list[dict[str, Any]] = []
     for i, events in enumerate(per_frame):
         for event in events:
+            if event["kind"] in without:
+                continue
             row = {c: keys[c][i] for c in FRAME_KEYS}
             row.update(event)
             rows.append(row)
@@ -145,10 +160,10 @@ def session_event_rows(
     """(session id, its events of ``kinds`` as dicts of ``fields``), session by session in
     table order: what the per-session folds (conversation, turn binding) walk, never the
     audio chunks."""
-    wanted = of_kinds(events, kinds).select(["session_id", *fields])
+    wanted = of_kinds(events.select(["session_id", "kind", *fields]), kinds)
     columns = wanted.to_pydict()
     names = list(columns)
-    rows = [dict(zip(names, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    rows = [dict(zip(names, row)) for row in zip(*columns.values())]  # noqa: B905 (same lengths)
     start = 0
     for end in range(1, len(rows) + 1):
         if end == len(rows) or rows[end]["session_id"] != rows[start]["session_id"]:

@@ -15,7 +15,6 @@ import pyarrow.compute as pc
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
-from analyzer.frameview import FrameView
 from analyzer.jsonio import plain
 from analyzer.latency import (
     LATENCY_METRICS,
@@ -29,6 +28,7 @@ from analyzer.lazy import LazyModule, is_na
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
+from analyzer.schema import Kind
 from analyzer.sizes import (
     WindowSizes,
     session_cost,
@@ -122,9 +122,7 @@ def analyze_capture(capture: Capture) -> Iterator[SessionAnalysis]:
     frames = _sorted_frames(capture.frames)
     if frames.empty:
         return (_without_frames(facts) for facts in _clean_facts(capture.sessions))
-    codes, uniques = pd.factorize(frames["session_id"], sort=False)
-    view = FrameView(frames, np.asarray(codes, dtype=np.intp))
-    return _analyses(view, [str(u) for u in uniques], capture.sessions, frames_to_arrow(frames))
+    return _analyses(frames_to_arrow(frames), capture.sessions)
 
 
 def analyze_window(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
@@ -132,8 +130,7 @@ def analyze_window(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnaly
     seq (``Dataset.iter_windows``), and its sessions: no pandas table of the frames is built."""
     if not table.num_rows:
         return (_without_frames(facts) for facts in _clean_facts(sessions))
-    view, session_ids = FrameView.of_table(table)
-    return _analyses(view, session_ids, sessions, table)
+    return _analyses(table, sessions)
 
 
 def _clean_facts(sessions: Sessions) -> list[dict[str, Any]]:
@@ -161,29 +158,25 @@ def _problems(table: pa.Table) -> dict[str, dict[str, int]]:
     return {sid: dict(sorted(c.items())) for sid, c in counts.items()}
 
 
-def _analyses(
-    view: FrameView, session_ids: list[str], sessions: Sessions, table: pa.Table
-) -> Iterator[SessionAnalysis]:
+def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     clean = _clean_facts(sessions)
-    code_of = {sid: code for code, sid in enumerate(session_ids)}
     facts_of = {str(f.get("session_id")): f for f in clean}
-    events = event_table(table, facts_of)
+    events = event_table(table, facts_of, without=(Kind.USER_AUDIO,))
     found = conversations(events, _problems(table))
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
-    sizes = WindowSizes.of(view, session_ids)
-    dialects = _dialects(view)
+    sizes = WindowSizes.of(table)
+    dialects = _dialects(table)
     for facts in clean:
         sid = str(facts.get("session_id"))
-        code = code_of.get(sid)
-        if code is None:
+        if sid not in sizes.ranges:
             yield _without_frames(facts)
             continue
         conversation = found.get(sid, Conversation())
         yield SessionAnalysis(
             session_id=sid,
             facts=facts,
-            dialect=facts.get("dialect") or dialects.get(code),
+            dialect=facts.get("dialect") or dialects.get(sid),
             turn_rows=turn_rows.get(sid, []),
             conversation=conversation,
             window_sizes=sizes,
@@ -237,22 +230,34 @@ def _for_analysis(frames: pd.DataFrame) -> pd.DataFrame:
     return frames.astype(convert) if convert else frames
 
 
-def _dialects(view: FrameView) -> dict[int, str]:
-    """:func:`infer_dialect` of each session (by code) that has one: the dialect of the first
-    of its event types (in arrival order) that tells."""
-    types, names = view.event_types
-    known = types >= 0
-    width = max(len(names), 1)
-    keys = view.codes[known].astype(np.int64) * width + types[known]
-    _, firsts = np.unique(keys, return_index=True)
-    firsts.sort()
-    found: dict[int, str] = {}
-    for key in keys[firsts].tolist():
-        code, type_code = divmod(key, width)
-        if code not in found:
-            dialect = dialect_of_event(str(names[type_code]))
+def _dialects(table: pa.Table) -> dict[str, str]:
+    """:func:`infer_dialect` of each session that has one: the dialect of the first of its
+    event types (in arrival order) that tells."""
+    typed = table.select(["session_id", "event_type", "seq"]).filter(
+        pc.is_valid(table.column("event_type"))
+    )
+    firsts = (
+        pa.table(
+            {
+                "session_id": pc.cast(typed.column("session_id"), pa.string()),
+                "event_type": pc.cast(typed.column("event_type"), pa.string()),
+                "seq": typed.column("seq"),
+            }
+        )
+        .group_by(["session_id", "event_type"], use_threads=False)
+        .aggregate([("seq", "min")])
+        .sort_by([("session_id", "ascending"), ("seq_min", "ascending")])
+    )
+    found: dict[str, str] = {}
+    for session_id, event_type in zip(
+        firsts.column("session_id").to_pylist(),
+        firsts.column("event_type").to_pylist(),
+        strict=True,
+    ):
+        if session_id not in found:
+            dialect = dialect_of_event(event_type)
             if dialect is not None:
-                found[code] = dialect
+                found[session_id] = dialect
     return found
 
 

@@ -9,9 +9,9 @@ from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from analyzer.frameview import FrameView
-from analyzer.groups import Groups
 from analyzer.latency import TurnColumns, float_list, floats, row_count
 from analyzer.lazy import LazyModule, is_frame, is_na
 from analyzer.pricing import Prices, cost_usd, prices_for
@@ -74,6 +74,37 @@ def sizes_by_event(frames: pd.DataFrame) -> pd.DataFrame:
     return table[list(BY_EVENT_COLUMNS)]
 
 
+def sizes_of_frames(table: pa.Table) -> pa.Table:
+    """``sizes_by_event`` of frames in Arrow, computed in Arrow (unsorted)."""
+    event = pc.cast(table.column("event_type"), pa.string())
+    slim = pa.table(
+        {
+            "session_id": pc.cast(table.column("session_id"), pa.string()),
+            "direction": pc.cast(table.column("direction"), pa.string()),
+            "event_type": pc.fill_null(event, NO_TYPE),
+            "bytes": table.column("frame_bytes"),
+            "audio_b64_bytes": pc.fill_null(table.column("audio_b64_bytes"), 0),
+            "audio_bytes": pc.fill_null(table.column("audio_bytes"), 0),
+        }
+    )
+    grouped = slim.group_by(["session_id", "direction", "event_type"]).aggregate(
+        [
+            ("bytes", "count"),
+            ("bytes", "sum"),
+            ("audio_b64_bytes", "sum"),
+            ("audio_bytes", "sum"),
+        ]
+    )
+    return grouped.rename_columns(
+        {
+            "bytes_count": "frames",
+            "bytes_sum": "bytes",
+            "audio_b64_bytes_sum": "audio_b64_bytes",
+            "audio_bytes_sum": "audio_bytes",
+        }
+    )
+
+
 def size_rows_by_session(by_event: pd.DataFrame) -> dict[str, list[dict[str, Any]]]:
     """The rows (dicts of :data:`BY_EVENT_COLUMNS`) of a :func:`sizes_by_event` table, by
     ``str`` session id."""
@@ -85,12 +116,10 @@ def size_rows_by_session(by_event: pd.DataFrame) -> dict[str, list[dict[str, Any
     return out
 
 
-def session_size_rows(
-    view: FrameView, session_ids: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """``size_rows_by_session(sizes_by_event(frames))`` of a view's frames, whose session is
-    ``session_ids[code]``, grouped in numpy (a report does this once a window)."""
-    sizes = WindowSizes.of(view, session_ids)
+def session_size_rows(frames: pa.Table) -> dict[str, list[dict[str, Any]]]:
+    """``size_rows_by_session(sizes_by_event(frames))`` of frames in Arrow, summed in Arrow
+    (a report does this once a window)."""
+    sizes = WindowSizes.of(frames)
     return {session_id: sizes.rows(session_id) for session_id in sizes.ranges}
 
 
@@ -113,40 +142,19 @@ class WindowSizes:
         return cls([], [], [], {}, {}, {})
 
     @classmethod
-    def of(cls, view: FrameView, session_ids: Sequence[str]) -> WindowSizes:
-        if not len(view):
+    def of(cls, frames: pa.Table) -> WindowSizes:
+        """The sizes of a window of frames (any order), summed in Arrow."""
+        if not frames.num_rows:
             return cls.empty()
-        directions, direction_uniques = view.numbered("direction", slice(None))
-        types, type_uniques = view.event_types  # -1: no type
-        direction_names = [str(d) for d in direction_uniques.tolist()]
-        type_names = [NO_TYPE, *(str(t) for t in type_uniques)]
-        n_types = len(type_names)
-        codes = view.codes.astype(np.int64)
-        groups = Groups.of((codes * len(direction_names) + directions) * n_types + types + 1)
-        rest, type_of = np.divmod(groups.keys, n_types)
-        code_of, direction_of = np.divmod(rest, len(direction_names))
+        grouped = sizes_of_frames(frames).sort_by(
+            [("session_id", "ascending"), ("direction", "ascending"), ("event_type", "ascending")]
+        )
+        ids = grouped.column("session_id").to_pylist()
+        direction_list = grouped.column("direction").to_pylist()
+        type_list = grouped.column("event_type").to_pylist()
         sums = np.stack(
-            [
-                groups.sizes(),
-                *(
-                    groups.sum(np.nan_to_num(view.column(c)).astype(np.int64))
-                    for c in ("frame_bytes", "audio_b64_bytes", "audio_bytes")
-                ),
-            ],
-            axis=1,
+            [grouped.column(c).to_numpy().astype(np.int64) for c in SIZE_COLUMNS], axis=1
         )
-        # Sorted as pandas' groupby sorts: by session id, direction and event type (as text).
-        keys = sorted(
-            zip(
-                [str(session_ids[code]) for code in code_of.tolist()],
-                [direction_names[d] for d in direction_of.tolist()],
-                [type_names[t] for t in type_of.tolist()],
-                range(len(code_of)),
-                strict=True,
-            )
-        )
-        ids, direction_list, type_list, order = (list(column) for column in zip(*keys, strict=True))
-        sums = sums[order]
         sid = np.array(ids, dtype=object)
         new_session = np.ones(len(ids), dtype=bool)
         new_session[1:] = sid[1:] != sid[:-1]

@@ -73,7 +73,8 @@ def _fill_replies(audio: pa.Table, events: pa.Table) -> pa.Table:
     replies = audio.column("reply_id").to_pylist()
     if None not in replies:
         return audio
-    starts = events.filter(pc.equal(events.column("kind"), Kind.REPLY_START.value))
+    is_start = pc.equal(events.column("kind"), Kind.REPLY_START.value)
+    starts = events.select(["session_id", "seq", "reply_id"]).filter(is_start)
     by_session: dict[str, tuple[list[int], list[str]]] = {}
     seen: set[tuple[str, str]] = set()
     for session_id, seq, reply_id in zip(
@@ -104,11 +105,22 @@ def _delta_items(events: pa.Table) -> dict[tuple[str, str], str]:
         pc.is_in(events.column("kind"), kinds),
         pc.and_(pc.is_valid(events.column("reply_id")), pc.is_valid(events.column("item_id"))),
     )
-    found: dict[tuple[str, str], str] = {}
-    chunks = events.filter(mask).select(["session_id", "reply_id", "item_id"])
-    for session_id, reply_id, item_id in zip(*chunks.to_pydict().values(), strict=True):
-        found.setdefault((session_id, reply_id), item_id)
-    return found
+    chunks = events.select(["session_id", "reply_id", "item_id"]).filter(mask)
+    # In order (one thread): "first" is the first chunk of each reply.
+    firsts = chunks.group_by(["session_id", "reply_id"], use_threads=False).aggregate(
+        [("item_id", "first")]
+    )
+    return dict(
+        zip(
+            zip(
+                firsts.column("session_id").to_pylist(),
+                firsts.column("reply_id").to_pylist(),
+                strict=True,
+            ),
+            firsts.column("item_id_first").to_pylist(),
+            strict=True,
+        )
+    )
 
 
 def reply_audio_stats(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
@@ -123,7 +135,8 @@ def reply_audio_stats(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]
     found: dict[tuple[str, str], dict[str, Any]] = {
         key: {"item_id": item} for key, item in _delta_items(events).items()
     }
-    audio = events.filter(pc.equal(events.column("kind"), Kind.REPLY_AUDIO.value))
+    columns = ["session_id", "seq", "time_s", "reply_id", "audio_bytes", "audio_ms"]
+    audio = events.select(columns).filter(pc.equal(events.column("kind"), Kind.REPLY_AUDIO.value))
     audio = _fill_replies(audio, events) if audio.num_rows else audio
     if not audio.num_rows:
         return found
@@ -147,15 +160,15 @@ def reply_audio_stats(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]
         stream_ratio = np.round(reply_ms / ((last - first) * 1000.0 + reply_ms / chunks), 3)
         stall_count = groups.sum(stall.astype(np.int64))
         stall_ms = np.round(groups.sum(np.where(stall, gap, 0.0)), 3)
-    sessions = audio.column("session_id").to_pylist()
-    replies = audio.column("reply_id").to_pylist()
-    representative = groups.order[groups.starts].tolist()
+    representative = pa.array(groups.order[groups.starts])
+    sessions = audio.column("session_id").take(representative).to_pylist()
+    replies = audio.column("reply_id").take(representative).to_pylist()
     total_bytes = groups.sum(audio_bytes)
     reply_ms = np.round(reply_ms, 3)
-    for g, row in enumerate(representative):
+    for g in range(len(sessions)):
         is_unknown = bool(unknown[g])
         count = int(stall_count[g])
-        stats = found.setdefault((sessions[row], replies[row]), {})
+        stats = found.setdefault((sessions[g], replies[g]), {})
         stats.update(
             first_audio_s=float(first[g]),
             last_audio_s=float(last[g]),

@@ -97,7 +97,6 @@ CONTROL_FIELDS: tuple[str, ...] = (
     "seq",
     "time_s",
     "direction",
-    "kind",
     "reply_id",
     "item_id",
     "stage",
@@ -250,7 +249,11 @@ def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 def _first_times(events: pa.Table, kind: Kind, key: str) -> dict[tuple[str, str], float]:
     """Time of the first event of ``kind`` per (session, ``key``)."""
     mask = pc.and_(pc.equal(events.column("kind"), kind.value), pc.is_valid(events.column(key)))
-    found = events.filter(mask).group_by(["session_id", key], use_threads=False)
+    found = (
+        events.select(["session_id", key, "time_s"])
+        .filter(mask)
+        .group_by(["session_id", key], use_threads=False)
+    )
     table = found.aggregate([("time_s", "min")])
     return dict(
         zip(

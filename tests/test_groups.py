@@ -7,7 +7,6 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.frameview import FrameView
 from analyzer.groups import Groups
 
 rows = st.lists(
@@ -37,25 +36,3 @@ def test_previous_max_skips_missing_values() -> None:
     groups = Groups.of(np.array([1, 1, 1, 2, 2]))
     got = groups.previous_max(values)
     assert np.array_equal(got, [np.nan, 3.0, 3.0, np.nan, 5.0], equal_nan=True)
-
-
-def test_frame_view_answers_as_pandas_does() -> None:
-    frames = pd.DataFrame(
-        {
-            "direction": pd.Categorical(["server", "client", "server", "server"]),
-            "event_type": pd.Categorical(["a", None, "b", "a"]),
-            "response_id": ["r1", None, None, "r2"],
-            "seq": [0, 1, 2, 3],
-        }
-    )
-    view = FrameView(frames, np.array([0, 0, 1, 1]))
-    assert view.server.tolist() == [True, False, True, True]
-    assert view.of_types({"a"}).tolist() == [True, False, False, True]
-    assert view.of_types({"b", "zzz"}).tolist() == [False, False, True, False]
-    assert view.present("response_id").tolist() == [True, False, False, True]
-    assert view.rows_by_session(view.of_types({"a", "b"}), ("seq", "event_type")) == {
-        0: [(0, "a")],
-        1: [(2, "b"), (3, "a")],
-    }
-    missing = view.values("event_type", np.ones(4, dtype=bool))[1]
-    assert isinstance(missing, float) and np.isnan(missing)  # as pandas gives it

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -159,11 +158,10 @@ def test_bad_prices_files_raise_one_clear_error(tmp_path: Path, content: str, me
         load_prices(tmp_path / "nope.json")
 
 
-def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
+def test_sizes_grouped_in_arrow_equal_sizes_by_event(tmp_path: Path) -> None:
     """What the report uses a window at a time gives the rows the pandas definition gives,
-    for the samples' sessions and untyped frames, from pandas and from Arrow."""
+    for the samples' sessions and untyped frames."""
     from analyzer.dataset import _sorted_table
-    from analyzer.frameview import FrameView
     from analyzer.report import _sorted_frames
     from analyzer.sizes import (
         SIZE_COLUMNS,
@@ -181,14 +179,11 @@ def test_sizes_grouped_in_numpy_equal_sizes_by_event(tmp_path: Path) -> None:
     expected = size_rows_by_session(sizes_by_event(frames))
     assert len(expected) == 5
     assert any(row["event_type"] == NO_TYPE for rows in expected.values() for row in rows)
-    codes, ids = pd.factorize(frames["session_id"])
-    assert session_size_rows(FrameView(frames, codes), [str(i) for i in ids]) == expected
     tables = [pq.read_table(f) for f in files]
     table = _sorted_table(pa.concat_tables(tables, promote_options="default"))
-    view, session_ids = FrameView.of_table(table)
-    assert session_size_rows(view, session_ids) == expected
+    assert session_size_rows(table) == expected
     # A session's totals, summed a window at a time, are size_totals of its rows.
-    window = WindowSizes.of(view, session_ids)
+    window = WindowSizes.of(table)
     for session_id, rows in expected.items():
         # as the report writes them: by_direction's order counts
         assert json.dumps(window.totals(session_id)) == json.dumps(size_totals(rows))
