@@ -15,7 +15,6 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from analyzer.schema import REPORT_COLUMNS
 from bench import captures
 from bench.stats import median
 
@@ -53,7 +52,7 @@ print(json.dumps({"wall_s": wall, "returncode": child.returncode,
     "stderr": stderr.decode(errors="replace")[-2000:]}))
 """
 
-# What "just reading the columns" means: the columns `rt-analyze report` asks the reader for.
+# What "just reading the columns" means: every column but the samples (issue 15's baseline).
 _READ_COLUMNS = """
 import sys, pyarrow.parquet as pq
 pq.read_table(sys.argv[1], columns=sys.argv[2].split(","))
@@ -123,7 +122,58 @@ def _report_cmd(path: Path) -> list[str]:
 
 
 def _read_cmd(path: Path, script: str = _READ_COLUMNS) -> list[str]:
-    return [sys.executable, "-c", script, str(path), ",".join(REPORT_COLUMNS)]
+    names = pq.ParquetFile(path).schema_arrow.names
+    return [sys.executable, "-c", script, str(path), ",".join(c for c in names if c != "audio")]
+
+
+def _report_vs_read(path: Path, reps: int, timeout_s: float) -> dict[str, Any]:
+    """One capture's report and plain read, interleaved: medians and the report's peak RSS."""
+    report_runs: list[Measured] = []
+    read_runs: list[Measured] = []
+    for _ in range(reps):
+        report_runs.append(measure(_report_cmd(path), timeout_s))
+        read_runs.append(measure(_read_cmd(path), timeout_s))
+    report_s = median([m.wall_s for m in report_runs])
+    read_s = median([m.wall_s for m in read_runs])
+    file_mb = path.stat().st_size / 1e6
+    peak_mb = max(m.peak_rss_mb for m in report_runs)
+    return {
+        "file_mb": file_mb,
+        "report_s": report_s,
+        "read_columns_s": read_s,
+        "report_vs_read": report_s / read_s,
+        "report_peak_rss_mb": peak_mb,
+        "report_rss_share_of_file": peak_mb / file_mb,
+    }
+
+
+def report_other_formats(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
+    """The biggest point's report on a capture of the previous format (1: events decoded at
+    read time) and on one ``rt-analyze convert`` rebuilt from a journal."""
+    target, reps = sizes.capture_bytes[-1], sizes.report_reps[-1]
+    old = captures.cached(out_dir, target, format_version=1)
+    journal = captures.cached_journal(out_dir, target)
+    rebuilt = out_dir / f"{journal.stem}-converted.parquet"
+    subprocess.run(
+        [str(RT_ANALYZE), "convert", str(journal), "-o", str(rebuilt), "--force"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        found = {
+            "format1": _report_vs_read(old, reps, sizes.timeout_s),
+            "converted": _report_vs_read(rebuilt, reps, sizes.timeout_s),
+        }
+    finally:
+        rebuilt.unlink(missing_ok=True)
+    for name, point in found.items():
+        print(
+            f"  report of the {name} capture ({point['file_mb']:.0f} MB): "
+            f"{point['report_s']:.2f} s vs read {point['read_columns_s']:.2f} s "
+            f"({point['report_vs_read']:.2f}x), peak RSS {point['report_peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    return found
 
 
 def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
@@ -193,6 +243,7 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
     return {
         "one_sample_session_s": one_session_s,
         "points": points,
+        "other_formats": report_other_formats(sizes, out_dir),
         "size_ratio": size_ratio,
         "time_ratio": time_ratio,
         "scaling_exponent": _exponent(first, last),
