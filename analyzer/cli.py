@@ -513,6 +513,69 @@ def turns(
 
 
 @main.command()
+@click.option(
+    "--upstream",
+    metavar="openai|gemini|azure:RESOURCE|URL",
+    help="Reverse proxy: clients connect to this proxy, which forwards to the provider.",
+)
+@click.option(
+    "--mode",
+    metavar="regular|local[:PROCESS]|wireguard",
+    help="Instead of --upstream: an HTTPS_PROXY for clients (regular, the default), this "
+    "machine's processes (local), or a WireGuard VPN for other devices.",
+)
+@click.option("--port", type=int, default=8080, show_default=True, help="0 picks a free port.")
+@click.option(
+    "--listen-host", help="Interface to listen on (default 127.0.0.1; all for wireguard)."
+)
+@click.option(
+    "--dir",
+    "rt_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("captures"),
+    show_default=True,
+    help="Directory for the captures (created 0700; files 0600).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A mitmdump option, e.g. rt_audio=drop, rt_layout=partitioned, confdir=DIR; repeatable.",
+)
+def record(
+    upstream: str | None,
+    mode: str | None,
+    port: int,
+    listen_host: str | None,
+    rt_dir: Path,
+    settings: tuple[str, ...],
+) -> None:
+    """Record realtime sessions: runs mitmdump with the rt-analyze addon until Ctrl-C, then
+    prints where the capture is and the command that reports on it.
+
+    Example:
+
+        rt-analyze record --upstream openai --port 8080 --dir captures
+    """
+    from analyzer.recording.launch import RecordError, make_plan, run_record
+
+    try:
+        plan = make_plan(upstream, mode, port, listen_host, rt_dir, settings)
+        result = run_record(plan, click.echo)
+    except RecordError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not result.files:
+        click.echo(f"No realtime session was recorded in {rt_dir}/.")
+    for path in result.files:
+        click.echo(f"Capture: {path}")
+    if result.files:
+        click.echo(f"Report:  rt-analyze report {' '.join(map(str, result.files))}")
+    if result.exit_code != 0:
+        raise click.ClickException(f"mitmdump exited with code {result.exit_code}.")
+
+
+@main.command()
 @click.argument("journal", type=click.Path(path_type=Path))
 @click.option(
     "-o",
