@@ -23,7 +23,9 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.websocket import WebSocketMessage
 
 from analyzer.recording.frames import build_frame
+from analyzer.recording.imports import TRIMMED_METADATA_KEY
 from analyzer.recording.live import LiveTurnLog
+from analyzer.recording.mitm_runtime import close_connections, message_readers
 from analyzer.recording.naming import new_run_id, partition_dir
 from analyzer.recording.session import handshake_facts
 from analyzer.recording.worker import FROM_CLIENT, IS_TEXT, KEEP_AUDIO, LIVE_LOG, WriterProcess
@@ -41,20 +43,7 @@ AUDIO_MODES = ("keep", "drop")
 SEQ_METADATA_KEY = "rt_analyze.next_seq"
 LAYOUTS = ("flat", "partitioned")
 WRITERS = ("process", "inline")
-
-
-def close_connections(flow: http.HTTPFlow) -> bool:
-    """Cut both sides of a live WebSocket. flow.kill() does not reach the WebSocket layer
-    (mitmproxy 11 and 12), so ask the connection handler to close the connections itself."""
-    try:
-        proxyserver = ctx.master.addons.get("proxyserver")
-        handler = proxyserver.connections[flow.client_conn.id]
-        for conn in (flow.server_conn, flow.client_conn):
-            if conn in handler.transports:
-                handler.close_connection(conn)
-        return True
-    except Exception:  # a mitmproxy without these internals: the caller drops frames instead
-        return False
+KEEP_MESSAGES = ("auto", "all", "last")
 
 
 class RealtimeCapture:
@@ -74,6 +63,8 @@ class RealtimeCapture:
         self.seq: dict[str, int] = {}  # next seq of each session this instance records
         self.strict_closed: set[str] = set()
         self.faults = 0
+        self.trim_messages = True
+        self.trim_reason: str | None = None  # what was last logged about trimming
 
     def load(self, loader: Loader) -> None:
         loader.add_option(
@@ -121,6 +112,15 @@ class RealtimeCapture:
             "process",
             "process: write the capture in a process of its own (mitmdump only hands frames "
             "over); inline: write it inside mitmdump. rt_strict implies inline.",
+        )
+        loader.add_option(
+            "rt_keep_messages",
+            str,
+            "auto",
+            "What recorded flows keep of their WebSocket messages once recorded. all: every "
+            "message (mitmproxy's own behaviour: memory grows with the traffic); last: only the "
+            "last (flat memory); auto: all when something else reads them (mitmweb, the "
+            "console, -w / save_stream_file, hardump), else last.",
         )
 
     @property
@@ -175,6 +175,32 @@ class RealtimeCapture:
                 self.recorder = _inline_recorder(directory)
         self.strict = ctx.options.rt_strict
         self.live_log = ctx.options.rt_live_log
+        self._configure_trimming()
+
+    def _configure_trimming(self) -> None:
+        choice = ctx.options.rt_keep_messages
+        if choice not in KEEP_MESSAGES:
+            raise exceptions.OptionsError(
+                f"rt_keep_messages must be auto, all or last, not {choice!r}."
+            )
+        readers = message_readers() if choice == "auto" else []
+        self.trim_messages = choice == "last" or (choice == "auto" and not readers)
+        if self.trim_messages:
+            reason = (
+                "rt-analyze: recorded flows keep only their last WebSocket message "
+                f"(rt_keep_messages={choice}"
+                + (": nothing else reads them" if choice == "auto" else "")
+                + "), so the proxy's memory stays flat"
+            )
+        else:
+            why = f"read by {', '.join(readers)}" if readers else "rt_keep_messages=all"
+            reason = (
+                f"rt-analyze: recorded flows keep all their WebSocket messages ({why}); "
+                "the proxy's memory grows with the traffic"
+            )
+        if reason != self.trim_reason:  # once at start, and again only if it changes
+            log.info(reason)
+            self.trim_reason = reason
 
     def running(self) -> None:
         # Start the writer process now, not at the first session: it takes a second or two to
@@ -269,7 +295,10 @@ class RealtimeCapture:
             self._fault("websocket_message", flow)
         finally:
             # mitmproxy keeps every message of a flow until it closes; we have recorded them.
-            del flow.websocket.messages[:-1]
+            # The last stays: mitmproxy's dumper and the hooks after this one read it.
+            if self.trim_messages and flow.id in self.seq:
+                del flow.websocket.messages[:-1]
+                flow.metadata[TRIMMED_METADATA_KEY] = True
 
     def _record_inline(self, flow: http.HTTPFlow, seq: int, message: WebSocketMessage) -> None:
         assert self.recorder is not None
