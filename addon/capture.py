@@ -11,7 +11,9 @@ try:
 except ImportError:  # run from a checkout without `pip install`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analyzer.recording.addon import RealtimeCapture
+from analyzer.recording.addon import RealtimeCapture, make_addons
 
-# A fresh instance each time mitmdump (re)loads this file, as when the class lived here.
-addons = [RealtimeCapture()]
+__all__ = ["RealtimeCapture", "addons"]
+
+# Fresh instances each time mitmdump (re)loads this file, as when the class lived here.
+addons = make_addons()

@@ -22,6 +22,7 @@ from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.websocket import WebSocketMessage
 
+from analyzer.recording.contentview import RealtimeViewAddon
 from analyzer.recording.frames import build_frame
 from analyzer.recording.imports import TRIMMED_METADATA_KEY
 from analyzer.recording.live import LiveTurnLog
@@ -411,5 +412,10 @@ def _log_level() -> str:
         return "info"
 
 
+def make_addons() -> list[object]:
+    """The recorder and the realtime contentview for mitmweb and the console."""
+    return [RealtimeCapture(), RealtimeViewAddon(DEFAULT_FILTER)]
+
+
 # mitmdump -s loads this file as a script of its own and takes its addons from here.
-addons = [RealtimeCapture()]
+addons = make_addons()
