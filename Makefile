@@ -41,7 +41,8 @@ else
 	$(VENV_NEXT)/bin/python -c "import mitmproxy.version as v; print('mitmproxy', v.VERSION)"
 	$(VENV_NEXT)/bin/python -m pytest -q -p no:cacheprovider tests/test_addon_unit.py \
 		tests/test_recording.py tests/test_e2e_capture.py tests/test_peer_e2e.py \
-		tests/test_writer_process.py
+		tests/test_writer_process.py tests/test_contentview.py tests/test_keep_messages_e2e.py \
+		tests/test_tls_e2e.py tests/test_import.py tests/test_record.py
 endif
 
 samples: setup

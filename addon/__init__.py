@@ -1,1 +1,1 @@
-"""The mitmproxy addon (load with mitmdump -s addon/capture.py)."""
+"""A thin script loading the packaged addon (mitmdump -s addon/capture.py)."""

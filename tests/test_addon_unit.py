@@ -13,11 +13,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 from mitmproxy import exceptions, websocket
+from mitmproxy.addons import save, savehar, view
 from mitmproxy.http import HTTPFlow
 from mitmproxy.test import taddons, tflow
 from wsproto.frame_protocol import Opcode
 
 from analyzer.reader import read_capture
+from analyzer.recording.imports import TRIMMED_METADATA_KEY
 
 ADDON_PATH = Path(__file__).resolve().parents[1] / "addon" / "capture.py"
 
@@ -122,6 +124,8 @@ def test_ignores_websockets_that_are_not_realtime_endpoints(tmp_path: Path) -> N
     with taddons.context(addon) as tctx:
         tctx.configure(addon, rt_dir=str(tmp_path))
         flow = realtime_flow("/socket.io/?EIO=4")
+        assert flow.websocket is not None
+        flow.websocket.messages.clear()
         addon.websocket_start(flow)
         send(addon, flow, '{"type":"x"}', True)
         addon.done()
@@ -348,3 +352,101 @@ def test_partitioned_layout_writes_hive_directories(tmp_path: Path) -> None:
     assert date_dir.name.startswith("date=20") and host_dir.name.startswith("host=")
     for directory in (tmp_path / "root", date_dir, host_dir):
         assert os.stat(directory).st_mode & 0o777 == 0o700
+
+
+def _messages_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, *extra_addons: Any, **options: Any
+) -> tuple[int, bool, str]:
+    """Send three frames of one session; how many messages the flow still holds, whether it
+    is marked trimmed, and the addon's last line about it."""
+    caplog.clear()
+    caplog.set_level("INFO")
+    addon = capture.RealtimeCapture()
+    with taddons.context(addon, *extra_addons) as tctx:
+        tctx.configure(addon, rt_dir=str(tmp_path / "captures"), rt_writer="inline", **options)
+        flow = realtime_flow()
+        assert flow.websocket is not None
+        flow.websocket.messages.clear()  # tflow's made-up messages: only ours
+        addon.websocket_start(flow)
+        for n in range(3):
+            send(addon, flow, json.dumps({"type": "x", "n": n}), n % 2 == 0)
+        addon.done()
+        assert flow.websocket is not None
+        # The last word: an option set after the addon loaded logs the new choice.
+        line = [r.getMessage() for r in caplog.records if "recorded flows keep" in r.message][-1]
+    assert len(read_capture(tmp_path / "captures").frames) == 3  # recorded either way
+    return len(flow.websocket.messages), bool(flow.metadata.get(TRIMMED_METADATA_KEY)), line
+
+
+def test_auto_trims_messages_when_nothing_else_reads_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    left, marked, line = _messages_left(tmp_path, caplog)
+    assert (left, marked) == (1, True)
+    assert "keep only their last WebSocket message (rt_keep_messages=auto: nothing else" in line
+
+
+@pytest.mark.parametrize(
+    ("reader", "options", "named"),
+    [
+        (save.Save, {"save_stream_file": "flows.mitm"}, "-w / save_stream_file"),
+        (savehar.SaveHar, {"hardump": "traffic.har"}, "hardump"),
+        (view.View, {}, "the flow view (mitmweb / console)"),
+    ],
+)
+def test_auto_keeps_messages_when_a_flow_file_har_or_flow_view_reads_them(
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    reader: Any,
+    options: dict[str, str],
+    named: str,
+) -> None:
+    paths = {name: str(tmp_path / value) for name, value in options.items()}
+    left, marked, line = _messages_left(tmp_path, caplog, reader(), **paths)
+    assert (left, marked) == (3, False)
+    assert line.endswith(
+        f"keep all their WebSocket messages (read by {named}); the proxy's "
+        "memory grows with the traffic"
+    )
+
+
+# One taddons context per test: under mitmproxy 12 a second one in the same test logs to the
+# first one's closed event loop.
+def test_all_keeps_messages(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    left, marked, line = _messages_left(tmp_path, caplog, rt_keep_messages="all")
+    assert (left, marked) == (3, False)
+    assert "(rt_keep_messages=all)" in line
+
+
+def test_last_trims_messages_even_when_a_flow_file_reads_them(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    flows = {"save_stream_file": str(tmp_path / "flows.mitm")}
+    left, marked, line = _messages_left(
+        tmp_path, caplog, save.Save(), rt_keep_messages="last", **flows
+    )
+    assert (left, marked) == (1, True)
+    assert "(rt_keep_messages=last)" in line
+
+
+def test_messages_of_flows_not_recorded_are_left_alone(tmp_path: Path) -> None:
+    addon = capture.RealtimeCapture()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, rt_dir=str(tmp_path))
+        flow = realtime_flow("/socket.io/?EIO=4")
+        assert flow.websocket is not None
+        flow.websocket.messages.clear()
+        addon.websocket_start(flow)
+        for n in range(3):
+            send(addon, flow, f"4{n}", True)
+        addon.done()
+    assert flow.websocket is not None and len(flow.websocket.messages) == 3
+
+
+def test_keep_messages_must_be_auto_all_or_last(tmp_path: Path) -> None:
+    addon = capture.RealtimeCapture()
+    with (
+        taddons.context(addon) as tctx,
+        pytest.raises(exceptions.OptionsError, match="rt_keep_messages must be auto"),
+    ):
+        tctx.configure(addon, rt_dir=str(tmp_path), rt_keep_messages="some")

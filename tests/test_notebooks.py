@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -138,3 +140,49 @@ def test_payload_notebook_plots_the_sizes_of_the_capture(
         sizes["bytes"].sum()
     )
     assert plotted["images"] == 1
+
+
+IMAGES = {"latency": 3, "payload": 1}
+
+
+def plotted_data(nb: Any) -> dict[str, Any]:
+    (cell,) = [c for c in nb.cells if "plotted-data" in c.metadata.get("tags", [])]
+    (output,) = [o for o in cell.outputs if o["output_type"] == "stream"]
+    return dict(json.loads(output["text"]))
+
+
+@pytest.mark.parametrize("name", ["latency", "payload"])
+def test_jupyter_nbconvert_execute_runs_each_notebook_as_a_user_would(
+    name: str, capture_path: Path, kernel_env: Path, tmp_path: Path
+) -> None:
+    """`jupyter nbconvert --execute` (what the README tells users) on a capture plots what the
+    library computes."""
+    env = {
+        **os.environ,
+        "JUPYTER_PATH": str(kernel_env),
+        "RT_CAPTURE": str(capture_path),
+        "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+    }
+    args = [sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute"]
+    args += [f"--ExecutePreprocessor.kernel_name={KERNEL}", "--output-dir", str(tmp_path)]
+    done = subprocess.run(
+        [*args, str(NOTEBOOKS / f"{name}.ipynb")],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=env,
+        cwd=NOTEBOOKS,
+    )
+    assert done.returncode == 0, done.stderr
+    executed = nbformat.read(tmp_path / f"{name}.ipynb", as_version=4)
+    outputs = [o for c in executed.cells for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o["output_type"] == "error" or o.get("name") == "stderr"]
+    plotted = plotted_data(executed)
+    if name == "latency":
+        turns = all_turns(list(analyze_capture(read_capture(capture_path))))
+        assert plotted["turns"] == len(turns)
+    else:
+        (payload,) = plotted["payload"]
+        widths = [w for bar in payload["bars"] for w in bar["width"]]
+        assert sum(widths) == sizes_by_event(read_capture(capture_path).frames)["bytes"].sum()
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == IMAGES[name]

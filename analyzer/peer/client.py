@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -426,7 +426,7 @@ async def run_conversation(
     dialect: str = GA,
     scenario: str | Scenario = "default",
     speed: float = 4.0,
-    proxy: str | None = None,
+    proxy: str | Literal[True] | None = None,
     ca_file: Path | str | None = None,
     api_key: str = FAKE_API_KEY,
     key_in_header: bool = True,
@@ -435,7 +435,8 @@ async def run_conversation(
     timeout_s: float = 60.0,
 ) -> ConversationResult:
     """Play a scenario against a realtime server (directly, via a reverse proxy, or via an HTTP
-    proxy with ``proxy=``; ``ca_file`` is the CA to trust for ``wss://``)."""
+    proxy with ``proxy=``, or the one in ``HTTPS_PROXY`` with ``proxy=True``; ``ca_file`` is the
+    CA to trust for ``wss://``, else the system's or ``SSL_CERT_FILE``)."""
     if dialect not in (GA, BETA):
         raise ValueError(f"dialect must be 'ga' or 'beta', not {dialect!r}")
     if speed <= 0:
@@ -460,7 +461,7 @@ async def run_conversation(
             full_url,
             additional_headers=headers,
             subprotocols=subprotocols,
-            proxy=proxy,  # None: ignore HTTPS_PROXY from the environment
+            proxy=proxy,  # None: ignore HTTPS_PROXY from the environment; True: use it
             ssl=ssl_context,
             open_timeout=10,
             close_timeout=5,

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,10 +22,12 @@ from typing import IO
 
 from analyzer.peer.record import Timeline, read_timeline
 from analyzer.peer.server import PeerConfig
+from analyzer.peer.tls import TlsFiles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-ADDON_PATH = REPO_ROOT / "addon" / "capture.py"
-SERVER_READY = re.compile(r"^listening on ws://[^:]+:(\d+)$")
+# The packaged addon (what `rt-analyze record` loads), so this works from an installed package.
+ADDON_PATH = Path(__file__).resolve().parents[1] / "recording" / "addon.py"
+SERVER_READY = re.compile(r"^listening on wss?://[^:]+:(\d+)$")
 # "reverse proxy to http://... listening at 127.0.0.1:PORT." / "HTTP(S) proxy listening at ..."
 MITMDUMP_READY = re.compile(r"listening at \S*?:(\d+)\.?\s*$")
 
@@ -42,10 +44,16 @@ def mitmdump_path() -> Path:
 class ManagedProcess:
     """A child process whose combined output is read by a thread, so its pipe never fills."""
 
-    def __init__(self, name: str, args: Sequence[str], cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        args: Sequence[str],
+        cwd: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.args = list(args)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**(os.environ if env is None else env), "PYTHONUNBUFFERED": "1"}
         self.popen = subprocess.Popen(
             self.args,
             stdout=subprocess.PIPE,
@@ -123,9 +131,11 @@ class ServerHandle:
     process: ManagedProcess
     port: int
     record_path: Path | None
+    tls: TlsFiles | None = None
 
-    def url(self, path: str = "/v1/realtime") -> str:
-        return f"ws://127.0.0.1:{self.port}{path}"
+    def url(self, path: str = "/v1/realtime", host: str = "127.0.0.1") -> str:
+        scheme = "ws" if self.tls is None else "wss"
+        return f"{scheme}://{host}:{self.port}{path}"
 
     def read_record(self) -> Timeline:
         if self.record_path is None:
@@ -138,21 +148,25 @@ def run_server(
     *,
     record_path: Path | None = None,
     config: PeerConfig | None = None,
+    tls: TlsFiles | None = None,
     startup_timeout_s: float = 15.0,
     stop_timeout_s: float = 10.0,
     **overrides: float,
 ) -> Iterator[ServerHandle]:
-    """The peer server in a subprocess. ``overrides`` are :class:`PeerConfig` fields."""
+    """The peer server in a subprocess (over ``wss://`` with ``tls``). ``overrides`` are
+    :class:`PeerConfig` fields."""
     settings = {**asdict(config or PeerConfig()), **overrides}
     args = [sys.executable, "-m", "analyzer.peer.server", "--host", "127.0.0.1", "--port", "0"]
     for name, value in settings.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     if record_path is not None:
         args += ["--record", str(record_path)]
+    if tls is not None:
+        args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     process = ManagedProcess("peer server", args, cwd=REPO_ROOT)
     try:
         port = int(process.wait_for_line(SERVER_READY, startup_timeout_s).group(1))
-        yield ServerHandle(process, port, record_path)
+        yield ServerHandle(process, port, record_path, tls)
     finally:
         process.stop(signal.SIGTERM, stop_timeout_s)
 
@@ -194,6 +208,7 @@ def run_mitmdump(
     *,
     mode: str | None = None,
     addon: bool = True,
+    addon_path: Path = ADDON_PATH,
     rt_dir: Path | None = None,
     confdir: Path | None = None,
     extra_args: Sequence[str] = (),
@@ -228,7 +243,7 @@ def run_mitmdump(
         if addon:
             if rt_dir is None:
                 rt_dir = confdir / "captures"
-            args += ["-s", str(ADDON_PATH), "--set", f"rt_dir={rt_dir}"]
+            args += ["-s", str(addon_path), "--set", f"rt_dir={rt_dir}"]
         if flow_detail is not None:
             args += ["--set", f"flow_detail={flow_detail}"]
         args += list(extra_args)

@@ -2,7 +2,8 @@
 
     python -m analyzer.peer.server --host 127.0.0.1 --port 0 [--record PATH] [--audio-pace 2]
 
-prints ``listening on ws://127.0.0.1:PORT`` and serves any path ending in ``/realtime`` until
+prints ``listening on ws://127.0.0.1:PORT`` (``wss://`` with ``--tls-cert`` and ``--tls-key``,
+e.g. from :mod:`analyzer.peer.tls`) and serves any path ending in ``/realtime`` until
 SIGINT/SIGTERM. ``OpenAI-Beta: realtime=v1`` (or the ``openai-beta.realtime-v1`` subprotocol)
 selects the beta dialect, anything else GA. API keys are accepted whatever they are, and never
 recorded. With ``--record`` every frame and the facts of every turn go to a JSONL file
@@ -18,6 +19,7 @@ import binascii
 import contextlib
 import json
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -529,16 +531,26 @@ class PeerConnection:
 class RealtimeServer:
     """The peer server; usable in-process (``async with RealtimeServer() as server``)."""
 
-    def __init__(self, config: PeerConfig | None = None, record_path: Path | None = None) -> None:
+    def __init__(
+        self,
+        config: PeerConfig | None = None,
+        record_path: Path | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.config = config or PeerConfig()
         self.timeline = Timeline(record_path)
         self.port = 0
         self.host = "127.0.0.1"
+        self.ssl_context = ssl_context
         self._server: Server | None = None
 
     @property
+    def scheme(self) -> str:
+        return "ws" if self.ssl_context is None else "wss"
+
+    @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/v1/realtime"
+        return f"{self.scheme}://{self.host}:{self.port}/v1/realtime"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
         if host not in LOOPBACK_HOSTS:
@@ -550,6 +562,7 @@ class RealtimeServer:
             process_request=_check_path,
             select_subprotocol=_select_subprotocol,
             max_size=16 * 2**20,
+            ssl=self.ssl_context,
         )
         self.host = host
         self.port = int(next(iter(self._server.sockets)).getsockname()[1])
@@ -608,9 +621,14 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", choices=LOOPBACK_HOSTS)
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--record", type=Path, help="append the server's timeline here (JSONL)")
+    parser.add_argument("--tls-cert", type=Path, help="serve wss:// with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
     for name, value in asdict(PeerConfig()).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    return args
 
 
 def config_from_args(args: argparse.Namespace) -> PeerConfig:
@@ -619,9 +637,13 @@ def config_from_args(args: argparse.Namespace) -> PeerConfig:
 
 async def _serve(args: argparse.Namespace) -> None:
     utterances()  # load the assets before saying we are ready
-    server = RealtimeServer(config_from_args(args), args.record)
+    ssl_context = None
+    if args.tls_cert is not None:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    server = RealtimeServer(config_from_args(args), args.record, ssl_context)
     port = await server.start(args.host, args.port)
-    print(f"listening on ws://{args.host}:{port}", flush=True)
+    print(f"listening on {server.scheme}://{args.host}:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
