@@ -40,7 +40,6 @@ from analyzer.lazy import LazyModule, is_frame
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
 from analyzer.reader import (
-    Capture,
     CaptureError,
     SessionKey,
     Sessions,
@@ -252,25 +251,6 @@ def _sorted_table(table: pa.Table) -> pa.Table:
         {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
     )
     return table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
-
-
-def frames_of(table: pa.Table) -> pd.DataFrame:
-    """Frames in Arrow as pandas code takes them: dictionary columns (direction, event type)
-    as categories, other text as Python strings (``object``)."""
-    import pandas as pd
-
-    frames = table.to_pandas()
-    text = {
-        str(c): object
-        for c, dtype in frames.dtypes.items()
-        if isinstance(dtype, pd.StringDtype) or c == "session_id"
-    }
-    return frames.astype(text)
-
-
-def _tidy_frames(table: pa.Table) -> pd.DataFrame:
-    """Frames sorted by session, then seq (sorted in Arrow), for analysis (:func:`frames_of`)."""
-    return frames_of(_sorted_table(table))
 
 
 def _window_sessions(
@@ -522,16 +502,10 @@ class Dataset:
     ) -> Iterator[tuple[pa.Table, Sessions]]:
         """:meth:`iter_tables` as (frames sorted by session then seq, sessions) for
         :func:`analyzer.report.analyze_window`, the ``content`` of audio appends and deltas
-        left out as in :meth:`iter_captures`."""
+        left out (no analysis parses it, and it is most of the text that would be held in
+        memory)."""
         for _, table, sessions in self._iter_pieces(columns):
             yield _sorted_table(drop_audio_content(table)), sessions
-
-    def iter_captures(self, columns: Sequence[str] = ANALYSIS_COLUMNS) -> Iterator[Capture]:
-        """:meth:`iter_tables` as :class:`~analyzer.reader.Capture` pieces (pandas frames),
-        for analysis: the ``content`` of audio appends and deltas is left out (no analysis
-        parses it, and it is most of the text that would be held in memory)."""
-        for run, table, sessions in self.iter_tables(columns):
-            yield Capture(_tidy_frames(drop_audio_content(table)), sessions, [run.path], [])
 
     def sessions(self) -> pd.DataFrame:
         """Every session's facts (with ``date`` and ``proxy_host``) from the files' footers;

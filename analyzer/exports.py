@@ -16,10 +16,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analyzer.dataset import DATASET_TURN_KEYS, Dataset
+from analyzer.dataset import DATASET_TURN_KEYS, Dataset, iter_analyses
 from analyzer.otel import otlp_traces
 from analyzer.private_files import make_private_dir, open_private
-from analyzer.report import analyze_capture
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
 from analyzer.turns import TURN_COLUMNS
 
@@ -137,21 +136,20 @@ def export_dataset(
     size_parts: list[pd.DataFrame] = []
     sessions: list[tuple[Mapping[str, Any], pd.DataFrame]] = []
     written: dict[str, Any] = {"sessions": 0, "turns": 0, "files": []}
-    for capture in dataset.iter_captures():
-        for analysis in analyze_capture(capture):
-            facts = analysis.facts
-            written["sessions"] += 1
-            keyed = analysis.turns.copy()
-            for position, key in enumerate(DATASET_TURN_KEYS):
-                keyed.insert(position, key, facts.get(key))
-            if turns_path is not None:
-                turn_parts.append(turns_to_arrow(keyed))
-            if sizes_path is not None:
-                sizes = analysis.sizes.copy()
-                sizes.insert(0, "run_id", facts.get("run_id"))
-                size_parts.append(sizes)
-            if otlp_path is not None:
-                sessions.append((facts, keyed))
+    for analysis in iter_analyses(dataset):
+        facts = analysis.facts
+        written["sessions"] += 1
+        keyed = analysis.turns.copy()
+        for position, key in enumerate(DATASET_TURN_KEYS):
+            keyed.insert(position, key, facts.get(key))
+        if turns_path is not None:
+            turn_parts.append(turns_to_arrow(keyed))
+        if sizes_path is not None:
+            sizes = analysis.sizes.copy()
+            sizes.insert(0, "run_id", facts.get("run_id"))
+            size_parts.append(sizes)
+        if otlp_path is not None:
+            sessions.append((facts, keyed))
     if turns_path is not None:
         table = pa.concat_tables(turn_parts) if turn_parts else turns_to_arrow(_empty_turns())
         written["turns"] = table.num_rows

@@ -324,10 +324,11 @@ def test_runs_from_two_proxies_with_the_same_session_ids_do_not_clash(
 
 
 def test_each_piece_is_one_run_file(big_fleet: Path) -> None:
-    pieces = list(open_dataset(big_fleet).iter_captures())
+    pieces = list(open_dataset(big_fleet).iter_tables())
     assert len(pieces) == 8
-    assert all(len(p.sources) == 1 and len(p.sessions) == 50 for p in pieces)
-    assert all("audio" not in p.frames for p in pieces)
+    assert len({run.path for run, _, _ in pieces}) == 8
+    assert all(len(sessions) == 50 for _, _, sessions in pieces)
+    assert all("audio" not in table.column_names for _, table, _ in pieces)
 
 
 # --- filters ------------------------------------------------------------------------------------

@@ -120,6 +120,16 @@ def _turn_detection(session: Mapping[str, Any]) -> Event:
     }
 
 
+def _truncation(kind: Kind, item_id: str | None, event: Mapping[str, Any]) -> Event:
+    """A reply item cut at the audio the client played (``audio_end_ms``)."""
+    played = event.get("audio_end_ms")
+    return {
+        "kind": kind,
+        "item_id": item_id,
+        "stream_ms": float(played) if isinstance(played, int | float) else None,
+    }
+
+
 class RealtimeDecoder:
     """One Realtime session: formats in force, the input buffer, the replies seen."""
 
@@ -221,14 +231,7 @@ class RealtimeDecoder:
                 }
             )
         elif t == "conversation.item.truncate":
-            end = event.get("audio_end_ms")
-            out.append(
-                {
-                    "kind": Kind.TRUNCATE,
-                    "item_id": frame.item_id,
-                    "stream_ms": float(end) if isinstance(end, int | float) else None,
-                }
-            )
+            out.append(_truncation(Kind.TRUNCATE, frame.item_id, event))
         elif t == "response.create":
             out.append({"kind": Kind.REPLY_REQUEST})
 
@@ -329,14 +332,7 @@ class RealtimeDecoder:
                 }
             )
         elif t == "conversation.item.truncated":
-            played = event.get("audio_end_ms")
-            out.append(
-                {
-                    "kind": Kind.TRUNCATED,
-                    "item_id": item_id,
-                    "stream_ms": float(played) if isinstance(played, int | float) else None,
-                }
-            )
+            out.append(_truncation(Kind.TRUNCATED, item_id, event))
         elif t == "conversation.item.deleted":
             out.append({"kind": Kind.ITEM_DELETED, "item_id": item_id})
         elif t == "error":
