@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     import pandas as pd
     from rich.console import Console
 
-    from analyzer.dataset import Dataset, Filters, ReportParts
+    from analyzer.dataset import Dataset
+    from analyzer.dataset_analysis import ReportParts
+    from analyzer.filters import Filters
     from analyzer.pricing import Prices
     from analyzer.reader import Capture
 
@@ -231,7 +233,7 @@ def dataset_options(command: Any) -> Any:
 
 
 def _filters(options: dict[str, Any]) -> Filters:
-    from analyzer.dataset import Filters, parse_time
+    from analyzer.filters import Filters, parse_time
 
     since, until = options.get("since"), options.get("until")
     since_s = parse_time(since) if since else None
@@ -385,7 +387,7 @@ def _report_parts(
     prices: dict[str, Prices] | None,
     filters: dict[str, Any],
 ) -> tuple[ReportParts, Dataset]:
-    from analyzer.dataset import report_parts
+    from analyzer.dataset_analysis import report_parts
 
     dataset = open_captures(captures, filters)
     if engine == "spark":
@@ -418,7 +420,7 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
 
         rt-analyze latency captures/ --format csv > latency.csv
     """
-    from analyzer.dataset import dataset_turns
+    from analyzer.dataset_analysis import dataset_turns
     from analyzer.latency import latency_summary, streaming_summary
     from analyzer.turns import TURN_COLUMNS
 
@@ -478,7 +480,7 @@ def sizes(captures: tuple[Path, ...], output_format: str, by: str, **filters: An
     """
     import pandas as pd
 
-    from analyzer.dataset import dataset_sizes
+    from analyzer.dataset_analysis import dataset_sizes
     from analyzer.sizes import GROUPINGS, sizes_rollup
 
     dataset = open_captures(captures, filters)
@@ -548,7 +550,7 @@ def turns(
 
         rt-analyze turns captures/ > turns.csv
     """
-    from analyzer.dataset import dataset_turns
+    from analyzer.dataset_analysis import dataset_turns
 
     spark_master = _master(engine, master)
     dataset = open_captures(captures, filters)

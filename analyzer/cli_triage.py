@@ -64,7 +64,7 @@ def check(captures: tuple[Path, ...], rules: list[Any], output_format: str, **fi
 
         rt-analyze check captures/ --max 'p90(first_audio)=800ms' --max 'errors=0'
     """
-    from analyzer.dataset import dataset_sizes, dataset_turns
+    from analyzer.dataset_analysis import dataset_sizes, dataset_turns
     from analyzer.gate import judge
 
     dataset = open_captures(captures, filters)
@@ -110,7 +110,7 @@ def slowest(
     """
     import pandas as pd
 
-    from analyzer.dataset import dataset_turns
+    from analyzer.dataset_analysis import dataset_turns
     from analyzer.slowest import SLOWEST_COLUMNS, slowest_turns
 
     dataset = open_captures(captures, filters)

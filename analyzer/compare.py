@@ -19,7 +19,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.dataset import Dataset, dataset_sizes, dataset_turns
+from analyzer.dataset import Dataset
+from analyzer.dataset_analysis import dataset_sizes, dataset_turns
 from analyzer.latency import LATENCY_METRICS, metric_stats
 from analyzer.render import short
 from analyzer.sizes import size_totals, token_totals

@@ -16,7 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analyzer.dataset import DATASET_TURN_KEYS, Dataset, iter_analyses
+from analyzer.dataset import Dataset
+from analyzer.dataset_analysis import DATASET_TURN_KEYS, iter_analyses
 from analyzer.otel import otlp_traces
 from analyzer.private_files import make_private_dir, open_private
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event

@@ -12,7 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from analyzer.dataset import Dataset, Filters, with_filters
+from analyzer.dataset import Dataset, with_filters
+from analyzer.filters import Filters
 
 # Session ids listed in the message before "..." (ids are 36 characters).
 SHOWN_SESSIONS = 5

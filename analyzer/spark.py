@@ -22,8 +22,10 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import pyarrow as pa
 
-from analyzer.dataset import DATASET_TURN_KEYS, Dataset, Filters, ReportParts, session_report
+from analyzer.dataset import Dataset
+from analyzer.dataset_analysis import DATASET_TURN_KEYS, ReportParts, session_report
 from analyzer.exports import turn_arrow_schema
+from analyzer.filters import Filters
 from analyzer.pricing import Prices
 from analyzer.report import analyze_session, jsonable
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS

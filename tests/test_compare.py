@@ -16,7 +16,8 @@ from analyzer.compare import (
     mann_whitney_u,
     rank_average,
 )
-from analyzer.dataset import Filters, open_dataset
+from analyzer.dataset import open_dataset
+from analyzer.filters import Filters
 from tests.test_dataset import make_fleet, make_templates, run_cli
 
 

@@ -21,17 +21,16 @@ import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import main
-from analyzer.dataset import (
-    Filters,
+from analyzer.dataset import open_dataset
+from analyzer.dataset_analysis import (
     ReportParts,
     dataset_report,
     dataset_sizes,
     dataset_turns,
-    discover,
-    open_dataset,
-    parse_time,
     report_parts,
 )
+from analyzer.discovery import discover
+from analyzer.filters import Filters, parse_time
 from analyzer.reader import CaptureError, read_capture
 from analyzer.report import build_report
 from analyzer.schema import FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata, parse_file_metadata
@@ -460,7 +459,8 @@ def test_a_windows_sessions_are_the_readers_session_table_with_its_partitions() 
     """``_window_sessions`` (Arrow, in the reading thread) gives what ``sessions_frame`` plus
     ``_with_partitions`` give: facts merged by id, a session known only from its frames, a start
     taken from the first frame, the run id filled in, partitions added, in start order."""
-    from analyzer.dataset import RunFile, _sessions_table, _window_sessions, _with_partitions
+    from analyzer.dataset import _sessions_table, _window_sessions, _with_partitions
+    from analyzer.discovery import RunFile
     from analyzer.reader import sessions_frame
 
     facts: list[dict[str, Any]] = [

@@ -12,7 +12,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from analyzer.dataset import dataset_sizes, dataset_turns, open_dataset
+from analyzer.dataset import open_dataset
+from analyzer.dataset_analysis import dataset_sizes, dataset_turns
 from analyzer.exports import export_dataset, read_turns
 from analyzer.otel import otlp_traces, unix_nano
 from tests.test_dataset import make_fleet, make_templates, run_cli

@@ -12,7 +12,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analyzer.dataset import Filters, dataset_report, dataset_turns, open_dataset
+from analyzer.dataset import open_dataset
+from analyzer.dataset_analysis import dataset_report, dataset_turns
+from analyzer.filters import Filters
 from tests.capture_factory import T0, record_sessions
 from tests.test_dataset import _session_events, make_fleet, make_templates, run_cli
 
