@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from analyzer.jsonio import loads_json
 from analyzer.protocols import Event, Frame, adapter_for
-from analyzer.schema import EVENT_FIELDS, EVENT_STRUCT
+from analyzer.schema import EVENT_STRUCT
 
 # The frame columns every event row carries.
 FRAME_KEYS: tuple[str, ...] = ("session_id", "seq", "time_s", "direction")
@@ -41,28 +41,20 @@ DECODE_COLUMNS: tuple[str, ...] = (
 DECODE_ONLY_COLUMNS: tuple[str, ...] = ("item_id", "response_id", "content")
 
 
-def event_table(
-    frames: pa.Table,
-    sessions: Mapping[str, Mapping[str, Any]],
-    without: Sequence[str] = (),
-) -> pa.Table:
-    """Every event of ``frames`` (sorted by session, then seq), one row each, in frame order;
-    events of the kinds in ``without`` are left out (the report has no use for the user's
-    audio chunks, most of a voice session's events). ``sessions`` maps a session id to its
-    facts (which pick the adapter of an old capture). Frames without recorded events (null
-    ``events``: an earlier format, a journal) are decoded; a directory may hold both kinds."""
+def event_table(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """Every event of ``frames`` (sorted by session, then seq), one row each, in frame order.
+    ``sessions`` maps a session id to its facts (which pick the adapter of an old capture).
+    Frames without recorded events (null ``events``: an earlier format, a journal) are
+    decoded; a directory may hold both kinds of file."""
     if "events" not in frames.column_names:
-        return _decode(frames, sessions, without)
+        return _decode(frames, sessions)
     recorded = frames.column("events").is_valid()
     if recorded.null_count == 0 and pc.all(recorded).as_py():
-        return _flatten(frames, without)
+        return _flatten(frames)
     if not pc.any(recorded).as_py():
-        return _decode(frames, sessions, without)
+        return _decode(frames, sessions)
     both = pa.concat_tables(
-        [
-            _flatten(frames.filter(recorded), without),
-            _decode(frames.filter(pc.invert(recorded)), sessions, without),
-        ]
+        [_flatten(frames.filter(recorded)), _decode(frames.filter(pc.invert(recorded)), sessions)]
     )
     return both.take(pc.sort_indices(both, [("session_id", "ascending"), ("seq", "ascending")]))
 
@@ -73,21 +65,24 @@ def _plain_string(column: pa.ChunkedArray) -> pa.ChunkedArray:
     return column.cast(pa.string())
 
 
-def _flatten(frames: pa.Table, without: Sequence[str]) -> pa.Table:
-    lists = frames.column("events").combine_chunks()
+def _flatten(frames: pa.Table) -> pa.Table:
+    lists = frames.column("events")  # chunk by chunk: combining would copy every field
     parents = pc.list_parent_indices(lists)
     flat = pc.list_flatten(lists)
-    if without:
-        kept = pc.invert(pc.is_in(flat.field("kind"), pa.array(list(without), pa.string())))
-        flat, parents = flat.filter(kept), parents.filter(kept)
-    columns: list[pa.Array | pa.ChunkedArray] = [
-        _plain_string(frames.column("session_id")).take(parents),
-        frames.column("seq").take(parents),
-        frames.column("time_s").take(parents),
-        _plain_string(frames.column("direction")).take(parents),
-    ]
-    columns += [flat.field(name) for name in EVENT_FIELDS]
-    return pa.Table.from_arrays(columns, schema=EVENT_TABLE_SCHEMA)
+    fields = [pa.chunked_array([c.field(n) for c in flat.chunks], f.type) for n, f in _FIELDS]
+    return pa.Table.from_arrays(
+        [
+            _plain_string(frames.column("session_id")).take(parents),
+            frames.column("seq").take(parents),
+            frames.column("time_s").take(parents),
+            _plain_string(frames.column("direction")).take(parents),
+            *fields,
+        ],
+        schema=EVENT_TABLE_SCHEMA,
+    )
+
+
+_FIELDS = [(f.name, f) for f in EVENT_STRUCT]
 
 
 def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:
@@ -128,16 +123,12 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
     return out
 
 
-def _decode(
-    frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]], without: Sequence[str]
-) -> pa.Table:
+def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     per_frame = decode_frames(frames, sessions)
     keys = {c: frames.column(c).to_pylist() for c in FRAME_KEYS}
     rows: list[dict[str, Any]] = []
     for i, events in enumerate(per_frame):
         for event in events:
-            if event["kind"] in without:
-                continue
             row = {c: keys[c][i] for c in FRAME_KEYS}
             row.update(event)
             rows.append(row)

@@ -28,7 +28,6 @@ from analyzer.lazy import LazyModule, is_na
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
-from analyzer.schema import Kind
 from analyzer.sizes import (
     WindowSizes,
     session_cost,
@@ -161,7 +160,7 @@ def _problems(table: pa.Table) -> dict[str, dict[str, int]]:
 def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     clean = _clean_facts(sessions)
     facts_of = {str(f.get("session_id")): f for f in clean}
-    events = event_table(table, facts_of, without=(Kind.USER_AUDIO,))
+    events = event_table(table, facts_of)
     found = conversations(events, _problems(table))
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
