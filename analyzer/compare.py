@@ -24,6 +24,7 @@ from analyzer.dataset_analysis import dataset_sizes, dataset_turns
 from analyzer.latency import LATENCY_METRICS, metric_stats
 from analyzer.render import short
 from analyzer.sizes import size_totals, token_totals
+from analyzer.turns import rows_of
 
 BOOTSTRAP_SAMPLES = 2000
 CONFIDENCE = 0.95
@@ -165,8 +166,8 @@ def compare_turns(
         "latency_ms": latency,
     }
     if sizes_a is not None and sizes_b is not None:
-        size_a = size_totals(sizes_a) if len(sizes_a) else None
-        size_b = size_totals(sizes_b) if len(sizes_b) else None
+        size_a = size_totals(rows_of(sizes_a)) if len(sizes_a) else None
+        size_b = size_totals(rows_of(sizes_b)) if len(sizes_b) else None
         keys = ("frames", "total_bytes", "audio_b64_bytes", "audio_bytes", "audio_share")
         result["sizes"] = {
             key: {

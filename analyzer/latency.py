@@ -8,11 +8,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
-from analyzer.lazy import LazyModule, is_frame, is_na, is_series
-
 if TYPE_CHECKING:
     import pandas as pd
-pd = LazyModule("pandas")
 
 LATENCY_METRICS: tuple[str, ...] = (
     "latency_response_created_ms",
@@ -37,8 +34,11 @@ STREAMING_COLUMNS: tuple[str, ...] = (
 )
 OVERALL = "all"
 
-# A turn table, or some of its columns as lists (a session's few turns need no DataFrame).
+# A turn table (pandas, at the edges) or some of its columns (a session's few turns): read one
+# way, column by column, as float arrays.
 TurnColumns: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any] | np.ndarray]"
+# One column of it.
+Column: TypeAlias = "pd.Series | Sequence[Any] | np.ndarray"
 
 
 def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
@@ -47,67 +47,52 @@ def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[
 
 
 def row_count(turns: TurnColumns) -> int:
-    if is_frame(turns):
-        return len(turns)
-    return len(next(iter(turns.values()), []))
+    columns: Any = turns
+    return len(next((columns[c] for c in columns), []))
 
 
-def floats(values: pd.Series | Sequence[Any] | np.ndarray) -> np.ndarray:
-    """A column as floats, missing values (None, NA) as NaN."""
-    if is_series(values):
-        array: np.ndarray = values.to_numpy(dtype=float, na_value=np.nan)
-        return array
-    return np.asarray([np.nan if v is None else v for v in values], dtype=float)
-
-
-def _quantile(ordered: list[float], q: float) -> float:
-    """numpy's default ("linear") quantile of sorted values, with numpy's own interpolation
-    arithmetic, so the result equals ``np.quantile`` to the bit (without its fixed cost, which
-    dominates for a session's handful of turns)."""
-    index = (len(ordered) - 1) * q
-    if index >= len(ordered) - 1:
-        return ordered[-1]
-    below = math.floor(index)
-    low, high = ordered[below], ordered[below + 1]
-    t = index - below
-    diff = high - low
-    return high - diff * (1 - t) if t >= 0.5 else low + diff * t
-
-
-def float_list(values: Sequence[Any] | np.ndarray) -> list[float]:
-    """:func:`floats` of a short list, in plain Python (a session's few turns)."""
+def as_float(value: Any) -> float:
+    """A number as a float; None and pandas' NA as NaN."""
     try:
-        return [math.nan if v is None else float(v) for v in values]
-    except TypeError:  # pandas' NA (rows of a table with nullable columns)
-        return [math.nan if is_na(v) else float(v) for v in values]
+        return math.nan if value is None else float(value)
+    except TypeError:  # pandas' NA
+        return math.nan
 
 
-def _finite_sorted(values: pd.Series | np.ndarray | Sequence[Any]) -> list[float]:
-    if isinstance(values, list):
-        return sorted(v for v in float_list(values) if not math.isnan(v))
-    if is_series(values):
-        array = values.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        array = np.asarray(values, dtype=float)
-    finite: list[float] = np.sort(array[~np.isnan(array)]).tolist()
-    return finite
+def floats(values: Column) -> np.ndarray:
+    """A column as floats, missing values (None, NaN, pandas' NA) as NaN."""
+    try:
+        return np.asarray(values, dtype=float)
+    except TypeError:
+        return np.asarray([as_float(v) for v in list(values)], dtype=float)
 
 
-def metric_stats(values: pd.Series | np.ndarray | Sequence[Any]) -> dict[str, float | int | None]:
-    """count, p50, p90, p99, max of the non-NaN values (None when there are none)."""
-    ordered = _finite_sorted(values)
-    if not ordered:
+def float_list(values: Column) -> list[float]:
+    """:func:`floats` as a list."""
+    result: list[float] = floats(values).tolist()
+    return result
+
+
+def metric_stats(values: Column) -> dict[str, float | int | None]:
+    """count, p50, p90, p99, max of the non-NaN values (None when there are none); percentiles
+    are numpy's linear interpolation."""
+    array = floats(values)
+    finite = array[~np.isnan(array)]
+    if not len(finite):
         return {"count": 0, **dict.fromkeys(QUANTILES), "max": None}
-    stats: dict[str, float | int | None] = {"count": len(ordered)}
-    for name, q in QUANTILES.items():
-        stats[name] = round(_quantile(ordered, q), 3)
-    stats["max"] = round(ordered[-1], 3)
+    found = np.quantile(finite, list(QUANTILES.values())).tolist()
+    stats: dict[str, float | int | None] = {"count": len(finite)}
+    for name, value in zip(QUANTILES, found, strict=True):
+        stats[name] = round(value, 3)
+    stats["max"] = round(float(finite.max()), 3)
     return stats
 
 
 def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFrame:
     """One row per (scope, metric): scope is each session id (when ``per_session``), then
     ``"all"`` for every turn together. Columns :data:`SUMMARY_COLUMNS`."""
+    import pandas as pd
+
     scopes: list[tuple[str, pd.DataFrame]] = []
     if per_session and len(turns):
         scopes.extend((str(sid), group) for sid, group in turns.groupby("session_id", sort=False))
@@ -135,7 +120,8 @@ def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[
     out: dict[str, dict[str, Any]] = {}
     for row in rows.to_dict("records"):
         out[str(row["metric"])] = {
-            k: (None if pd.isna(row[k]) else row[k]) for k in ("count", "p50", "p90", "p99", "max")
+            k: (None if math.isnan(as_float(row[k])) else row[k])
+            for k in ("count", "p50", "p90", "p99", "max")
         }
         out[str(row["metric"])]["count"] = int(row["count"])
     return out
@@ -151,58 +137,29 @@ _NO_STREAMING: dict[str, Any] = {
 }
 
 
-def _streaming_of_rows(turns: Mapping[str, Sequence[Any] | np.ndarray]) -> dict[str, Any]:
-    """:func:`streaming_stats` of a session's turn columns (lists), in plain Python."""
-    audio = [not math.isnan(d) and d > 0 for d in float_list(turns.get("reply_audio_deltas", []))]
-    count = sum(audio)
-    if not count:
-        return dict(_NO_STREAMING)
-
-    def with_audio(column: str) -> list[float]:
-        values = float_list(turns[column])
-        return [v for v, a in zip(values, audio, strict=True) if a and not math.isnan(v)]
-
-    ratio = sorted(with_audio("stream_ratio"))
-    stall_ms = with_audio("stall_ms")
-    stalls = [v for v, a in zip(turns["would_stall"], audio, strict=True) if a and not is_na(v)]
-    return {
-        "responses_with_audio": count,
-        "stream_ratio_min": round(ratio[0], 3) if ratio else None,
-        "stream_ratio_p50": round(_quantile(ratio, 0.5), 3) if ratio else None,
-        "would_stall": sum(1 for v in stalls if bool(v)),
-        "stall_count": int(sum(with_audio("stall_count"))),
-        "stall_ms_max": round(max(stall_ms), 3) if stall_ms else None,
-    }
+def _is_true(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) and bool(value)
 
 
 def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
     """Streaming health of the replies that had audio: how fast audio came compared with real
     time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
-    if not is_frame(turns):
-        return _streaming_of_rows(turns)
-    if "reply_audio_deltas" in turns and row_count(turns):
-        audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0
-    else:
-        audio = np.zeros(0, dtype=bool)
+    if "reply_audio_deltas" not in turns or not row_count(turns):
+        return dict(_NO_STREAMING)
+    audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0
     count = int(audio.sum())
     if not count:
         return dict(_NO_STREAMING)
     ratio = floats(turns["stream_ratio"])[audio]
     ratio = ratio[~np.isnan(ratio)]
-    stalls = [
-        v
-        for v, has_audio in zip(list(turns["would_stall"]), audio.tolist(), strict=True)
-        if has_audio and not (v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)))
-    ]
     stall_ms = floats(turns["stall_ms"])[audio]
     stall_ms = stall_ms[~np.isnan(stall_ms)]
+    stalled = [v for v, a in zip(list(turns["would_stall"]), audio.tolist(), strict=True) if a]
     return {
         "responses_with_audio": count,
         "stream_ratio_min": round(float(ratio.min()), 3) if len(ratio) else None,
-        "stream_ratio_p50": (
-            round(_quantile(sorted(ratio.tolist()), 0.5), 3) if len(ratio) else None
-        ),
-        "would_stall": sum(1 for v in stalls if bool(v)),
+        "stream_ratio_p50": round(float(np.quantile(ratio, 0.5)), 3) if len(ratio) else None,
+        "would_stall": sum(1 for v in stalled if _is_true(v)),
         "stall_count": int(np.nan_to_num(floats(turns["stall_count"])[audio], nan=0.0).sum()),
         "stall_ms_max": round(float(stall_ms.max()), 3) if len(stall_ms) else None,
     }
@@ -210,6 +167,8 @@ def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
 
 def streaming_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFrame:
     """:func:`streaming_stats` per session and overall (columns :data:`STREAMING_COLUMNS`)."""
+    import pandas as pd
+
     rows = []
     if per_session and len(turns):
         for sid, group in turns.groupby("session_id", sort=False):

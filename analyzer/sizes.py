@@ -12,8 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.latency import TurnColumns, float_list, floats, row_count
-from analyzer.lazy import LazyModule, is_frame, is_na
+from analyzer.latency import TurnColumns, as_float, floats, row_count
+from analyzer.lazy import LazyModule
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
 
@@ -231,17 +231,13 @@ def sizes_rollup(by_event: pd.DataFrame, by: Sequence[str] = ("direction",)) -> 
     return table.reset_index(drop=True)
 
 
-def size_totals(by_event: pd.DataFrame | Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}`` of a
-    :func:`sizes_by_event` table or its rows. (What :func:`sizes_rollup` over ``()`` and
-    ``("direction",)`` gives, without pandas.)"""
-    if is_frame(by_event):
-        directions = by_event["direction"].tolist()
-        columns = [by_event[c].tolist() for c in SIZE_COLUMNS]
-    else:
-        directions = [row["direction"] for row in by_event]
-        columns = [list(values) for values in zip(*map(_size_values, by_event), strict=True)]
-        columns = columns or [[] for _ in SIZE_COLUMNS]
+def size_totals(by_event: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """``{frames, total_bytes, audio_b64_bytes, audio_bytes, audio_share, by_direction}`` of the
+    rows of a :func:`sizes_by_event` table. (What :func:`sizes_rollup` over ``()`` and
+    ``("direction",)`` gives.)"""
+    directions = [row["direction"] for row in by_event]
+    columns = [list(values) for values in zip(*map(_size_values, by_event), strict=True)]
+    columns = columns or [[] for _ in SIZE_COLUMNS]
     totals = [int(sum(values)) for values in columns]
     rows_by_direction: dict[Any, list[tuple[int, ...]]] = {}
     for direction, *sizes in zip(directions, *columns, strict=True):
@@ -296,7 +292,7 @@ def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "total_bytes": int(row["bytes"]),
         "audio_b64_bytes": int(row["audio_b64_bytes"]),
         "audio_bytes": int(row["audio_bytes"]),
-        "audio_share": None if is_na(share) else float(share),
+        "audio_share": None if math.isnan(as_float(share)) else float(share),
     }
 
 
@@ -306,17 +302,6 @@ def token_totals(turns: TurnColumns) -> dict[str, Any]:
     ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
     if not row_count(turns):
         return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
-    if not is_frame(turns):  # a session's few turns: plain Python
-        kept = [not math.isnan(v) for v in float_list(turns["total_tokens"])]
-        out: dict[str, Any] = {"responses": sum(kept)}
-        for column in TOKEN_COLUMNS:
-            known = [
-                v
-                for v, k in zip(float_list(turns[column]), kept, strict=True)
-                if k and not math.isnan(v)
-            ]
-            out[column] = int(sum(known)) if known else None
-        return out
     reported = _reported(turns)
     totals: dict[str, Any] = {"responses": int(reported.sum())}
     for column in TOKEN_COLUMNS:

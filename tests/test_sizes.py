@@ -20,7 +20,7 @@ from analyzer.sizes import (
     sizes_rollup,
     token_totals,
 )
-from analyzer.turns import build_turns
+from analyzer.turns import build_turns, rows_of
 from tests.capture_factory import T0, Event, b64, seed_capture, write_capture
 
 
@@ -45,7 +45,7 @@ def test_sizes_by_event_count_wire_and_audio_bytes(tmp_path: Path) -> None:
     assert rows.loc["input_audio_buffer.append", "audio_bytes"] == 600
     assert rows.loc["response.output_audio.delta", "audio_b64_bytes"] == 40
     assert rows.loc[NO_TYPE, "bytes"] == len("garbage")
-    totals = size_totals(by_event)
+    totals = size_totals(rows_of(by_event))
     total_bytes = 2 * len(append) + len(delta) + len("garbage")
     assert totals["frames"] == 4 and totals["total_bytes"] == total_bytes
     assert totals["audio_bytes"] == 630
@@ -57,7 +57,7 @@ def test_sizes_by_event_count_wire_and_audio_bytes(tmp_path: Path) -> None:
 
 def test_seed_sizes_and_audio_share(tmp_path: Path) -> None:
     frames = read_capture(seed_capture(tmp_path)).frames
-    totals = size_totals(sizes_by_event(frames))
+    totals = size_totals(rows_of(sizes_by_event(frames)))
     # the seed's audio is placeholder base64: "AAAAAAAA" sent, "AAAa" received
     assert totals["frames"] == 19
     assert totals["audio_b64_bytes"] == 12 and totals["audio_bytes"] == 9
