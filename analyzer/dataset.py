@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -31,7 +32,6 @@ from analyzer.arrowbuffers import index_array, number_array, string_array
 from analyzer.discovery import RunFile, discover
 from analyzer.events import DECODE_ONLY_COLUMNS
 from analyzer.filters import Filters
-from analyzer.lazy import LazyModule
 from analyzer.reader import (
     CaptureError,
     SessionKey,
@@ -52,9 +52,7 @@ from analyzer.schema import (
 from analyzer.windows import filtered_windows, stream_windows, window_filter
 
 if TYPE_CHECKING:
-    import pandas as pd
     import pyarrow.dataset as pads
-pd = LazyModule("pandas")
 
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.

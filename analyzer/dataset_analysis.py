@@ -6,16 +6,16 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 
 from analyzer.collector import bulk_allocation
 from analyzer.dataset import Dataset
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.latency import float_list
-from analyzer.lazy import LazyModule, is_frame
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
 from analyzer.report import (
@@ -38,11 +38,6 @@ from analyzer.sizes import (
     sizes_of_frames,
 )
 from analyzer.turns import rows_of
-
-if TYPE_CHECKING:
-    import pandas as pd
-pd = LazyModule("pandas")
-
 
 # Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
 DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
@@ -164,11 +159,11 @@ class ReportParts:
         )
         # The summary's columns only: the rows themselves hold transcripts and ids.
         self._pending_turns.extend(
-            map(_summary_columns, rows_of(turns) if is_frame(turns) else turns)
+            map(_summary_columns, rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
         )
         pending = self._pending_sizes
         for direction, event_type, *values in map(
-            _size_columns, rows_of(sizes) if is_frame(sizes) else sizes
+            _size_columns, rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes
         ):
             pending.setdefault((str(direction), str(event_type)), []).append(values)
         for direction, event_type, sums in size_sums:

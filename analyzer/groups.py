@@ -16,7 +16,7 @@ import numpy.typing as npt
 import pyarrow.compute as pc
 
 from analyzer.arrowbuffers import index_array, int64_array, number_array
-from analyzer.lazy import is_na
+from analyzer.jsonio import is_na
 
 
 def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:

@@ -10,8 +10,6 @@ from typing import Any
 
 import orjson
 
-from analyzer.lazy import is_pandas_missing
-
 _OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
@@ -71,3 +69,19 @@ def dumps_json(value: Any, indent: bool = False) -> bytes:
     except TypeError:  # orjson.JSONEncodeError: lone surrogates, numbers out of its range
         # ASCII with \u escapes: the only way to write a lone surrogate as valid JSON.
         return json.dumps(plain(value), indent=2 if indent else None).encode("ascii")
+
+
+def is_pandas_missing(value: object) -> bool:
+    """Whether ``value`` is pandas' NA or NaT (none exists before pandas is imported)."""
+    module = sys.modules.get("pandas")
+    return module is not None and (value is module.NA or value is module.NaT)
+
+
+def is_na(value: object) -> bool:
+    """``pd.isna`` of a scalar without importing pandas (or numpy): None, NaN (numpy's too),
+    pandas' NA and NaT."""
+    if value is None or is_pandas_missing(value):
+        return True
+    numpy = sys.modules.get("numpy")
+    floating = isinstance(value, float) or (numpy is not None and isinstance(value, numpy.floating))
+    return floating and bool(value != value)

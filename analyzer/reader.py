@@ -7,14 +7,14 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analyzer.arrowbuffers import string_array
-from analyzer.lazy import LazyModule
 from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import (
     RECORDING_RECENT_S,
@@ -23,10 +23,6 @@ from analyzer.recording.convert import (
     read_journal,
 )
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, parse_file_metadata
-
-if TYPE_CHECKING:
-    import pandas as pd
-pd = LazyModule("pandas")
 
 
 class CaptureError(Exception):

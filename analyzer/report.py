@@ -6,16 +6,17 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
-from analyzer.jsonio import plain
+from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
     LATENCY_METRICS,
     TurnColumns,
@@ -24,7 +25,6 @@ from analyzer.latency import (
     row_count,
     streaming_stats,
 )
-from analyzer.lazy import LazyModule, is_na
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
@@ -36,10 +36,6 @@ from analyzer.sizes import (
     token_totals,
 )
 from analyzer.turns import TOKEN_COLUMNS, turn_table, turns_from_events
-
-if TYPE_CHECKING:
-    import pandas as pd
-pd = LazyModule("pandas")
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {

@@ -6,20 +6,16 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.latency import TurnColumns, as_float, floats, row_count
-from analyzer.lazy import LazyModule
 from analyzer.pricing import Prices, cost_usd, prices_for
 from analyzer.turns import TOKEN_COLUMNS
-
-if TYPE_CHECKING:
-    import pandas as pd
-pd = LazyModule("pandas")
 
 NO_TYPE = "(no type)"  # frames without a JSON "type": binary, not JSON, ...
 SIZE_COLUMNS: tuple[str, ...] = ("frames", "bytes", "audio_b64_bytes", "audio_bytes")
