@@ -61,6 +61,7 @@ class Kind(StrEnum):
     TRUNCATE = "truncate"  # the client cut a reply item at stream_ms of played audio
     TRUNCATED = "truncated"  # the server confirms a truncation
     ERROR = "error"  # the server reports an error
+    USAGE = "usage"  # the session's cumulative usage so far (audio_seconds); never summed
     UNKNOWN = "unknown"  # an event type the protocol does not define (name)
 
 
@@ -99,6 +100,10 @@ EVENT_STRUCT = pa.struct(
         pa.field("audio_bytes", pa.int64()),
         pa.field("audio_ms", pa.float64()),  # play time of audio_bytes in the format in force
         pa.field("stream_ms", pa.float64()),  # a position on the stream's own audio clock
+        # When the event happened, when an adapter learned it later than its frame (speech an
+        # adapter times from the audio: when that audio passed the proxy); null: the frame's time.
+        pa.field("at_s", pa.float64()),
+        pa.field("audio_seconds", pa.float64()),  # USAGE: billed audio seconds so far
         pa.field("input_format", pa.string()),  # CONFIG: "encoding/rate", e.g. "pcm16/24000"
         pa.field("output_format", pa.string()),
         pa.field("turn_detection", pa.string()),  # CONFIG: "none", the VAD's type, or null
