@@ -209,7 +209,9 @@ class LiveClient:
             }
         return config
 
-    async def play(self) -> None:
+    async def play(self, lead_in_ms: int) -> None:
+        # A user rarely speaks the moment the call opens: the microphone streams silence first.
+        await asyncio.sleep(lead_in_ms / 1000 / self.speed)
         for turn in self.scenario.turns:
             await self.play_turn(turn)
         await asyncio.sleep(0.3 / self.speed)  # a little silence before hanging up
@@ -270,11 +272,13 @@ async def run_live_conversation(
     ca_file: Path | str | None = None,
     sideband_proxy: str | None = None,
     api_key: str = FAKE_API_KEY,
+    lead_in_ms: int = 1000,
     timeout_s: float = 90.0,
 ) -> LiveResult:
     """Play a scenario against a GPT-Live server. ``sideband_url`` (with ``{session_id}``)
     attaches an observer once the session started; ``proxy``/``sideband_proxy`` are HTTP
-    proxies for each socket (None: direct)."""
+    proxies for each socket (None: direct); ``lead_in_ms`` of silence come before the first
+    utterance."""
     if speed <= 0:
         raise ValueError("speed must be positive")
     plan = scenario if isinstance(scenario, Scenario) else scenario_named(scenario)
@@ -319,7 +323,7 @@ async def run_live_conversation(
             await sideband.wait_for(_typed("session.updated"))
         microphone = loop.create_task(client.microphone())
         try:
-            await client.play()
+            await client.play(lead_in_ms)
         finally:
             microphone.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):

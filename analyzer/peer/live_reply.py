@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 BACKEND_MODEL = "gpt-5-mini"
 TOOL_WAIT_S = 10.0
+BURST_CHUNKS = 5  # sent at once before pacing starts, as real servers front-load a reply
 
 
 def _spans(start_ms: int, end_ms: int, count: int) -> list[tuple[int, int]]:
@@ -57,6 +58,7 @@ class LiveReply:
         self.heard_s = time.time()
         self.start_ms = 0  # where the reply's audio starts on the session timeline
         self.audio_ms = 0
+        self.played_ms = 0  # where its audio sent so far has played out on the timeline
         self.sequence = 0  # the delegated stream's sequence numbers
         received_s, reflected_s = session.arrival_of(end_ms)
         self.facts: dict[str, Any] = {
@@ -98,11 +100,9 @@ class LiveReply:
         return True
 
     def record(self, user_onset_ms: int | None) -> None:
-        """Write the turn record: interrupted when the user spoke before it had played out."""
-        played_out = self.start_ms + self.audio_ms
-        cut = self.stop_reason == "turn_detected" or (
-            user_onset_ms is not None and user_onset_ms < played_out
-        )
+        """Write the turn record: interrupted when the user started speaking before its audio
+        had played out on the timeline (a reply halted after its audio ran dry is not)."""
+        cut = user_onset_ms is not None and user_onset_ms < self.played_ms
         self.facts.update(
             status="interrupted" if cut else "completed",
             reason="turn_detected" if cut else None,
@@ -154,7 +154,7 @@ class LiveReply:
         chunk_bytes = config.audio_chunk_ms * PCM_BYTES_PER_MS
         chunks = [reply.pcm16[i : i + chunk_bytes] for i in range(0, len(reply.pcm16), chunk_bytes)]
         words = word_deltas(reply.text)
-        self.start_ms = session.clock_ms
+        self.start_ms = self.played_ms = session.clock_ms
         self.facts["reply_start_ms"] = self.start_ms
         word_spans = _spans(self.start_ms, self.start_ms + reply.duration_ms, len(words))
         word_chunk = [j * len(chunks) // len(words) for j in range(len(words))]
@@ -162,7 +162,8 @@ class LiveReply:
         start = loop.time()
         next_word = 0
         for index, chunk in enumerate(chunks):
-            due = start + index * config.audio_chunk_ms / 1000 / config.audio_pace
+            paced = max(0, index - BURST_CHUNKS)
+            due = start + paced * config.audio_chunk_ms / 1000 / config.audio_pace
             if await self._pause(due - loop.time()):
                 break
             while next_word < len(words) and word_chunk[next_word] <= index:
@@ -180,11 +181,15 @@ class LiveReply:
                 "type": "session.output_audio.delta",
                 "delta": base64.b64encode(encoded).decode(),
             }
+            # Where it plays on the timeline: after the audio before it, not before it was sent
+            # (a stream that falls behind leaves gaps, as the real sideband shows).
+            play_ms = max(self.played_ms, session.clock_ms)
+            self.played_ms = play_ms + chunk_ms
             reflected = {
                 "type": "session.output_audio.delta",
                 "delta": base64.b64encode(chunk).decode(),
-                "start_ms": self.start_ms + self.audio_ms,
-                "end_ms": self.start_ms + self.audio_ms + chunk_ms,
+                "start_ms": play_ms,
+                "end_ms": play_ms + chunk_ms,
             }
             sent_s = await session._send_to(
                 session.ws, "primary", json.dumps(primary, separators=(",", ":"))

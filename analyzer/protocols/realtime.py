@@ -385,6 +385,10 @@ class RealtimeDecoder:
 
 class RealtimeAdapter:
     name = "realtime"
+    # Every Realtime endpoint we know ends its path in /realtime: OpenAI /v1/realtime, Azure
+    # /openai/realtime and /openai/v1/realtime, DashScope /api-ws/v1/realtime, Zhipu
+    # /api/paas/v4/realtime.
+    endpoints: tuple[str, ...] = (r"/realtime($|[?])",)
 
     def decoder(self, facts: Mapping[str, Any]) -> RealtimeDecoder:
         return RealtimeDecoder(facts)
