@@ -357,9 +357,9 @@ class LiveSession:
         return received_s, reflected_s
 
     async def _speech_started(self, vad_event: VadEvent) -> None:
-        self.write_turns(vad_event.audio_ms)  # no prefix padding: the onset itself
         if self.reply is not None:
             await self.reply.halt("turn_detected")
+        self.write_turns(vad_event.audio_ms)  # no prefix padding: the onset itself
 
     def _speech_stopped(self, vad_event: VadEvent) -> None:
         end_ms = vad_event.audio_ms - LIVE_SILENCE_MS

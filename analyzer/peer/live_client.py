@@ -149,6 +149,8 @@ class LiveClient:
         self.speed = speed
         self.speech: asyncio.Queue[tuple[bytes, asyncio.Future[None]]] = asyncio.Queue()
         self.appended_ms = 0
+        self.hung_up = asyncio.Event()  # the microphone stops after the frame it is sending
+        self.mic_stopped = asyncio.Event()
 
     # -- the microphone: always streaming, speech when there is some ---------------------
 
@@ -157,14 +159,14 @@ class LiveClient:
         return SAMPLE_RATE_BY_FORMAT[self.scenario.audio_format] * FRAME_MS // 1000 * width
 
     async def microphone(self) -> None:
-        """20 ms appends on an absolute schedule at ``speed`` x real time, forever."""
+        """20 ms appends on an absolute schedule at ``speed`` x real time, until hung up."""
         size = self.frame_bytes()
         silence = from_pcm16_24k(bytes(FRAME_MS * 48), self.scenario.audio_format)
         start = time.monotonic()
         index = 0
         pending = b""
         spoken: asyncio.Future[None] | None = None
-        while True:
+        while not self.hung_up.is_set():
             if not pending and not self.speech.empty():
                 pending, spoken = self.speech.get_nowait()
             chunk, pending = (pending[:size], pending[size:]) if pending else (silence, b"")
@@ -178,6 +180,7 @@ class LiveClient:
             if not pending and spoken is not None:
                 spoken.set_result(None)
                 spoken = None
+        self.mic_stopped.set()
 
     async def say(self, name: str) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -215,6 +218,8 @@ class LiveClient:
         for turn in self.scenario.turns:
             await self.play_turn(turn)
         await asyncio.sleep(0.3 / self.speed)  # a little silence before hanging up
+        self.hung_up.set()  # the microphone goes quiet before the session closes
+        await self.mic_stopped.wait()
         mark = len(self.primary.events)
         await self.primary.send({"type": "session.close", "event_id": "evt_close"})
         await self.primary.wait_for(_typed("session.closed"), mark)
@@ -325,8 +330,8 @@ async def run_live_conversation(
         try:
             await client.play(lead_in_ms)
         finally:
-            microphone.cancel()
-            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+            client.hung_up.set()
+            with contextlib.suppress(ConnectionClosed):
                 await microphone
             await primary.ws.close()
             result.close_code = primary.ws.close_code
