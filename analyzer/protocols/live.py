@@ -12,8 +12,8 @@ decoder derives them:
 * **A reply** is a run of output audio (and output transcript) after user speech; its ids are
   made up (``live_reply_N``). It ends when the user speaks next: **cancelled / turn_detected**
   when the user started before the reply had played out on the timeline (sideband: the
-  reflected audio's ``end_ms``; primary socket: where it started plus the audio received),
-  else completed; its end is timed at its last audio chunk.
+  reflected audio's ``end_ms``; primary socket: each chunk plays after the one before it and
+  not before it arrived), else completed; its end is timed at its last audio chunk.
 * **Usage**: ``session.usage.updated`` / ``session.closed`` give cumulative audio seconds
   (``usage`` events); the delegated Responses backend's token usage (``response.event``) is
   added to the reply that follows it.
