@@ -92,8 +92,8 @@ def record(
 @click.option(
     "--match",
     metavar="REGEX",
-    help="Which WebSocket connections to import, by URL (default: paths ending in /realtime, "
-    "as the addon records; '.' imports all).",
+    help="Which WebSocket connections to import, by URL (default: the endpoints the addon records, "
+    "Realtime and GPT-Live; '.' imports all).",
 )
 @click.option(
     "--audio",

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.events import of_kinds, session_event_rows
-from analyzer.schema import Kind
+from analyzer.kinds import Kind
 
 if TYPE_CHECKING:
     import pandas as pd

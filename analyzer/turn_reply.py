@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.groups import Groups
-from analyzer.schema import TOKEN_FIELDS, Kind
+from analyzer.kinds import TOKEN_FIELDS, Kind
 
 # Arrival jitter below this is float noise, not a gap in playback.
 _STALL_TOLERANCE_MS = 1e-3
@@ -36,7 +36,8 @@ def reply_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
             if row["reason"] == "created":
                 fact.setdefault("response_created_s", row["time_s"])
         elif kind == Kind.REPLY_END:
-            fact["response_done_s"] = row["time_s"]
+            at_s = row.get("at_s")  # an end the adapter timed earlier than its frame
+            fact["response_done_s"] = row["time_s"] if at_s is None or at_s != at_s else at_s
             fact["status"] = row["status"]
             fact["status_reason"] = row["reason"]
             fact["usage"] = {c: _number(row[c]) for c in TOKEN_FIELDS}

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.events import session_event_rows
-from analyzer.schema import TOKEN_FIELDS, Kind
+from analyzer.kinds import TOKEN_FIELDS, Kind
 from analyzer.turn_reply import reply_audio_stats, reply_facts, silence_timeline, value_at
 
 if TYPE_CHECKING:
@@ -106,6 +106,7 @@ CONTROL_FIELDS: tuple[str, ...] = (
     "name",
     "call_id",
     "stream_ms",
+    "at_s",
     "audio_ms",
     "turn_detection",
     "silence_ms",
@@ -118,6 +119,13 @@ def _latency_ms(end_s: float, start_s: float) -> float:
     if math.isnan(end_s) or math.isnan(start_s):
         return _NAN
     return round((end_s - start_s) * 1000.0, 3)
+
+
+def event_time_s(row: Mapping[str, Any]) -> float:
+    """When an event happened: its ``at_s`` when the adapter timed it earlier than its frame
+    (speech timed from the audio), else its frame's time."""
+    at_s = row.get("at_s")
+    return row["time_s"] if at_s is None or math.isnan(at_s) else float(at_s)
 
 
 def _facts_get(facts: Mapping[Any, Any] | None, key: str) -> Any:
@@ -183,10 +191,10 @@ def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
                 turns.append(turn)
             turn["response_id"] = row["reply_id"]
         elif kind == Kind.SPEECH_START:
-            speech = {"time_s": time_s, "stream_ms": row["stream_ms"]}
+            speech = {"time_s": event_time_s(row), "stream_ms": row["stream_ms"]}
         elif kind == Kind.SPEECH_END:
-            turn = add(_new_turn("vad", time_s, seq))
-            turn["speech_stopped_s"] = time_s
+            turn = add(_new_turn("vad", event_time_s(row), seq))
+            turn["speech_stopped_s"] = event_time_s(row)
             turn["user_item_id"] = row["item_id"]
             if speech is not None:
                 turn["speech_started_s"] = speech["time_s"]

@@ -8,6 +8,12 @@
 * ``ga-voice`` / ``beta-voice``: the default scripted conversation (real speech, three spoken turns,
   a barge-in, a function call) against the local realtime peer, at real-time pace.
 * ``ga-g711-manual``: G.711 µ-law audio with manual commits (no server VAD).
+* ``live-voice`` / ``live-sideband``: the default scripted conversation over GPT-Live
+  (``/v1/live/sessions``: a barge-in, a function call for the delegated backend) at real-time
+  pace; ``live-sideband`` records only the sideband (``.../attach``) of a call whose primary
+  socket bypasses the proxy, as a WebRTC call's would.
+
+``make_samples.py live`` makes only the GPT-Live samples.
 
 Each sample is ``NAME.parquet`` (+ ``NAME.jsonl`` for the seed), and ``NAME.server-turns.json``:
 the peer's own record of when it sent each turn's events, which tests compare latencies with.
@@ -25,6 +31,7 @@ from typing import Any
 
 from analyzer.peer.client import run_conversation_sync
 from analyzer.peer.harness import run_mitmdump, run_server
+from analyzer.peer.live_client import run_live_conversation_sync
 from analyzer.peer.scenarios import DEFAULT_TURNS, Scenario, scenario_named
 from analyzer.replay import frames_from_markdown, replay_client, replay_server
 
@@ -84,11 +91,37 @@ def make_conversation(work: Path, name: str, dialect: str, scenario: Scenario) -
     _move_run(rt_dir, name, keep_journal=True)
 
 
+def make_live(work: Path, name: str, sideband: bool) -> None:
+    rt_dir = work / name
+    record = work / f"{name}.server.jsonl"
+    with (
+        run_server(record_path=record) as server,
+        run_mitmdump(server.port, rt_dir=rt_dir) as proxy,
+    ):
+        if sideband:
+            attach = proxy.url("/v1/live/sessions/{session_id}/attach")
+            url = server.url("/v1/live/sessions")
+            result = run_live_conversation_sync(url, speed=1.0, sideband_url=attach)
+        else:
+            result = run_live_conversation_sync(proxy.url("/v1/live/sessions"), speed=1.0)
+        proxy.stop()
+    if result.errors():
+        raise SystemExit(f"{name}: the peer answered with errors: {result.errors()}")
+    turns = server.read_record().turns(result.session_id)
+    (SAMPLES / f"{name}.server-turns.json").write_text(json.dumps(turns, indent=1) + "\n")
+    _move_run(rt_dir, name, keep_journal=True)
+
+
 def main() -> None:
+    only_live = sys.argv[1:] == ["live"]
     if not SEED.exists():
         sys.exit(f"the seed session is missing: {SEED}")
     with tempfile.TemporaryDirectory(prefix="rt-samples-") as tmp:
         work = Path(tmp)
+        make_live(work, "live-voice", sideband=False)
+        make_live(work, "live-sideband", sideband=True)
+        if only_live:
+            return
         make_seed(work)
         make_conversation(work, "ga-voice", "ga", scenario_named("default"))
         make_conversation(work, "beta-voice", "beta", scenario_named("default"))

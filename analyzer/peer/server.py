@@ -4,10 +4,12 @@
 
 prints ``listening on ws://127.0.0.1:PORT`` (``wss://`` with ``--tls-cert`` and ``--tls-key``,
 e.g. from :mod:`analyzer.peer.tls`) and serves any path ending in ``/realtime`` until
-SIGINT/SIGTERM. ``OpenAI-Beta: realtime=v1`` (or the ``openai-beta.realtime-v1`` subprotocol)
-selects the beta dialect, anything else GA. API keys are accepted whatever they are, and never
-recorded. With ``--record`` every frame and the facts of every turn go to a JSONL file
-(:mod:`analyzer.peer.record`), the ground truth for the analyzer's tests.
+SIGINT/SIGTERM, and GPT-Live (``.../live/sessions`` and its sideband
+``.../live/sessions/ID/attach``, :mod:`analyzer.peer.live`). ``OpenAI-Beta: realtime=v1`` (or
+the ``openai-beta.realtime-v1`` subprotocol) selects the beta dialect, anything else GA. API keys
+are accepted whatever they are, and never recorded. With ``--record`` every frame and the facts
+of every turn go to a JSONL file (:mod:`analyzer.peer.record`), the ground truth for
+the analyzer's tests.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import base64
 import binascii
 import contextlib
 import json
+import re
 import signal
 import ssl
 import sys
@@ -46,12 +49,15 @@ from analyzer.peer.dialect import (
     SessionUpdateError,
     new_id,
 )
+from analyzer.peer.live import LiveSession, serve_sideband
 from analyzer.peer.record import Timeline
 from analyzer.peer.responses import ResponseRun
 from analyzer.peer.vad import EnergyVad, VadEvent, speech_span_ms
 from analyzer.peer.voices import closest_user_utterance, utterances
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+LIVE_PATH = re.compile(r"/live/sessions$")
+SIDEBAND_PATH = re.compile(r"/live/sessions/([^/]+)/attach$")
 MIN_COMMIT_MS = 100
 PCM_RATE_HZ = 24000
 
@@ -543,6 +549,7 @@ class RealtimeServer:
         self.host = "127.0.0.1"
         self.ssl_context = ssl_context
         self._server: Server | None = None
+        self.live_sessions: dict[str, LiveSession] = {}  # started GPT-Live sessions, by id
 
     @property
     def scheme(self) -> str:
@@ -591,6 +598,14 @@ class RealtimeServer:
     async def _handle(self, ws: ServerConnection) -> None:
         request = ws.request
         assert request is not None
+        path = urlsplit(request.path).path
+        if LIVE_PATH.search(path):
+            await LiveSession(ws, self.config, self.timeline, self.live_sessions).run()
+            return
+        attach = SIDEBAND_PATH.search(path)
+        if attach:
+            await serve_sideband(ws, self.live_sessions.get(attach.group(1)))
+            return
         dialect = dialect_of_request(request.headers, ws.subprotocol)
         query = parse_qs(urlsplit(request.path).query)
         model = (query.get("model") or query.get("deployment") or [DEFAULT_MODEL[dialect]])[0]
@@ -606,8 +621,12 @@ def dialect_of_request(headers: Headers, offered: str | None = None) -> str:
 
 
 def _check_path(connection: ServerConnection, request: Request) -> Response | None:
-    if not urlsplit(request.path).path.endswith("/realtime"):
-        return connection.respond(HTTPStatus.NOT_FOUND, "Realtime endpoints end in /realtime.\n")
+    path = urlsplit(request.path).path
+    if not (path.endswith("/realtime") or LIVE_PATH.search(path) or SIDEBAND_PATH.search(path)):
+        return connection.respond(
+            HTTPStatus.NOT_FOUND,
+            "Realtime endpoints end in /realtime, GPT-Live ones in /live/sessions[/ID/attach].\n",
+        )
     return None
 
 

@@ -1,7 +1,7 @@
 """Protocol adapters: the only code that knows a protocol's events.
 
 An adapter turns one session's frames, in arrival order, into normalized events
-(:data:`analyzer.schema.EVENT_STRUCT`, kinds :class:`analyzer.schema.Kind`). It is a per-session
+(:data:`analyzer.schema.EVENT_STRUCT`, kinds :class:`analyzer.kinds.Kind`). It is a per-session
 :class:`Decoder` fed one :class:`Frame` at a time: the recorder's writer feeds it live, and the
 analyzer folds it over the frames of captures written before events were recorded. Everything
 downstream (turns, latency, conversation, sizes, report) reads only normalized events.
@@ -44,6 +44,7 @@ class Adapter(Protocol):
     """What every protocol module provides."""
 
     name: str
+    endpoints: tuple[str, ...]  # URL regexes of its WebSocket endpoints (the recorder's filter)
 
     def decoder(self, facts: Mapping[str, Any]) -> Decoder:
         """A decoder for the session with these facts (host, path, dialect...)."""
@@ -55,11 +56,31 @@ class Adapter(Protocol):
         ...
 
 
+def adapters() -> tuple[Adapter, ...]:
+    """Every protocol adapter."""
+    from analyzer.protocols import live, realtime
+
+    return (realtime.ADAPTER, live.ADAPTER)
+
+
 def adapter_for(facts: Mapping[str, Any]) -> Adapter:
     """The adapter of a session, from its facts (path, dialect)."""
-    from analyzer.protocols import realtime
+    from analyzer.protocols import live, realtime
 
+    if facts.get("dialect") == "live" or live.is_live_path(facts.get("path")):
+        return live.ADAPTER
     return realtime.ADAPTER
+
+
+def default_filter() -> str:
+    """The mitmproxy filter of every endpoint the adapters declare (WebSockets only)."""
+    urls = " | ".join(f'~u "{pattern}"' for a in adapters() for pattern in a.endpoints)
+    return f"~websocket & ({urls})"
+
+
+def endpoint_pattern() -> str:
+    """One regular expression matching the URL of every endpoint the adapters declare."""
+    return "|".join(f"(?:{pattern})" for a in adapters() for pattern in a.endpoints)
 
 
 def decode_session(facts: Mapping[str, Any], frames: Iterable[Frame]) -> list[list[Event]]:

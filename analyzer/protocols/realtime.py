@@ -6,9 +6,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from analyzer.formats import AudioFormat, default_formats, formats_in_session, provider_of
+from analyzer.kinds import Kind
 from analyzer.protocol import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     AUDIO_TRANSCRIPT_DONE_EVENTS,
@@ -21,7 +20,6 @@ from analyzer.protocol import (
     TEXT_DONE_EVENTS,
 )
 from analyzer.protocols import Event, Frame
-from analyzer.schema import Kind
 
 TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
 TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
@@ -149,8 +147,8 @@ class RealtimeDecoder:
         """Size and play time of the input audio appended since the last commit or clear."""
         size = self.appended - self.buffer_from
         self.buffer_from = self.appended
-        rate = np.float64(float(self.input_format.bytes_per_second or _NAN)) / 1000.0
-        audio_ms = float(round(size / rate, 3)) if size > 0 else _NAN
+        rate = float(self.input_format.bytes_per_second or _NAN) / 1000.0
+        audio_ms = round(size / rate, 3) if size > 0 else _NAN
         return {"audio_bytes": int(size), "audio_ms": audio_ms}
 
     def feed(self, frame: Frame) -> list[Event]:
@@ -381,6 +379,10 @@ class RealtimeDecoder:
 
 class RealtimeAdapter:
     name = "realtime"
+    # Every Realtime endpoint we know ends its path in /realtime: OpenAI /v1/realtime, Azure
+    # /openai/realtime and /openai/v1/realtime, DashScope /api-ws/v1/realtime, Zhipu
+    # /api/paas/v4/realtime.
+    endpoints: tuple[str, ...] = (r"/realtime($|[?])",)
 
     def decoder(self, facts: Mapping[str, Any]) -> RealtimeDecoder:
         return RealtimeDecoder(facts)

@@ -22,6 +22,7 @@ from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.websocket import WebSocketMessage
 
+from analyzer.protocols import default_filter
 from analyzer.recording.contentview import RealtimeViewAddon
 from analyzer.recording.frames import build_frame
 from analyzer.recording.imports import TRIMMED_METADATA_KEY
@@ -36,10 +37,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rt_analyze.capture")
 
-# Every realtime endpoint we know ends its path in /realtime: OpenAI /v1/realtime, Azure
-# /openai/realtime and /openai/v1/realtime, DashScope /api-ws/v1/realtime, Zhipu
-# /api/paas/v4/realtime.
-DEFAULT_FILTER = r'~websocket & ~u "/realtime($|[?])"'
+# Every endpoint the protocol adapters declare: Realtime paths ending in /realtime, GPT-Live's
+# /v1/live/sessions (Azure /openai/v1/live/sessions) and its sideband .../{id}/attach.
+DEFAULT_FILTER = default_filter()
 AUDIO_MODES = ("keep", "drop")
 SEQ_METADATA_KEY = "rt_analyze.next_seq"
 LAYOUTS = ("flat", "partitioned")
@@ -79,7 +79,7 @@ class RealtimeCapture:
             str,
             DEFAULT_FILTER,
             "mitmproxy filter expression selecting the WebSocket flows to record "
-            "(default: paths ending in /realtime).",
+            "(default: the Realtime and GPT-Live endpoints).",
         )
         loader.add_option(
             "rt_audio",

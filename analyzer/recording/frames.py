@@ -12,7 +12,11 @@ import orjson
 import pybase64  # SIMD base64: ~1 us for a 100 ms audio delta, where the stdlib takes ~14 us
 
 from analyzer.protocol import AUDIO_FIELD_BY_EVENT
+from analyzer.protocols.live import AUDIO_FIELD_BY_EVENT as LIVE_AUDIO_FIELDS
 from analyzer.recording.redact import redact_text
+
+# Where each protocol's audio sits (event types never collide across protocols).
+_AUDIO_FIELDS = {**AUDIO_FIELD_BY_EVENT, **LIVE_AUDIO_FIELDS}
 
 
 @dataclass(slots=True)
@@ -144,7 +148,7 @@ def apply_text(
         rec.item_id = _str_or_none(event["item"].get("id"))
     if rec.response_id is None and isinstance(event.get("response"), dict):
         rec.response_id = _str_or_none(event["response"].get("id"))
-    field = AUDIO_FIELD_BY_EVENT.get(event_type)
+    field = _AUDIO_FIELDS.get(event_type)
     if field is None or not _split_audio(rec, text, event, field, keep_audio, audio_bytes):
         rec.content = rec.journal_content = redact_text(text)
 

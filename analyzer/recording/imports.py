@@ -19,12 +19,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from analyzer.protocols import endpoint_pattern
 from analyzer.recording.frames import build_frame
 from analyzer.recording.naming import new_run_id
 from analyzer.recording.session import handshake_facts
 
 # The addon's default filter, as a regex on the URL: paths ending in /realtime.
-DEFAULT_MATCH = r"/realtime($|[?])"
+DEFAULT_MATCH = endpoint_pattern()  # what the addon records by default
 # Where the addon marks a flow whose messages it trimmed (rt_keep_messages=last).
 TRIMMED_METADATA_KEY = "rt_analyze.messages_trimmed"
 

@@ -55,7 +55,7 @@ class RunRecorder:
         self._held_lines: list[bytes] = []
         self._held_frames: list[FrameRecord] = []
         self._held_bytes = 0
-        self._decoders = SessionDecoders()
+        self._decoders = SessionDecoders(self.sessions)
 
     @property
     def journal_path(self) -> Path:
@@ -157,6 +157,9 @@ class RunRecorder:
         facts = self.sessions.get(session_id)
         if facts is None or self.closed or facts.get("end_s") is not None:
             return
+        # Frames held for batching belong before the end: decoded by the session's decoder
+        # (with its state), journaled before its session_end line.
+        self.flush()
         facts.update(end_facts)
         self._decoders.end(session_id)
         learned = {"model": facts.get("model"), "dialect": facts.get("dialect")}

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from analyzer.protocol import dialect_of_event
+from analyzer.protocols.live import is_live_path
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.redact import redact_headers, redact_url
 
@@ -36,7 +37,7 @@ def handshake_facts(
         "host": parts.hostname,
         "path": parts.path,
         "model": model,
-        "dialect": "beta" if beta_header else None,
+        "dialect": "live" if is_live_path(parts.path) else "beta" if beta_header else None,
         "request_headers": redact_headers(request_headers),
         "response_headers": redact_headers(response_headers),
         "start_s": start_s,
@@ -54,7 +55,8 @@ def refine_facts(facts: dict[str, Any], rec: FrameRecord) -> None:
         return
     if facts.get("dialect") is None:
         facts["dialect"] = dialect_of_event(rec.event_type)
-    if rec.event_type in ("session.created", "session.updated") and rec.event is not None:
+    started = ("session.created", "session.updated", "session.start", "session.started")
+    if rec.event_type in started and rec.event is not None:
         session = rec.event.get("session")
         if isinstance(session, dict):
             if facts.get("model") is None and isinstance(session.get("model"), str):
