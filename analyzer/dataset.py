@@ -65,6 +65,7 @@ from analyzer.schema import (
     FRAME_SCHEMA,
     REPORT_COLUMNS,
     SESSION_FIELDS,
+    events_are_current,
     parse_file_metadata,
 )
 from analyzer.sizes import (
@@ -474,7 +475,7 @@ class Dataset:
             if facts and not kept:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
-            present = _columns_to_read(columns, pf.schema_arrow.names)
+            present = _columns_to_read(columns, pf.schema_arrow)
             for table, window in self._pieces(run.path, pf, facts, kept, present):
                 table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
@@ -686,6 +687,8 @@ class ReportParts:
             {
                 "start_s": data.get("start_s"),
                 "cost": {"usd": (data.get("cost") or {}).get("usd")},
+                "kind": data.get("kind"),
+                "transcription_cost": {"usd": (data.get("transcription_cost") or {}).get("usd")},
                 "dialect": data.get("dialect"),
                 "errors": [None] * len(data.get("errors") or []),
             }
@@ -782,11 +785,13 @@ def session_report(
     return session
 
 
-def _columns_to_read(columns: Sequence[str], in_file: Sequence[str]) -> list[str]:
+def _columns_to_read(columns: Sequence[str], schema: pa.Schema) -> list[str]:
     """The ``columns`` a file has; from a file that carries its events (format 2), not the
     columns that only decoding them needs (the JSON ``content``: most of what is left once
-    the audio is cut out)."""
-    present = [c for c in columns if c in in_file]
+    the audio is cut out). Events recorded before a field was added are decoded again."""
+    present = [c for c in columns if c in schema.names]
+    if not events_are_current(schema):
+        present = [c for c in present if c != "events"]
     if "events" in present:
         present = [c for c in present if c not in DECODE_ONLY_COLUMNS]
     return present

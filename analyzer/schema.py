@@ -77,7 +77,8 @@ TOKEN_FIELDS: tuple[str, ...] = (
     "input_cached_audio_tokens",
 )
 
-# One normalized event. Fields a kind does not use are null.
+# One normalized event. Fields a kind does not use are null. REPLY_END's token counts are the
+# reply's usage; USER_TRANSCRIPT's are the transcription's (billed at the transcriber's prices).
 EVENT_STRUCT = pa.struct(
     [
         pa.field("kind", pa.string()),
@@ -108,9 +109,33 @@ EVENT_STRUCT = pa.struct(
         pa.field("error_param", pa.string()),
         pa.field("client_event_id", pa.string()),
         *(pa.field(name, pa.float64()) for name in TOKEN_FIELDS),
+        # CONFIG: what the session is for (SESSION_KINDS) and the model that transcribes the
+        # user's input, when the config says.
+        pa.field("session_kind", pa.string()),
+        pa.field("transcription_model", pa.string()),
+        pa.field("audio_seconds", pa.float64()),  # USER_TRANSCRIPT: usage billed by duration
+        # USER_TRANSCRIPT(_DELTA): the token log probabilities it carries (count and mean)
+        pa.field("logprob_count", pa.int64()),
+        pa.field("logprob_mean", pa.float64()),
     ]
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in EVENT_STRUCT)
+# CONFIG's session_kind: a voice/text conversation with replies, or speech-to-text only.
+SESSION_KINDS: tuple[str, ...] = ("conversation", "transcription")
+
+
+def events_are_current(schema: pa.Schema) -> bool:
+    """Whether a capture file's recorded ``events`` hold every field of :data:`EVENT_STRUCT`.
+    Files written before a field was added are decoded again from their frames (as files of
+    format 1 are), so every capture answers alike whichever recorder wrote it."""
+    if "events" not in schema.names:
+        return False
+    kind = schema.field("events").type
+    if not pa.types.is_list(kind) or not pa.types.is_struct(kind.value_type):
+        return False
+    struct = kind.value_type
+    return {struct.field(i).name for i in range(struct.num_fields)} >= set(EVENT_FIELDS)
+
 
 FRAME_SCHEMA = pa.schema(
     [
