@@ -19,16 +19,18 @@ from analyzer.report import build_report
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
 # First delta and final transcript far apart, so a mix-up of the two cannot pass.
-CONFIG = PeerConfig(transcription_first_delta_ms=70, transcription_delay_ms=190, audio_pace=4.0)
+CONFIG = PeerConfig(transcription_first_delta_ms=70, transcription_delay_ms=190, audio_pace=2.0)
 # Each latency is a difference of two proxy receive times, checked against the same difference
 # of the peer's send times: the forwarding delays of the two frames cancel out, and most land
 # within 1-3 ms of the peer's record (a manual commit is timed at the proxy before the peer has
-# it, which adds one forwarding delay). But on this shared 2-core machine (load average 3.5-4
-# from other test runs) mitmdump is sometimes not scheduled for a while: over 36 recorded turns,
-# 6 of 72 latencies were off by 12-49 ms, each time one frame reaching the proxy late (its
-# receive time 40 ms after the peer sent it, the frames around it within 1 ms). First delta and
-# final transcript are 120 ms apart here, so a mix-up of the two still cannot pass.
-TOLERANCE_MS = 50
+# it, which adds one forwarding delay): the median of a session's latencies must be within
+# TOLERANCE_MS. But on this shared 2-core machine (load average 3.5-4.5 from other test runs)
+# mitmdump is sometimes not scheduled for a while: over 36 recorded turns, 6 of 72 latencies
+# were off by 12-49 ms, and once by 60 ms, each time one frame reaching the proxy late (its
+# receive time 40 ms after the peer sent it, the frames around it within 1 ms). STALL_MS bounds
+# every latency; first delta and final transcript are 120 ms apart, so a mix-up still fails.
+TOLERANCE_MS = 10
+STALL_MS = 100
 # USD per 1M tokens (audio in, text out) of the list prices the report must apply.
 AUDIO_IN = {"gpt-4o-transcribe": 6.00, "gpt-4o-mini-transcribe": 3.00}
 TEXT_OUT = {"gpt-4o-transcribe": 10.00, "gpt-4o-mini-transcribe": 5.00}
@@ -42,7 +44,7 @@ def record(
         run_server(config=CONFIG, record_path=tmp_path / "server.jsonl") as server,
         run_mitmdump(server.port, rt_dir=out) as proxy,
     ):
-        result = run_conversation_sync(proxy.url(), dialect=dialect, scenario=scenario, speed=4.0)
+        result = run_conversation_sync(proxy.url(), dialect=dialect, scenario=scenario, speed=2.0)
         proxy.stop(signal.SIGINT)
     assert result.errors() == []
     (session,) = build_report(read_capture(out))["sessions"]
@@ -67,6 +69,7 @@ def test_transcription_latency_usage_and_cost_match_the_peers_record(
     turns = session["turns"]
     assert len(turns) == len(truth) == 3
     total_usd = 0.0
+    deviations: list[float] = []
     for turn, fact in zip(turns, truth, strict=True):
         assert turn["trigger"] == trigger and turn["user_item_id"] == fact["item_id"]
         assert turn["response_id"] is None and turn["usage"] is None  # nothing answered
@@ -75,8 +78,10 @@ def test_transcription_latency_usage_and_cost_match_the_peers_record(
         latency = turn["latency_ms"]
         first_ms = (fact["first_delta_at_s"] - start) * 1000
         final_ms = (fact["completed_at_s"] - start) * 1000
-        assert latency["transcription_first_delta"] == pytest.approx(first_ms, abs=TOLERANCE_MS)
-        assert latency["transcription"] == pytest.approx(final_ms, abs=TOLERANCE_MS)
+        deviations += [
+            abs(latency["transcription_first_delta"] - first_ms),
+            abs(latency["transcription"] - final_ms),
+        ]
         assert latency["transcription_first_delta"] < latency["transcription"]
         assert turn["transcription_deltas"] == len(fact["delta_at_s"]) >= 2
         usage = fact["usage"]
@@ -101,6 +106,8 @@ def test_transcription_latency_usage_and_cost_match_the_peers_record(
                 "count": len(values),
                 "mean": pytest.approx(sum(values) / len(values), abs=1e-6),
             }
+    assert max(deviations) <= STALL_MS, deviations
+    assert sorted(deviations)[len(deviations) // 2] <= TOLERANCE_MS, deviations
     assert session["transcription_cost"]["usd"] == pytest.approx(total_usd, abs=1e-6)
     assert session["transcription_cost"]["priced_as"] == model
     assert session["transcription_usage"]["total_tokens"] == sum(
