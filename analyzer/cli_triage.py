@@ -29,6 +29,7 @@ LATENCY_KEYS = (
     "first_text",
     "response_done",
     "transcription",
+    "transcription_first_delta",
     "perceived_first_audio",
 )
 

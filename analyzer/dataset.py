@@ -47,6 +47,7 @@ from analyzer.schema import (
     ANALYSIS_COLUMNS,
     FRAME_SCHEMA,
     SESSION_FIELDS,
+    events_are_current,
     parse_file_metadata,
 )
 from analyzer.windows import filtered_windows, stream_windows, window_filter
@@ -275,7 +276,7 @@ class Dataset:
             if facts and not kept:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
-            present = _columns_to_read(columns, pf.schema_arrow.names)
+            present = _columns_to_read(columns, pf.schema_arrow)
             for table, window in self._pieces(run.path, pf, facts, kept, present):
                 table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
@@ -368,11 +369,13 @@ def open_dataset(
     return Dataset(discover(paths), filters or Filters(), rows_per_read)
 
 
-def _columns_to_read(columns: Sequence[str], in_file: Sequence[str]) -> list[str]:
+def _columns_to_read(columns: Sequence[str], schema: pa.Schema) -> list[str]:
     """The ``columns`` a file has; from a file that carries its events (format 2), not the
     columns that only decoding them needs (the JSON ``content``: most of what is left once
-    the audio is cut out)."""
-    present = [c for c in columns if c in in_file]
+    the audio is cut out). Events recorded before a field was added are decoded again."""
+    present = [c for c in columns if c in schema.names]
+    if not events_are_current(schema):
+        present = [c for c in present if c != "events"]
     if "events" in present:
         present = [c for c in present if c not in DECODE_ONLY_COLUMNS]
     return present

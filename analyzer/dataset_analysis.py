@@ -153,6 +153,8 @@ class ReportParts:
             {
                 "start_s": data.get("start_s"),
                 "cost": {"usd": (data.get("cost") or {}).get("usd")},
+                "kind": data.get("kind"),
+                "transcription_cost": {"usd": (data.get("transcription_cost") or {}).get("usd")},
                 "dialect": data.get("dialect"),
                 "errors": [None] * len(data.get("errors") or []),
             }

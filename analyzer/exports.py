@@ -37,6 +37,7 @@ _STRING_TURN_COLUMNS = (
     "user_transcript",
     "assistant_transcript",
     "assistant_text",
+    "transcription_model",
 )
 
 

@@ -18,6 +18,7 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_first_text_ms",
     "latency_response_done_ms",
     "latency_transcription_ms",
+    "latency_transcription_first_delta_ms",
     "perceived_first_audio_ms",
 )
 # Percentiles use linear interpolation between the closest ranks (numpy's default).

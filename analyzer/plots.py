@@ -29,6 +29,7 @@ METRIC_LABELS: dict[str, str] = {
     "latency_response_created_ms": "speech stopped -> response.created",
     "latency_response_done_ms": "speech stopped -> response.done",
     "latency_transcription_ms": "speech stopped -> input transcription",
+    "latency_transcription_first_delta_ms": "speech stopped -> first input transcript delta",
 }
 DEFAULT_METRICS: tuple[str, ...] = (
     "perceived_first_audio_ms",

@@ -3,9 +3,11 @@
 The defaults are OpenAI's list prices in USD per 1M tokens as published on
 https://openai.com/api/pricing and the model pages (checked 2025-10; gpt-4o-realtime-preview
 snapshots from the 2024-10-01 and 2024-12-17 announcements). They are estimates: prices change,
-Azure and other providers bill differently, and input transcription (whisper / gpt-4o-transcribe)
-is billed separately and not counted here. Override or extend them with a JSON file
-(``--prices prices.json``)::
+and Azure and other providers bill differently. Input transcription is billed apart, at the
+transcriber's prices (``transcription_cost`` in the report): gpt-4o-transcribe and
+gpt-4o-mini-transcribe by tokens (text and audio), whisper-1 and gpt-realtime-whisper by the
+minute of audio (``audio_minute``; model pages checked 2026). Override or extend them with a
+JSON file (``--prices prices.json``)::
 
     {"gpt-realtime": {"input_audio": 32, "output_audio": 64},
      "my-deployment": {"input_text": 4, "cached_input_text": 0.4, "output_text": 16,
@@ -39,9 +41,12 @@ class Prices:
     input_audio: float
     cached_input_audio: float
     output_audio: float
+    audio_minute: float = 0.0  # USD per minute of input audio (transcribers billed by duration)
 
 
 PRICE_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Prices))
+# What a new model of a prices file must give (audio_minute is only for duration billing).
+REQUIRED_PRICE_FIELDS: tuple[str, ...] = tuple(f for f in PRICE_FIELDS if f != "audio_minute")
 
 DEFAULT_PRICES: dict[str, Prices] = {
     "gpt-realtime": Prices(4.00, 0.40, 16.00, 32.00, 0.40, 64.00),
@@ -52,6 +57,12 @@ DEFAULT_PRICES: dict[str, Prices] = {
     "gpt-4o-realtime-preview-2024-10-01": Prices(5.00, 2.50, 20.00, 100.00, 20.00, 200.00),
     "gpt-4o-mini-realtime-preview": Prices(0.60, 0.30, 2.40, 10.00, 0.30, 20.00),
     "gpt-4o-mini-realtime": Prices(0.60, 0.30, 2.40, 10.00, 0.30, 20.00),
+    # Transcribers (input transcription and transcription sessions). Text input is the prompt,
+    # audio input the speech, output the transcript; no cached-input discount is published.
+    "gpt-4o-transcribe": Prices(2.50, 2.50, 10.00, 6.00, 6.00, 0.0),
+    "gpt-4o-mini-transcribe": Prices(1.25, 1.25, 5.00, 3.00, 3.00, 0.0),
+    "whisper-1": Prices(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, audio_minute=0.006),
+    "gpt-realtime-whisper": Prices(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, audio_minute=0.017),
 }
 
 
@@ -89,7 +100,7 @@ def parse_prices(
         if model in prices:
             prices[model] = replace(prices[model], **values)
         else:
-            missing = [f for f in PRICE_FIELDS if f not in values]
+            missing = [f for f in REQUIRED_PRICE_FIELDS if f not in values]
             if missing:
                 raise PricingError(
                     f"{source}: {model!r} is a new model, so give all prices; missing "
@@ -163,3 +174,27 @@ def cost_usd(tokens: Mapping[Any, Any], prices: Prices) -> float:
 
 def _nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
+
+
+def transcription_cost_usd(usage: Mapping[str, Any], prices: Prices) -> float | None:
+    """Estimated USD of one transcription's usage (keys as the report's
+    ``transcription_usage``): by tokens (input audio and text, output text; an input not split
+    is taken as audio) or by the minute of audio; None when the usage is of a kind these prices
+    do not cover."""
+    seconds = usage.get("audio_seconds")
+    if seconds is not None and not _nan(seconds):
+        return float(seconds) / 60.0 * prices.audio_minute if prices.audio_minute else None
+    if usage.get("total_tokens") is None and usage.get("input_tokens") is None:
+        return None
+    if not (prices.input_audio or prices.output_text):
+        return None  # billed by the minute, yet reported in tokens
+    input_text = _n(usage, "input_text_tokens")
+    input_audio = usage.get("input_audio_tokens")
+    if input_audio is None or _nan(input_audio):
+        input_audio = _n(usage, "input_tokens") - input_text
+    usd = (
+        input_text * prices.input_text
+        + float(input_audio) * prices.input_audio
+        + _n(usage, "output_tokens") * prices.output_text
+    )
+    return usd / 1_000_000

@@ -22,7 +22,13 @@ from analyzer.recording.convert import (
     JournalError,
     read_journal,
 )
-from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS, parse_file_metadata
+from analyzer.schema import (
+    ANALYSIS_COLUMNS,
+    FRAME_SCHEMA,
+    SESSION_FIELDS,
+    events_are_current,
+    parse_file_metadata,
+)
 
 
 class CaptureError(Exception):
@@ -154,7 +160,10 @@ def _read_parquet(path: Path, columns: Sequence[str]) -> tuple[pa.Table, list[di
             f"{path} is a Parquet file but not an rt-analyze capture; pass a capture written "
             "by rt-analyze (.parquet or .jsonl)."
         )
-    table = pf.read(columns=[c for c in columns if c in pf.schema_arrow.names])
+    names = pf.schema_arrow.names
+    if not events_are_current(pf.schema_arrow):  # events of an earlier version: decoded again
+        names = [c for c in names if c != "events"]
+    table = pf.read(columns=[c for c in columns if c in names])
     return with_columns(table, columns), meta["sessions"]
 
 

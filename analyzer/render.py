@@ -84,6 +84,8 @@ def _stats_table(title: str, stats: Mapping[str, Mapping[str, Any]]) -> Table:
     for name in ("count", "p50", "p90", "p99", "max"):
         table.add_column(name, justify="right")
     for metric, values in stats.items():
+        if not values.get("count"):
+            continue  # a latency no turn has (text replies in a voice session, ...)
         table.add_row(metric, *(fmt(values.get(n)) for n in ("count", "p50", "p90", "p99", "max")))
     return table
 
@@ -91,6 +93,9 @@ def _stats_table(title: str, stats: Mapping[str, Mapping[str, Any]]) -> Table:
 def render_report(report: Mapping[str, Any], console: Console) -> None:
     """Each session's turns, sizes, tokens and cost, then the summary."""
     for session in report["sessions"]:
+        if session.get("kind") == "transcription":
+            _render_transcription_session(session, console)
+            continue
         duration = session.get("duration_s")
         console.print(
             f"[bold]session {safe(session['session_id'])}[/bold]  dialect "
@@ -160,15 +165,9 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
                 else f"unknown ({safe(cost['note'])})"
             )
         )
-        for error in session["errors"]:
-            console.print(
-                f"[red]error[/red] {safe(error.get('type') or '')} "
-                f"{safe(error.get('code') or '')}: {safe(error.get('message') or '')}"
-            )
-        if session["unknown_events"]:
-            unknown = ", ".join(f"{safe(k)} x{v}" for k, v in session["unknown_events"].items())
-            console.print(f"unknown event types: {unknown}")
-        console.print()
+        if (session.get("transcription_usage") or {}).get("transcriptions"):
+            console.print(_transcription_line(session))
+        _render_problems(session, console)
     summary = report["summary"]
     console.print(
         f"[bold]{summary['sessions']} session(s), {summary['turns']} turn(s), "
@@ -177,6 +176,91 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
     console.print(_stats_table("all turns", summary["latency_ms"]))
     if summary["cost_usd"] is not None:
         console.print(f"estimated cost ~${summary['cost_usd']:.4f} (list prices, an estimate)")
+    if summary.get("transcription_cost_usd") is not None:
+        console.print(
+            f"estimated transcription cost ~${summary['transcription_cost_usd']:.4f} "
+            "(list prices, an estimate)"
+        )
+
+
+def _render_problems(session: Mapping[str, Any], console: Console) -> None:
+    """A session's error events and unknown event types, then a blank line."""
+    for error in session["errors"]:
+        console.print(
+            f"[red]error[/red] {safe(error.get('type') or '')} "
+            f"{safe(error.get('code') or '')}: {safe(error.get('message') or '')}"
+        )
+    if session["unknown_events"]:
+        unknown = ", ".join(f"{safe(k)} x{v}" for k, v in session["unknown_events"].items())
+        console.print(f"unknown event types: {unknown}")
+    console.print()
+
+
+def _transcription_line(session: Mapping[str, Any]) -> str:
+    """Input transcription's tokens (or audio seconds) and cost."""
+    usage = session["transcription_usage"]
+    cost = session["transcription_cost"]
+    said = (
+        f"in {fmt(usage['input_tokens'])} out {fmt(usage['output_tokens'])} "
+        f"total {fmt(usage['total_tokens'])}"
+        if usage["total_tokens"] is not None
+        else f"{fmt(usage['audio_seconds'], 1)} s of audio"
+    )
+    return (
+        f"transcription ({safe(session.get('transcription_model') or '?')}) tokens {said}  cost "
+        + (
+            f"~${cost['usd']:.4f} (as {safe(cost['priced_as'])}, estimate)"
+            if cost["usd"] is not None
+            else f"unknown ({safe(cost['note'])})"
+        )
+    )
+
+
+def _render_transcription_session(session: Mapping[str, Any], console: Console) -> None:
+    """A speech-to-text session: per utterance the time to the first and the final transcript,
+    its deltas and usage; no reply columns (nothing replies)."""
+    duration = session.get("duration_s")
+    console.print(
+        f"[bold]session {safe(session['session_id'])}[/bold]  transcription  dialect "
+        f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
+        f"{len(session['turns'])} utterance(s)"
+        + (f"  {duration:.1f} s" if duration is not None else "")
+    )
+    table = Table(title_justify="left")
+    for name, justify in (
+        ("#", "right"),
+        ("trigger", "left"),
+        ("1st delta", "right"),
+        ("final", "right"),
+        ("deltas", "right"),
+        ("tokens in", "right"),
+        ("out", "right"),
+        ("logprob", "right"),
+        ("transcript", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for turn in session["turns"]:
+        usage = turn["transcription_usage"] or {}
+        logprobs = turn["transcription_logprobs"] or {}
+        table.add_row(
+            str(turn["index"]),
+            safe(turn["trigger"] or MISSING),
+            fmt(turn["latency_ms"]["transcription_first_delta"]),
+            fmt(turn["latency_ms"]["transcription"]),
+            fmt(turn["transcription_deltas"]),
+            fmt(usage.get("input_tokens")),
+            fmt(usage.get("output_tokens")),
+            fmt(logprobs.get("mean"), 2),
+            short(turn["user_transcript"], 50),
+        )
+    console.print(table)
+    sizes = session["sizes"]
+    console.print(
+        f"frames {fmt(sizes['frames'])}  bytes {fmt(sizes['total_bytes'])}  audio "
+        f"{fmt(sizes['audio_bytes'])} bytes decoded"
+    )
+    console.print(_transcription_line(session))
+    _render_problems(session, console)
 
 
 def render_latency(summary: pd.DataFrame, streaming: pd.DataFrame, console: Console) -> None:

@@ -28,6 +28,11 @@ from analyzer.latency import (
 from analyzer.pricing import Prices
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
+from analyzer.report_transcription import (
+    session_transcription,
+    summary_transcription,
+    transcription_turn,
+)
 from analyzer.sizes import (
     WindowSizes,
     session_cost,
@@ -35,6 +40,7 @@ from analyzer.sizes import (
     size_totals,
     token_totals,
 )
+from analyzer.transcription import session_setups
 from analyzer.turns import TOKEN_COLUMNS, turn_table, turns_from_events
 
 # Report turn latency keys -> turn table columns.
@@ -45,6 +51,7 @@ TURN_LATENCIES: dict[str, str] = {
     "first_text": "latency_first_text_ms",
     "response_done": "latency_response_done_ms",
     "transcription": "latency_transcription_ms",
+    "transcription_first_delta": "latency_transcription_first_delta_ms",
     "perceived_first_audio": "perceived_first_audio_ms",
 }
 
@@ -61,6 +68,7 @@ class SessionAnalysis:
     turn_rows: list[dict[str, Any]]  # TURN_COLUMNS
     conversation: Conversation
     window_sizes: WindowSizes = field(default_factory=WindowSizes.empty)  # its window's sizes
+    setup: dict[str, Any] = field(default_factory=dict)  # kind, transcription_model
 
     @cached_property
     def size_rows(self) -> list[dict[str, Any]]:
@@ -160,6 +168,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     found = conversations(events, _problems(table))
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
+    setups = session_setups(events)
     sizes = WindowSizes.of(table)
     dialects = _dialects(table)
     for facts in clean:
@@ -175,6 +184,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
             turn_rows=turn_rows.get(sid, []),
             conversation=conversation,
             window_sizes=sizes,
+            setup=setups.get(sid, {}),
         )
 
 
@@ -328,8 +338,16 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "stall_count": _num(row["stall_count"]),
         "usage": _usage(row),
         "function_calls": [str(name) for name in row["function_calls"]],
+        **transcription_turn(row),
     }
 
+
+# A transcription session's ``cost``: its bill is its ``transcription_cost``.
+NO_REPLY_COST: dict[str, Any] = {
+    "usd": None,
+    "priced_as": None,
+    "note": "a transcription session has no responses; see transcription_cost",
+}
 
 # The turn columns a session's usage, cost, latency and streaming summaries read; the report's
 # summary also reads ``interrupted``.
@@ -352,11 +370,17 @@ def session_dict(
     facts = analysis.facts
     turns = columns_of(analysis.turn_rows, _SESSION_SUMMARY_COLUMNS)
     start, end = facts.get("start_s"), facts.get("end_s")
+    kind = analysis.setup.get("kind", "conversation")
+    model = facts.get("model")
+    if model is None and kind == "transcription":
+        model = analysis.setup.get("transcription_model")
+    turn_dicts = [turn_dict(row) for row in analysis.turn_rows]
     return {
         "session_id": analysis.session_id,
         "run_id": facts.get("run_id"),
+        "kind": kind,
         "dialect": analysis.dialect,
-        "model": facts.get("model"),
+        "model": model,
         "provider": provider_of(facts.get("host"), facts.get("path")),
         "url": facts.get("url"),
         "start_s": start,
@@ -365,10 +389,13 @@ def session_dict(
         "close_code": facts.get("close_code"),
         "close_reason": facts.get("close_reason"),
         "audio_kept": facts.get("audio_kept"),
-        "turns": [turn_dict(row) for row in analysis.turn_rows],
+        "turns": turn_dicts,
         "sizes": analysis.size_totals(),
         "usage": token_totals(turns),
-        "cost": session_cost(turns, facts.get("model"), prices),
+        "cost": session_cost(turns, facts.get("model"), prices)
+        if kind != "transcription"
+        else NO_REPLY_COST,
+        **session_transcription(turn_dicts, analysis.setup.get("transcription_model"), prices),
         "latency_ms": _latency_keys(latency_stats(turns)),
         "streaming": streaming_stats(turns),
         "items": len(analysis.conversation.item_rows),
@@ -401,7 +428,7 @@ def summary_of(
     """The ``summary`` from every session's turns (at least :data:`SUMMARY_TURN_COLUMNS`),
     size rows (:data:`analyzer.sizes.BY_EVENT_COLUMNS`) and report dicts (``start_s``, ``cost``,
     ``dialect`` and ``errors`` are read)."""
-    costs = [s["cost"]["usd"] for s in sessions]
+    costs = [s["cost"]["usd"] for s in sessions if s.get("kind") != "transcription"]
     dialects: dict[str, int] = {}
     for s in sessions:
         key = s["dialect"] or "unknown"
@@ -418,6 +445,7 @@ def summary_of(
         if any(c is not None for c in costs)
         else None,
         "cost_unpriced_sessions": sum(1 for c in costs if c is None),
+        **summary_transcription(sessions),
         "latency_ms": _latency_keys(latency_stats(turns)),
         "streaming": streaming_stats(turns),
         "sources": [str(p) for p in sources],

@@ -32,7 +32,8 @@ METADATA_KEY = b"rt_analyze"
 _dict_str = pa.dictionary(pa.int32(), pa.string())
 
 
-# One normalized event. Fields a kind does not use are null.
+# One normalized event. Fields a kind does not use are null. REPLY_END's token counts are the
+# reply's usage; USER_TRANSCRIPT's are the transcription's (billed at the transcriber's prices).
 EVENT_STRUCT = pa.struct(
     [
         pa.field("kind", pa.string()),
@@ -57,7 +58,8 @@ EVENT_STRUCT = pa.struct(
         # When the event happened, when an adapter learned it later than its frame (speech an
         # adapter times from the audio: when that audio passed the proxy); null: the frame's time.
         pa.field("at_s", pa.float64()),
-        pa.field("audio_seconds", pa.float64()),  # USAGE: billed audio seconds so far
+        # USAGE: billed audio seconds so far; USER_TRANSCRIPT: a transcription billed by duration
+        pa.field("audio_seconds", pa.float64()),
         pa.field("input_format", pa.string()),  # CONFIG: "encoding/rate", e.g. "pcm16/24000"
         pa.field("output_format", pa.string()),
         pa.field("turn_detection", pa.string()),  # CONFIG: "none", the VAD's type, or null
@@ -67,9 +69,32 @@ EVENT_STRUCT = pa.struct(
         pa.field("error_param", pa.string()),
         pa.field("client_event_id", pa.string()),
         *(pa.field(name, pa.float64()) for name in TOKEN_FIELDS),
+        # CONFIG: what the session is for (SESSION_KINDS) and the model that transcribes the
+        # user's input, when the config says.
+        pa.field("session_kind", pa.string()),
+        pa.field("transcription_model", pa.string()),
+        # USER_TRANSCRIPT(_DELTA): the token log probabilities it carries (count and mean)
+        pa.field("logprob_count", pa.int64()),
+        pa.field("logprob_mean", pa.float64()),
     ]
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in EVENT_STRUCT)
+# CONFIG's session_kind: a voice/text conversation with replies, or speech-to-text only.
+SESSION_KINDS: tuple[str, ...] = ("conversation", "transcription")
+
+
+def events_are_current(schema: pa.Schema) -> bool:
+    """Whether a capture file's recorded ``events`` hold every field of :data:`EVENT_STRUCT`.
+    Files written before a field was added are decoded again from their frames (as files of
+    format 1 are), so every capture answers alike whichever recorder wrote it."""
+    if "events" not in schema.names:
+        return False
+    kind = schema.field("events").type
+    if not pa.types.is_list(kind) or not pa.types.is_struct(kind.value_type):
+        return False
+    struct = kind.value_type
+    return {struct.field(i).name for i in range(struct.num_fields)} >= set(EVENT_FIELDS)
+
 
 FRAME_SCHEMA = pa.schema(
     [

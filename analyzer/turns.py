@@ -16,6 +16,16 @@ import pyarrow.compute as pc
 
 from analyzer.events import session_event_rows
 from analyzer.kinds import TOKEN_FIELDS, Kind
+from analyzer.transcription import (
+    FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
+)
+from analyzer.transcription import (
+    TRANSCRIPTION_COLUMNS,
+    item_transcriptions,
+    model_at,
+    model_timeline,
+    transcription_columns,
+)
 from analyzer.turn_reply import reply_audio_stats, reply_facts, silence_timeline, value_at
 
 if TYPE_CHECKING:
@@ -42,6 +52,7 @@ LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_first_text_ms",
     "latency_response_done_ms",
     "latency_transcription_ms",
+    "latency_transcription_first_delta_ms",
 )
 TOKEN_COLUMNS: tuple[str, ...] = TOKEN_FIELDS
 TURN_COLUMNS: tuple[str, ...] = (
@@ -73,6 +84,7 @@ TURN_COLUMNS: tuple[str, ...] = (
     "stall_ms",
     *TOKEN_COLUMNS,
     "function_calls",
+    *TRANSCRIPTION_COLUMNS,
 )
 
 INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
@@ -110,6 +122,7 @@ CONTROL_FIELDS: tuple[str, ...] = (
     "audio_ms",
     "turn_detection",
     "silence_ms",
+    "transcription_model",
     *TOKEN_FIELDS,
 )
 
@@ -282,11 +295,13 @@ def turns_from_events(
     first_transcript = _first_times(events, Kind.REPLY_TRANSCRIPT_DELTA, "reply_id")
     first_text = _first_times(events, Kind.REPLY_TEXT_DELTA, "reply_id")
     transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id")
+    transcriptions = item_transcriptions(events)
     out: dict[str, list[dict[str, Any]]] = {}
     kinds = (*CONTROL_KINDS, Kind.REPLY_END)
     for session_id, rows in session_event_rows(events, kinds, CONTROL_FIELDS):
         replies = reply_facts(rows)
         silence = silence_timeline(rows)
+        models = model_timeline(rows)
         by_item = {str(item["item_id"]): item for item in items.get(session_id, [])}
         out[session_id] = [
             _turn_row(
@@ -300,6 +315,10 @@ def turns_from_events(
                 first_transcript,
                 first_text,
                 transcribed,
+                transcription_columns(
+                    transcriptions.get((session_id, turn["user_item_id"])),
+                    model_at(models, turn["seq"]),
+                ),
             )
             for index, turn in enumerate(walk_turns(rows), start=1)
         ]
@@ -317,6 +336,7 @@ def _turn_row(
     first_transcript: Mapping[tuple[str, str], float],
     first_text: Mapping[tuple[str, str], float],
     transcribed: Mapping[tuple[str, str], float],
+    transcription: Mapping[str, Any],
 ) -> dict[str, Any]:
     def item_value(item_id: Any, column: str) -> Any:
         if not isinstance(item_id, str) or item_id not in by_item:
@@ -377,6 +397,7 @@ def _turn_row(
         "stall_ms": stats.get("stall_ms", _NAN),
         **{c: fact.get("usage", {}).get(c, _NAN) for c in TOKEN_COLUMNS},
         "function_calls": list(fact.get("function_calls", [])),
+        **transcription,
     }
     for column, source in (
         ("latency_response_created_ms", "response_created_s"),
@@ -392,6 +413,9 @@ def _turn_row(
         else (start if turn["trigger"] == "commit" else row["committed_s"])
     )
     row["latency_transcription_ms"] = _latency_ms(row["transcription_s"], transcription_from)
+    row["latency_transcription_first_delta_ms"] = _latency_ms(
+        row["transcription_first_delta_s"], transcription_from
+    )
     row["perceived_first_audio_ms"] = (
         round(row["latency_first_audio_ms"] + silence_ms, 3) if turn["trigger"] == "vad" else _NAN
     )
@@ -409,7 +433,9 @@ def turn_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     import pandas as pd
 
     table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
-    wanted: dict[str, Any] = dict.fromkeys((*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS), float)
+    wanted: dict[str, Any] = dict.fromkeys(
+        (*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS, *TRANSCRIPTION_FLOAT_COLUMNS), float
+    )
     wanted["interrupted"] = bool
     table = table.astype(wanted)
     table["would_stall"] = pd.Series(

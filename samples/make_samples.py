@@ -13,10 +13,17 @@
   pace; ``live-sideband`` records only the sideband (``.../attach``) of a call whose primary
   socket bypasses the proxy, as a WebRTC call's would.
 
-``make_samples.py live`` makes only the GPT-Live samples.
+* ``ga-transcription``: a GA transcription session (``?intent=transcription``, gpt-4o-transcribe,
+  server VAD, log probabilities): three utterances, each streamed as transcript deltas, then
+  the transcript with its token usage; nothing replies.
 
-Each sample is ``NAME.parquet`` (+ ``NAME.jsonl`` for the seed), and ``NAME.server-turns.json``:
-the peer's own record of when it sent each turn's events, which tests compare latencies with.
+``make_samples.py NAME...`` makes only those samples (``live`` stands for both GPT-Live ones).
+
+Each sample is ``NAME.parquet`` + ``NAME.jsonl``, and ``NAME.server-turns.json`` (for the
+transcription session ``NAME.server-transcriptions.json``): the peer's own record of when it
+sent each turn's events, which tests compare latencies with.
+
+    python samples/make_samples.py [NAME ...]   # only these samples (default: all)
 """
 
 from __future__ import annotations
@@ -86,9 +93,19 @@ def make_conversation(work: Path, name: str, dialect: str, scenario: Scenario) -
         proxy.stop()
     if result.errors():
         raise SystemExit(f"{name}: the peer answered with errors: {result.errors()}")
-    turns = _turn_facts(server.read_record().turns())
-    (SAMPLES / f"{name}.server-turns.json").write_text(json.dumps(turns, indent=1) + "\n")
+    record_of = server.read_record()
+    if scenario.kind == "transcription":
+        facts = _transcription_facts(record_of.transcriptions())
+        (SAMPLES / f"{name}.server-transcriptions.json").write_text(
+            json.dumps(facts, indent=1) + "\n"
+        )
+    else:
+        turns = _turn_facts(record_of.turns())
+        (SAMPLES / f"{name}.server-turns.json").write_text(json.dumps(turns, indent=1) + "\n")
     _move_run(rt_dir, name, keep_journal=True)
+
+
+LIVE_SAMPLES = ("live-voice", "live-sideband")
 
 
 def make_live(work: Path, name: str, sideband: bool) -> None:
@@ -112,25 +129,46 @@ def make_live(work: Path, name: str, sideband: bool) -> None:
     _move_run(rt_dir, name, keep_journal=True)
 
 
-def main() -> None:
-    only_live = sys.argv[1:] == ["live"]
+def _transcription_facts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    keep = ("trigger", "model", "utterance", "transcript", "usage", "delta_at_s")
+    return [
+        {k: v for k, v in r.items() if k.endswith("_s") or k in keep}
+        | {"logprobs": [p["logprob"] for p in r["logprobs"] or []]}
+        for r in records
+    ]
+
+
+def main(names: list[str]) -> None:
     if not SEED.exists():
         sys.exit(f"the seed session is missing: {SEED}")
+    g711_manual = Scenario("g711_manual", DEFAULT_TURNS, vad=False, audio_format="g711_ulaw")
+    conversations = {
+        "ga-voice": ("ga", scenario_named("default")),
+        "beta-voice": ("beta", scenario_named("default")),
+        "ga-g711-manual": ("ga", g711_manual),
+        "ga-transcription": ("ga", scenario_named("transcription")),
+    }
+    names = sorted({n for name in names for n in (LIVE_SAMPLES if name == "live" else [name])})
+    unknown = sorted(set(names) - {"seed-beta", *conversations, *LIVE_SAMPLES})
+    if unknown:
+        sys.exit(
+            f"unknown sample(s) {', '.join(unknown)}; choose from seed-beta, "
+            + ", ".join([*conversations, *LIVE_SAMPLES])
+        )
     with tempfile.TemporaryDirectory(prefix="rt-samples-") as tmp:
         work = Path(tmp)
-        make_live(work, "live-voice", sideband=False)
-        make_live(work, "live-sideband", sideband=True)
-        if only_live:
-            return
-        make_seed(work)
-        make_conversation(work, "ga-voice", "ga", scenario_named("default"))
-        make_conversation(work, "beta-voice", "beta", scenario_named("default"))
-        g711_manual = Scenario("g711_manual", DEFAULT_TURNS, vad=False, audio_format="g711_ulaw")
-        make_conversation(work, "ga-g711-manual", "ga", g711_manual)
+        if not names or "seed-beta" in names:
+            make_seed(work)
+        for name, (dialect, scenario) in conversations.items():
+            if not names or name in names:
+                make_conversation(work, name, dialect, scenario)
+        for name, sideband in (("live-voice", False), ("live-sideband", True)):
+            if not names or name in names:
+                make_live(work, name, sideband)
     for path in sorted(SAMPLES.glob("*.*")):
         if path.suffix != ".py":
             print(f"{path.name:40} {path.stat().st_size:>10,} bytes")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

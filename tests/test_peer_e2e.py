@@ -31,6 +31,7 @@ def test_server_process_serves_records_and_stops_on_sigterm(
         "session_start",
         "frame",
         "turn",
+        "transcription",  # the user's input, transcribed (whisper-1)
         "session_end",
     }
     assert "sk-test" not in record.read_text()

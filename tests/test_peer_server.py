@@ -425,3 +425,67 @@ def test_keys_in_subprotocol_and_query_are_accepted_and_never_recorded(
     assert result.errors() == []
     assert result.events()[0]["session"]["object"] == "realtime.session"
     assert key not in json.dumps(timeline.records)
+
+
+def test_transcription_session_streams_deltas_then_the_transcript_and_never_replies(
+    fast_peer_config: PeerConfig, fast_speed: float
+) -> None:
+    result, timeline = converse(
+        fast_peer_config, dialect="ga", scenario="transcription", speed=fast_speed
+    )
+    assert result.errors() == []
+    events = result.events()
+    assert events[0]["session"]["type"] == "transcription"
+    assert not any(t.startswith("response.") for t in result.types())
+    records = timeline.transcriptions()
+    assert [r["transcript"] for r in records] == [
+        utterance(name).text for name in ("user_story", "user_weather", "user_thanks")
+    ]
+    for record in records:
+        item = [e for e in events if e.get("item_id") == record["item_id"]]
+        types = [e["type"] for e in item]
+        deltas = [e for e in item if e["type"].endswith("transcription.delta")]
+        # committed, the item, its deltas (two words each), then the transcript
+        assert types[-1] == "conversation.item.input_audio_transcription.completed"
+        assert "".join(d["delta"] for d in deltas) == record["transcript"]
+        assert (
+            len(deltas) == len(record["delta_at_s"]) == -(-len(record["transcript"].split()) // 2)
+        )
+        completed = item[-1]
+        assert completed["usage"] == record["usage"] and completed["usage"]["type"] == "tokens"
+        # logprobs were asked for: one per word, in the deltas and again in the transcript
+        assert [p for d in deltas for p in d["logprobs"]] == completed["logprobs"]
+        assert len(completed["logprobs"]) == len(record["transcript"].split())
+        assert record["first_delta_at_s"] < record["completed_at_s"]
+
+
+def test_transcription_sessions_refuse_replies_and_a_change_of_type() -> None:
+    async def go() -> list[dict[str, Any]]:
+        async with RealtimeServer(PeerConfig()) as server:
+            url = server.url + "?intent=transcription"
+            async with connect(url) as ws:
+                await ws.recv()  # session.created
+                await ws.send(json.dumps({"type": "response.create"}))
+                await ws.send(
+                    json.dumps({"type": "session.update", "session": {"type": "realtime"}})
+                )
+                return [json.loads(await ws.recv()) for _ in range(2)]
+
+    refused, wrong_type = asyncio.run(go())
+    assert refused["error"]["code"] == "unsupported_event"
+    assert wrong_type["error"]["param"] == "session.type"
+
+
+def test_whisper_sends_the_whole_transcript_in_one_delta_with_duration_usage() -> None:
+    from analyzer.peer.conversation import transcription_usage
+    from analyzer.peer.transcriber import transcript_deltas
+
+    assert transcript_deltas("Thanks, that's all.", "whisper-1") == ["Thanks, that's all."]
+    assert transcript_deltas("Thanks, that's all.", "gpt-4o-transcribe") == [
+        "Thanks, that's",
+        " all.",
+    ]
+    assert transcription_usage("gpt-realtime-whisper", 1500, "x") == {
+        "type": "duration",
+        "seconds": 1.5,
+    }

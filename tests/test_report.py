@@ -55,6 +55,7 @@ def test_seed_report(tmp_path: Path) -> None:
         "first_text": None,
         "response_done": 1400.0,
         "transcription": 800.0,
+        "transcription_first_delta": None,  # the seed has no transcript deltas
         "perceived_first_audio": 1100.0,
     }
     usage = turn["usage"]

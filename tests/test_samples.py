@@ -106,3 +106,35 @@ def test_g711_sample_items_decode_at_8_khz() -> None:
     assert len(user) == 4
     for item in user:  # manual commits hold each whole utterance plus its trailing silence
         assert item.duration_ms == pytest.approx(len(item.raw) / 8, abs=0.01)
+
+
+def test_transcription_sample_latencies_usage_and_cost() -> None:
+    """The GA transcription sample: time to the first transcript delta and to the final
+    transcript within 10 ms of the peer's own record, its usage and cost exact."""
+    (session,) = report_of("ga-transcription")["sessions"]
+    truth = json.loads((SAMPLES / "ga-transcription.server-transcriptions.json").read_text())
+    assert (session["kind"], session["model"]) == ("transcription", "gpt-4o-transcribe")
+    assert len(session["turns"]) == len(truth) == 3
+    for turn, fact in zip(session["turns"], truth, strict=True):
+        start = fact["speech_stopped_at_s"]
+        latency = turn["latency_ms"]
+        first_ms = (fact["first_delta_at_s"] - start) * 1000
+        assert latency["transcription_first_delta"] == pytest.approx(first_ms, abs=10)
+        final_ms = (fact["completed_at_s"] - start) * 1000
+        assert latency["transcription"] == pytest.approx(final_ms, abs=10)
+        assert turn["transcription_deltas"] == len(fact["delta_at_s"])
+        assert turn["user_transcript"] == fact["transcript"]
+        usage = fact["usage"]
+        assert turn["transcription_usage"]["input_tokens"] == usage["input_tokens"]
+        assert turn["transcription_usage"]["output_tokens"] == usage["output_tokens"]
+        # gpt-4o-transcribe list prices: $6 per 1M audio input tokens, $10 per 1M output.
+        usd = (usage["input_tokens"] * 6 + usage["output_tokens"] * 10) / 1e6
+        assert turn["transcription_cost_usd"] == round(usd, 6)
+        mean = sum(fact["logprobs"]) / len(fact["logprobs"])
+        assert turn["transcription_logprobs"]["mean"] == pytest.approx(mean, abs=1e-6)
+    assert session["transcription_cost"]["usd"] == round(
+        sum(
+            (f["usage"]["input_tokens"] * 6 + f["usage"]["output_tokens"] * 10) / 1e6 for f in truth
+        ),
+        6,
+    )

@@ -96,7 +96,7 @@ def test_check_across_every_sample() -> None:
     result = run("check", SAMPLES, "--max", "p90(first_audio)=800ms", "--max", "stalls=0")
     assert result.exit_code == 0
     assert result.stdout == (
-        "PASS p90(first_audio) 267.7 ms <= 800 ms (13 turns)\nPASS stalls 0 <= 0\n"
+        "PASS p90(first_audio) 566.4 ms <= 800 ms (21 turns)\nPASS stalls 0 <= 0\n"
     )
 
 
@@ -107,7 +107,7 @@ def test_check_across_every_sample() -> None:
          "of p50, p90, p99, max, mean."),
         ("p90(first_audo)=800ms", "'p90(first_audo)=800ms': first_audo is not a latency; use "
          "one of response_created, first_transcript, first_audio, first_text, response_done, "
-         "transcription, perceived_first_audio."),
+         "transcription, transcription_first_delta, perceived_first_audio."),
         ("warnings=0", "'warnings=0': warnings is not a counter; use one of errors, turns, "
          "interrupted, stalls."),
         ("p90(first_audio)<800", "cannot read the rule 'p90(first_audio)<800'; write "

@@ -1,7 +1,8 @@
 """A scripted realtime voice client: speaks the shipped utterances, listens, interrupts.
 
     python -m analyzer.peer.client ws://127.0.0.1:PORT/v1/realtime [--dialect ga|beta]
-        [--scenario default|manual|g711|g711_alaw|text] [--speed 4]
+        [--scenario default|manual|g711|g711_alaw|text|transcription|transcription_manual]
+        [--speed 4]
         [--proxy http://127.0.0.1:P --ca PATH]
 
 Audio goes out as 20 ms ``input_audio_buffer.append`` events paced at ``speed`` x real time. The
@@ -231,10 +232,12 @@ class ScriptedClient:
     # -- the script ----------------------------------------------------------------------
 
     async def play(self) -> None:
-        await self.wait_type("session.created")
+        beta_transcription = self.dialect == BETA and self.scenario.kind == "transcription"
+        prefix = "transcription_session" if beta_transcription else "session"
+        await self.wait_type(f"{prefix}.created")
         mark = len(self.events)
-        await self.send({"type": "session.update", "session": self.session_update()})
-        await self.wait_type("session.updated", mark)
+        await self.send({"type": f"{prefix}.update", "session": self.session_update()})
+        await self.wait_type(f"{prefix}.updated", mark)
         turns = self.scenario.turns
         for number, turn in enumerate(turns, start=1):
             interrupted = await self.play_turn(number, turn)
@@ -264,6 +267,9 @@ class ScriptedClient:
             )
         facts["item_id"] = committed["item_id"]
         facts["response_ids"] = []
+        if self.scenario.kind == "transcription":
+            await self.wait_for(_is_transcript_of(committed["item_id"]), committed_index)
+            return False
         response_mark = committed_index + 1
         if not self.scenario.vad:
             response_mark = len(self.events)
@@ -368,6 +374,29 @@ class ScriptedClient:
             else None
         )
         tools = [WEATHER_TOOL] if s.tools else []
+        transcriber = s.transcriber or (
+            "whisper-1" if self.dialect == BETA else "gpt-4o-mini-transcribe"
+        )
+        include = ["item.input_audio_transcription.logprobs"] if s.logprobs else None
+        if s.kind == "transcription" and self.dialect == BETA:
+            return {
+                "input_audio_format": s.audio_format,
+                "input_audio_transcription": {"model": transcriber, "language": "en"},
+                "turn_detection": turn_detection,
+                "include": include,
+            }
+        if s.kind == "transcription":
+            return {
+                "type": "transcription",
+                "audio": {
+                    "input": {
+                        "format": GA_FORMATS[s.audio_format],
+                        "transcription": {"model": transcriber, "language": "en"},
+                        "turn_detection": turn_detection,
+                    }
+                },
+                "include": include,
+            }
         if self.dialect == BETA:
             return {
                 "modalities": ["text"] if s.output_modalities == ("text",) else ["text", "audio"],
@@ -375,7 +404,7 @@ class ScriptedClient:
                 "voice": "alloy",
                 "input_audio_format": s.audio_format,
                 "output_audio_format": s.audio_format,
-                "input_audio_transcription": {"model": "whisper-1"} if s.transcription else None,
+                "input_audio_transcription": {"model": transcriber} if s.transcription else None,
                 "turn_detection": turn_detection,
                 "tools": tools,
                 "tool_choice": "auto",
@@ -387,9 +416,7 @@ class ScriptedClient:
             "audio": {
                 "input": {
                     "format": GA_FORMATS[s.audio_format],
-                    "transcription": {"model": "gpt-4o-mini-transcribe"}
-                    if s.transcription
-                    else None,
+                    "transcription": {"model": transcriber} if s.transcription else None,
                     "turn_detection": turn_detection,
                 },
                 "output": {"format": GA_FORMATS[s.audio_format], "voice": "alloy"},
@@ -397,6 +424,16 @@ class ScriptedClient:
             "tools": tools,
             "tool_choice": "auto",
         }
+
+
+def _is_transcript_of(item_id: str) -> Callable[[Event], bool]:
+    def matches(event: Event) -> bool:
+        return (
+            event.get("type") == "conversation.item.input_audio_transcription.completed"
+            and event.get("item_id") == item_id
+        )
+
+    return matches
 
 
 def _is_done_of(response_id: str) -> Callable[[Event], bool]:
@@ -407,11 +444,19 @@ def _is_done_of(response_id: str) -> Callable[[Event], bool]:
 
 
 def realtime_url(
-    url: str, dialect: str, api_key: str | None = None, key_in_query: bool = False
+    url: str,
+    dialect: str,
+    api_key: str | None = None,
+    key_in_query: bool = False,
+    intent: str | None = None,
 ) -> str:
-    """Add ``model=`` when missing, and the key as ``api-key=`` when asked (redaction tests)."""
+    """Add ``model=`` when missing (``intent=transcription`` instead for a transcription
+    session), and the key as ``api-key=`` when asked (redaction tests)."""
     extra = []
-    if "model=" not in url:
+    if intent is not None:
+        if "intent=" not in url:
+            extra.append(f"intent={intent}")
+    elif "model=" not in url:
         extra.append(f"model={DEFAULT_MODEL[dialect]}")
     if key_in_query and api_key:
         extra.append(f"api-key={quote(api_key)}")
@@ -452,7 +497,8 @@ async def run_conversation(
         subprotocols = [Subprotocol("realtime"), Subprotocol(f"openai-insecure-api-key.{api_key}")]
         if dialect == BETA:
             subprotocols.append(Subprotocol("openai-beta.realtime-v1"))
-    full_url = realtime_url(url, dialect, api_key, key_in_query)
+    intent = "transcription" if plan.kind == "transcription" else None
+    full_url = realtime_url(url, dialect, api_key, key_in_query, intent)
     ssl_context = None
     if full_url.startswith("wss://"):
         ssl_context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)

@@ -47,6 +47,12 @@ SAMPLE_RATE_BY_FORMAT = {PCM16: 24000, ULAW: 8000, ALAW: 8000}
 BYTES_PER_SAMPLE_BY_FORMAT = {PCM16: 2, ULAW: 1, ALAW: 1}
 
 DEFAULT_MODEL = {BETA: "gpt-4o-realtime-preview-2024-12-17", GA: "gpt-realtime"}
+# Session kinds: GA ``session.type`` (beta: ``session.*`` vs ``transcription_session.*``).
+REALTIME, TRANSCRIPTION = "realtime", "transcription"
+# The peer's transcriber when a transcription session names none (an assumption: the API
+# documents no default).
+DEFAULT_TRANSCRIBER = "gpt-4o-transcribe"
+LOGPROBS_INCLUDE = "item.input_audio_transcription.logprobs"
 DEFAULT_INSTRUCTIONS = "You are a helpful, witty, and friendly AI. Talk quickly."
 VAD_TYPES = ("server_vad", "semantic_vad")
 
@@ -117,6 +123,7 @@ class SessionConfig:
 
     dialect: str
     model: str
+    kind: str = REALTIME
     id: str = field(default_factory=lambda: new_id("sess"))
     expires_at: int = field(default_factory=lambda: int(time.time()) + 30 * 60)
     modalities: list[str] = field(default_factory=lambda: ["audio", "text"])
@@ -132,17 +139,73 @@ class SessionConfig:
     tool_choice: Any = "auto"
     temperature: float = 0.8
     max_output_tokens: Any = "inf"
+    include: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.dialect == GA:
             self.modalities = ["audio"]
+        if self.kind == TRANSCRIPTION and self.transcription is None:
+            self.transcription = {"model": DEFAULT_TRANSCRIBER, "language": None, "prompt": ""}
+            self.modalities = ["text"]
+
+    @property
+    def transcribes_only(self) -> bool:
+        return self.kind == TRANSCRIPTION
+
+    @property
+    def logprobs(self) -> bool:
+        return LOGPROBS_INCLUDE in (self.include or [])
 
     @property
     def speaks(self) -> bool:
         return "audio" in self.modalities
 
     def render(self) -> dict[str, Any]:
+        if self.kind == TRANSCRIPTION:
+            return (
+                self._render_beta_transcription()
+                if self.dialect == BETA
+                else self._render_ga_transcription()
+            )
         return self._render_beta() if self.dialect == BETA else self._render_ga()
+
+    def _render_beta_transcription(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "realtime.transcription_session",
+            "expires_at": self.expires_at,
+            "modalities": list(self.modalities),
+            "input_audio_format": self.input_format,
+            "input_audio_transcription": self.transcription,
+            "turn_detection": self.turn_detection,
+            "input_audio_noise_reduction": None,
+            "include": self.include,
+            # Required by the SDK's type; an ephemeral-looking key the recorder must redact.
+            "client_secret": {
+                "value": "ek_" + self.id.removeprefix("sess_"),
+                "expires_at": self.expires_at,
+            },
+        }
+
+    def _render_ga_transcription(self) -> dict[str, Any]:
+        turn_detection = self.turn_detection
+        if turn_detection is not None and turn_detection["type"] == "server_vad":
+            turn_detection = {**turn_detection, "idle_timeout_ms": None}
+        return {
+            "type": "transcription",
+            "object": "realtime.transcription_session",
+            "id": self.id,
+            "expires_at": self.expires_at,
+            "audio": {
+                "input": {
+                    "format": GA_FORMATS[self.input_format],
+                    "transcription": self.transcription,
+                    "noise_reduction": None,
+                    "turn_detection": turn_detection,
+                }
+            },
+            "include": self.include,
+        }
 
     def _render_beta(self) -> dict[str, Any]:
         return {
@@ -204,6 +267,8 @@ class SessionConfig:
         staged.modalities = list(self.modalities)
         if self.dialect == GA:
             staged._update_ga(session)
+        elif self.kind == TRANSCRIPTION:
+            staged._update_beta_transcription(session)
         else:
             staged._update_beta(session)
         for name in self.__dataclass_fields__:
@@ -246,14 +311,64 @@ class SessionConfig:
         if "max_response_output_tokens" in session:
             self.max_output_tokens = session["max_response_output_tokens"]
 
+    def _update_include(self, session: dict[str, Any], param: str) -> None:
+        if "include" in session:
+            include = session["include"]
+            if include is not None and (
+                not isinstance(include, list) or not set(include) <= {LOGPROBS_INCLUDE}
+            ):
+                raise SessionUpdateError(
+                    f"Invalid value for '{param}': expected null or ['{LOGPROBS_INCLUDE}'].",
+                    param,
+                )
+            self.include = include
+
+    def _update_beta_transcription(self, session: dict[str, Any]) -> None:
+        """A beta ``transcription_session.update``."""
+        if "input_audio_format" in session:
+            self.input_format = _beta_format(
+                session["input_audio_format"], "session.input_audio_format"
+            )
+        if "turn_detection" in session:
+            self.turn_detection = normalize_turn_detection(
+                session["turn_detection"], "session.turn_detection"
+            )
+        if "input_audio_transcription" in session:
+            self.transcription = session["input_audio_transcription"]
+        self._update_include(session, "session.include")
+
+    def _update_ga_transcription(self, session: dict[str, Any]) -> None:
+        """A GA ``session.update`` with ``session.type: "transcription"``."""
+        audio_in = (session.get("audio") or {}).get("input") or {}
+        if "format" in audio_in:
+            self.input_format = _ga_format(audio_in["format"], "session.audio.input.format")
+        if "turn_detection" in audio_in:
+            self.turn_detection = normalize_turn_detection(
+                audio_in["turn_detection"], "session.audio.input.turn_detection"
+            )
+        if "transcription" in audio_in:
+            self.transcription = audio_in["transcription"]
+        self._update_include(session, "session.include")
+
     def _update_ga(self, session: dict[str, Any]) -> None:
-        if session.get("type") != "realtime":
+        kind = session.get("type")
+        if kind not in (REALTIME, TRANSCRIPTION):
             raise SessionUpdateError(
                 "Missing required parameter: 'session.type'."
                 if "type" not in session
-                else f"Invalid value: {session.get('type')!r}. Supported values are: 'realtime'.",
+                else f"Invalid value: {kind!r}. Supported values are: 'realtime' and "
+                "'transcription'.",
                 "session.type",
             )
+        if kind != self.kind:
+            raise SessionUpdateError(
+                f"Invalid value: {kind!r}: this is a {self.kind} session (connect with "
+                "?intent=transcription for a transcription session).",
+                "session.type",
+            )
+        if kind == TRANSCRIPTION:
+            self._update_ga_transcription(session)
+            return
         self._update_common(session)
         if "output_modalities" in session:
             self.modalities = _modalities(session["output_modalities"], "session.output_modalities")

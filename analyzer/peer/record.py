@@ -1,9 +1,9 @@
 """A peer's own record of what it sent and received, to check the analyzer against.
 
 JSONL, one object a line; ``record`` says which kind: ``session_start``, ``frame``, ``turn``,
-``session_end``. A frame's ``direction`` uses the capture's words: ``client`` for frames the
-client sent, ``server`` for frames the server sent; ``time_s`` is ``time.time()`` just before
-the send, or just after the receive.
+``transcription``, ``session_end``. A frame's ``direction`` uses the capture's words:
+``client`` for frames the client sent, ``server`` for frames the server sent; ``time_s`` is
+``time.time()`` just before the send, or just after the receive.
 """
 
 from __future__ import annotations
@@ -85,6 +85,14 @@ class Timeline:
             r
             for r in self.records
             if r["record"] == "turn" and (session is None or r["session"] == session)
+        ]
+
+    def transcriptions(self, session: str | None = None) -> list[dict[str, Any]]:
+        """When each input transcription's deltas and completed event were sent."""
+        return [
+            r
+            for r in self.records
+            if r["record"] == "transcription" and (session is None or r["session"] == session)
         ]
 
     def close(self) -> None:

@@ -26,6 +26,9 @@ class Scenario:
     tools: bool = True  # offer get_weather, so the weather question becomes a function call
     silence_duration_ms: int = 200  # VAD silence that ends a turn (the seed's value)
     trailing_silence_ms: int = 600  # silence the client sends after each utterance
+    kind: str = "realtime"  # "transcription": ?intent=transcription, speech-to-text only
+    transcriber: str | None = None  # the transcription model (default: the dialect's usual)
+    logprobs: bool = False  # ask for the transcription's log probabilities
 
 
 DEFAULT_TURNS = (
@@ -35,6 +38,9 @@ DEFAULT_TURNS = (
     Turn("user_thanks"),
 )
 
+# Speech-to-text only: the user speaks, nothing answers.
+TRANSCRIPTION_TURNS = (Turn("user_story"), Turn("user_weather"), Turn("user_thanks"))
+
 SCENARIOS: dict[str, Scenario] = {
     "default": Scenario("default", DEFAULT_TURNS),
     "manual": Scenario("manual", DEFAULT_TURNS, vad=False),
@@ -42,6 +48,20 @@ SCENARIOS: dict[str, Scenario] = {
     "g711_alaw": Scenario("g711_alaw", DEFAULT_TURNS, audio_format=ALAW),
     "text": Scenario(
         "text", (Turn("user_weather"), Turn("user_thanks")), output_modalities=("text",)
+    ),
+    "transcription": Scenario(
+        "transcription",
+        TRANSCRIPTION_TURNS,
+        kind="transcription",
+        transcriber="gpt-4o-transcribe",
+        logprobs=True,
+    ),
+    "transcription_manual": Scenario(
+        "transcription_manual",
+        TRANSCRIPTION_TURNS,
+        vad=False,
+        kind="transcription",
+        transcriber="gpt-4o-mini-transcribe",
     ),
 }
 

@@ -40,11 +40,13 @@ from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from analyzer.peer.audio import to_pcm16_24k
-from analyzer.peer.conversation import ItemFacts, recognise_text, transcription_usage
+from analyzer.peer.conversation import ItemFacts, recognise_text
 from analyzer.peer.dialect import (
     BETA,
     DEFAULT_MODEL,
     GA,
+    REALTIME,
+    TRANSCRIPTION,
     SessionConfig,
     SessionUpdateError,
     new_id,
@@ -52,6 +54,7 @@ from analyzer.peer.dialect import (
 from analyzer.peer.live import LiveSession, serve_sideband
 from analyzer.peer.record import Timeline
 from analyzer.peer.responses import ResponseRun
+from analyzer.peer.transcriber import Transcription
 from analyzer.peer.vad import EnergyVad, VadEvent, speech_span_ms
 from analyzer.peer.voices import closest_user_utterance, utterances
 
@@ -70,6 +73,7 @@ class PeerConfig:
     first_response_delay_ms: float = 150.0  # commit / response.create -> response.created
     first_audio_delay_ms: float = 100.0  # response.created -> first audio (or text) delta
     transcription_delay_ms: float = 120.0  # commit -> input_audio_transcription.completed
+    transcription_first_delta_ms: float = 60.0  # commit -> first input_audio_transcription.delta
     audio_pace: float = 2.0
     audio_chunk_ms: int = 100  # one delta: 4800 bytes of 24 kHz PCM16
     text_delta_ms: float = 20.0  # between text-only or argument deltas, before pacing
@@ -94,6 +98,7 @@ class UserTurn:
     speech_stopped_at_s: float | None = None
     audio_end_ms: int | None = None
     committed_at_s: float | None = None
+    commit_requested_at_s: float | None = None  # when the client's commit arrived (no VAD)
     utterance: str | None = None
 
 
@@ -107,12 +112,13 @@ class PeerConnection:
         model: str,
         config: PeerConfig,
         timeline: Timeline,
+        kind: str = REALTIME,
     ) -> None:
         self.ws = ws
         self.dialect = dialect
         self.config = config
         self.timeline = timeline
-        self.session = SessionConfig(dialect, model)
+        self.session = SessionConfig(dialect, model, kind)
         self.conversation_id = new_id("conv")
         self.items: list[ItemFacts] = []
         self.vad = self._new_vad(clock_ms=0)
@@ -125,6 +131,7 @@ class PeerConnection:
         self._send_lock = asyncio.Lock()
         self._handlers: dict[str, Callable[[dict[str, Any], float], Awaitable[None]]] = {
             "session.update": self._session_update,
+            "transcription_session.update": self._session_update,
             "input_audio_buffer.append": self._append,
             "input_audio_buffer.commit": self._commit_request,
             "input_audio_buffer.clear": self._clear,
@@ -213,10 +220,11 @@ class PeerConnection:
                 "time_s": time.time(),
                 "dialect": self.dialect,
                 "model": self.session.model,
+                "kind": self.session.kind,
             }
         )
         try:
-            await self.send("session.created", session=self.session.render())
+            await self.send(self._session_event("created"), session=self.session.render())
             async for message in self.ws:
                 received_s = time.time()
                 if isinstance(message, bytes):
@@ -269,7 +277,21 @@ class PeerConnection:
 
     # -- session and audio ---------------------------------------------------------------
 
+    def _session_event(self, what: str) -> str:
+        """``session.created``/``.updated``; beta transcription sessions have their own."""
+        beta_transcription = self.dialect == BETA and self.session.transcribes_only
+        return f"{'transcription_session' if beta_transcription else 'session'}.{what}"
+
     async def _session_update(self, event: dict[str, Any], received_s: float) -> None:
+        expected = "session.update"
+        if self.dialect == BETA and self.session.transcribes_only:
+            expected = "transcription_session.update"
+        if event["type"] != expected:
+            raise ProtocolError(
+                f"Invalid value: '{event['type']}': this {self.session.kind} session is "
+                f"configured with '{expected}'.",
+                param="type",
+            )
         before = (self.session.turn_detection, self.session.input_format)
         try:
             self.session.update(event.get("session"))
@@ -277,7 +299,7 @@ class PeerConnection:
             raise ProtocolError(str(exc), "invalid_value", exc.param) from None
         if (self.session.turn_detection, self.session.input_format) != before:
             self.vad = self._new_vad(clock_ms=self.vad.clock_ms)
-        await self.send("session.updated", session=self.session.render())
+        await self.send(self._session_event("updated"), session=self.session.render())
 
     async def _append(self, event: dict[str, Any], received_s: float) -> None:
         audio_b64 = event.get("audio")
@@ -323,6 +345,8 @@ class PeerConnection:
         )
         await self._commit(turn, vad_event.speech_ms)
         self.user_turn = None
+        if self.session.transcribes_only:
+            return
         if (self.session.turn_detection or {}).get("create_response", True):
             assert turn.speech_stopped_at_s is not None
             self.start_response("speech_stopped", turn.speech_stopped_at_s, turn, {})
@@ -340,6 +364,7 @@ class PeerConnection:
         )
         speech_ms = span[1] - span[0] if span else 0
         turn = self.user_turn or UserTurn(item_id=new_id("item"))
+        turn.commit_requested_at_s = received_s
         self.user_turn = None
         await self._commit(turn, speech_ms)
         self.last_manual_turn = turn
@@ -371,17 +396,8 @@ class PeerConnection:
         self.items.append(facts)
         await self.send_item_created(facts.wire, previous)
         if self.session.transcription:
-            self.spawn(self._transcribe(facts, recognised.text if recognised else ""))
-
-    async def _transcribe(self, facts: ItemFacts, transcript: str) -> None:
-        await asyncio.sleep(self.config.transcription_delay_ms / 1000)
-        facts.text = transcript
-        facts.wire["content"][0]["transcript"] = transcript
-        fields: dict[str, Any] = {"item_id": facts.id, "content_index": 0, "transcript": transcript}
-        if self.dialect == GA:
-            model = str((self.session.transcription or {}).get("model", "whisper-1"))
-            fields["usage"] = transcription_usage(model, facts.audio_ms, transcript)
-        await self.send("conversation.item.input_audio_transcription.completed", **fields)
+            run = Transcription(self, turn, facts, recognised.text if recognised else "")
+            self.spawn(run.run())
 
     async def _clear(self, event: dict[str, Any], received_s: float) -> None:
         self.buffer.clear()
@@ -506,6 +522,12 @@ class PeerConnection:
         run.task = self.spawn(run.run())
 
     async def _response_create(self, event: dict[str, Any], received_s: float) -> None:
+        if self.session.transcribes_only:
+            raise ProtocolError(
+                "A transcription session has no responses: 'response.create' is not supported.",
+                "unsupported_event",
+                "type",
+            )
         if self.response is not None:
             raise ProtocolError(
                 "Conversation already has an active response in progress: "
@@ -608,8 +630,10 @@ class RealtimeServer:
             return
         dialect = dialect_of_request(request.headers, ws.subprotocol)
         query = parse_qs(urlsplit(request.path).query)
-        model = (query.get("model") or query.get("deployment") or [DEFAULT_MODEL[dialect]])[0]
-        await PeerConnection(ws, dialect, model, self.config, self.timeline).run()
+        kind = TRANSCRIPTION if "transcription" in query.get("intent", []) else REALTIME
+        default = DEFAULT_MODEL[dialect] if kind == REALTIME else ""
+        model = (query.get("model") or query.get("deployment") or [default])[0]
+        await PeerConnection(ws, dialect, model, self.config, self.timeline, kind).run()
 
 
 def dialect_of_request(headers: Headers, offered: str | None = None) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from analyzer.formats import AudioFormat, default_formats, formats_in_session, provider_of
 from analyzer.kinds import Kind
@@ -98,6 +99,66 @@ def usage_fields(usage: Any) -> Event:
     return out
 
 
+def transcription_usage_fields(usage: Any) -> Event:
+    """A transcription's ``usage``: token counts (``type: "tokens"``) or the seconds of audio
+    billed (``type: "duration"``)."""
+    if not isinstance(usage, dict):
+        return {}
+    if usage.get("type") == "duration" or "seconds" in usage:
+        return {"audio_seconds": _num(usage.get("seconds"))}
+    out: Event = {
+        "input_tokens": _num(usage.get("input_tokens")),
+        "output_tokens": _num(usage.get("output_tokens")),
+        "total_tokens": _num(usage.get("total_tokens")),
+    }
+    details = usage.get("input_token_details")
+    if isinstance(details, dict):
+        out["input_text_tokens"] = _num(details.get("text_tokens"))
+        out["input_audio_tokens"] = _num(details.get("audio_tokens"))
+    return out
+
+
+def logprob_fields(logprobs: Any) -> Event:
+    """How many token log probabilities an event carries, and their mean."""
+    if not isinstance(logprobs, list):
+        return {}
+    values = [_num(p.get("logprob")) for p in logprobs if isinstance(p, dict)]
+    values = [v for v in values if not math.isnan(v)]
+    if not values:
+        return {"logprob_count": 0}
+    return {"logprob_count": len(values), "logprob_mean": round(sum(values) / len(values), 6)}
+
+
+def _transcription_config(session: Mapping[str, Any]) -> Event:
+    """The input transcription model a session object names (GA ``audio.input.transcription``,
+    beta ``input_audio_transcription``), if it says."""
+    audio = session.get("audio")
+    if isinstance(audio, dict) and isinstance(audio.get("input"), dict):
+        config = audio["input"].get("transcription")
+    else:
+        config = session.get("input_audio_transcription")
+    model = config.get("model") if isinstance(config, dict) else None
+    return {"transcription_model": _str(model)}
+
+
+def _session_kind(session: Mapping[str, Any], event_type: str) -> str | None:
+    """``transcription`` for a transcription session (GA ``type``, beta event names)."""
+    if event_type.startswith("transcription_session."):
+        return "transcription"
+    kind = session.get("type")
+    if kind == "transcription":
+        return "transcription"
+    return "conversation" if kind == "realtime" else None
+
+
+def _intent(url: Any) -> str | None:
+    """The session kind a connection URL asks for (``?intent=transcription``)."""
+    if not isinstance(url, str):
+        return None
+    query = parse_qs(urlsplit(url).query)
+    return "transcription" if "transcription" in query.get("intent", []) else None
+
+
 def _turn_detection(session: Mapping[str, Any]) -> Event:
     """The VAD a session object declares (beta flat or GA ``audio.input``), if it says."""
     audio = session.get("audio")
@@ -142,6 +203,8 @@ class RealtimeDecoder:
         self.user_ms = 0.0  # the user's audio clock
         self.reply_ms = 0.0  # the reply audio clock
         self.replies: set[str] = set()
+        # Until a config says, the kind the URL asked for (only transcription can be asked).
+        self.session_kind = _intent(facts.get("url"))
 
     def _buffer(self) -> Event:
         """Size and play time of the input audio appended since the last commit or clear."""
@@ -194,10 +257,13 @@ class RealtimeDecoder:
         new_in, new_out = formats_in_session(session, self.provider)
         self.input_format = new_in or self.input_format
         self.output_format = new_out or self.output_format
+        self.session_kind = _session_kind(session, frame.event_type or "") or self.session_kind
         config: Event = {
             "kind": Kind.CONFIG,
             "input_format": _format_name(self.input_format),
             "output_format": _format_name(self.output_format),
+            "session_kind": self.session_kind,
+            **_transcription_config(session),
         }
         if server and not (frame.event_type or "").endswith(".update"):
             config.update(_turn_detection(session))
@@ -308,11 +374,24 @@ class RealtimeDecoder:
                 }
             )
         elif t == TRANSCRIPTION_DELTA:
-            delta = _raw_str(event.get("delta"))
-            out.append({"kind": Kind.USER_TRANSCRIPT_DELTA, "item_id": item_id, "text": delta})
+            out.append(
+                {
+                    "kind": Kind.USER_TRANSCRIPT_DELTA,
+                    "item_id": item_id,
+                    "text": _raw_str(event.get("delta")),
+                    **logprob_fields(event.get("logprobs")),
+                }
+            )
         elif t == TRANSCRIPTION_COMPLETED:
-            transcript = _raw_str(event.get("transcript"))
-            out.append({"kind": Kind.USER_TRANSCRIPT, "item_id": item_id, "transcript": transcript})
+            out.append(
+                {
+                    "kind": Kind.USER_TRANSCRIPT,
+                    "item_id": item_id,
+                    "transcript": _raw_str(event.get("transcript")),
+                    **transcription_usage_fields(event.get("usage")),
+                    **logprob_fields(event.get("logprobs")),
+                }
+            )
         elif t == TRANSCRIPTION_FAILED:
             error = event.get("error")
             message = error.get("message") if isinstance(error, dict) else None
