@@ -57,8 +57,10 @@ class Adapter(Protocol):
 
 def adapter_for(facts: Mapping[str, Any]) -> Adapter:
     """The adapter of a session, from its facts (path, dialect)."""
-    from analyzer.protocols import realtime
+    from analyzer.protocols import gemini, realtime
 
+    if gemini.is_gemini(facts):
+        return gemini.ADAPTER
     return realtime.ADAPTER
 
 

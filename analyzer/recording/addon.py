@@ -22,6 +22,7 @@ from mitmproxy import ctx, exceptions, flowfilter, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.websocket import WebSocketMessage
 
+from analyzer.protocols import gemini_wire
 from analyzer.recording.contentview import RealtimeViewAddon
 from analyzer.recording.frames import build_frame
 from analyzer.recording.imports import TRIMMED_METADATA_KEY
@@ -39,7 +40,8 @@ log = logging.getLogger("rt_analyze.capture")
 # Every realtime endpoint we know ends its path in /realtime: OpenAI /v1/realtime, Azure
 # /openai/realtime and /openai/v1/realtime, DashScope /api-ws/v1/realtime, Zhipu
 # /api/paas/v4/realtime.
-DEFAULT_FILTER = r'~websocket & ~u "/realtime($|[?])"'
+# Gemini Live's endpoints are declared by its adapter (analyzer/protocols/gemini_wire.py).
+DEFAULT_FILTER = rf'~websocket & (~u "/realtime($|[?])" | {gemini_wire.URL_FILTER})'
 AUDIO_MODES = ("keep", "drop")
 SEQ_METADATA_KEY = "rt_analyze.next_seq"
 LAYOUTS = ("flat", "partitioned")
@@ -79,7 +81,7 @@ class RealtimeCapture:
             str,
             DEFAULT_FILTER,
             "mitmproxy filter expression selecting the WebSocket flows to record "
-            "(default: paths ending in /realtime).",
+            "(default: paths ending in /realtime, and Gemini Live's BidiGenerateContent).",
         )
         loader.add_option(
             "rt_audio",
