@@ -151,16 +151,19 @@ class GeminiPeerConnection:
                 self.session.input_pcm.clear()
                 await self._user_turn(event.speech_ms, time.time())
 
-    async def _user_turn(self, speech_ms: int, _received_s: float) -> None:
+    async def _user_turn(self, speech_ms: int, received_s: float) -> None:
         heard = closest_user_utterance(speech_ms)
         name = heard.name if heard is not None else None
         self.session.context_tokens += math.ceil(speech_ms / AUDIO_MS_PER_TOKEN)
         trigger_s = time.time()
         if self.session.transcribe_in:  # the input's end, as the service tells it
             text = heard.text if heard is not None else ""
-            trigger_s = await self.send(
+            sent_s = await self.send(
                 {"serverContent": {"inputTranscription": {"text": text, "finished": True}}}
             )
+            trigger_s = sent_s if not self.session.manual else trigger_s
+        if self.session.manual:  # the client's activityEnd ended the turn
+            trigger_s = received_s
         if name == "user_weather" and self.session.tools:
             await asyncio.sleep(self.config.first_audio_delay_ms / 1000)
             call_id = f"call-{self.turns + 1}"

@@ -382,7 +382,9 @@ class GeminiDecoder:
     ) -> None:
         heard = _text(field(content, "inputTranscription"))
         if heard is not None:
-            item = self.transcript_item if self.reply is not None else None
+            # After the input's end (told, or a reply began) transcription is still of it.
+            ended = self.reply is not None or self.input_ended
+            item = self.transcript_item if ended else None
             item = item or self._user()
             self.transcript_item = item
             self.user_transcript.append(heard)

@@ -138,7 +138,8 @@ def _cut_audio(
     for data, piece in zip(datas, pieces[1:], strict=True):
         whole += [data, piece]
     rec.journal_content = "".join(whole)
-    if len(datas) == 1 and _frames._is_canonical(datas[0], audios[0]):
+    standard = len(datas) == 1 and "-" not in datas[0] and "_" not in datas[0]
+    if standard and _frames._is_canonical(datas[0], audios[0]):
         rec.audio_offset = len(pieces[0])
         rec.content = pieces[0] + pieces[1]
     else:
