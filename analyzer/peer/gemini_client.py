@@ -94,14 +94,19 @@ class GeminiScriptedClient:
                 await asyncio.wait_for(self.changed.wait(), 30)
 
     def setup(self) -> Message:
+        # As live.py's converter writes it: camelCase, but realtimeInputConfig's inside in
+        # snake_case (the SDK's LiveClientSetup model lacks the field; LiveConnectConfig has it).
         detection: Message = {"disabled": not self.scenario.vad}
         if self.scenario.vad:
-            detection["silenceDurationMs"] = self.scenario.silence_duration_ms
+            detection["silence_duration_ms"] = self.scenario.silence_duration_ms
         setup: Message = {
             "model": MODEL,
             "generationConfig": {"responseModalities": ["AUDIO"]},
-            "systemInstruction": {"parts": [{"text": "You are a helpful voice assistant."}]},
-            "realtimeInputConfig": {"automaticActivityDetection": detection},
+            "systemInstruction": {
+                "parts": [{"text": "You are a helpful voice assistant."}],
+                "role": "user",
+            },
+            "realtimeInputConfig": {"automatic_activity_detection": detection},
         }
         if self.scenario.transcription:
             setup["inputAudioTranscription"] = {}
