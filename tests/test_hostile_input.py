@@ -41,6 +41,11 @@ pytestmark = pytest.mark.timeout(120)
 CORPUS = Path(__file__).parent / "corpus"
 T0 = 1_700_000_000.0
 GA_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+# Corpus files named gemini*.txt are Gemini Live sessions.
+GEMINI_URL = (
+    "wss://generativelanguage.googleapis.com/ws/"
+    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=SECRET"
+)
 
 # (from_client, is_text, content)
 Frame = tuple[bool, bool, bytes]
@@ -78,7 +83,8 @@ def record(
     run = RunRecorder(directory, run_id=run_id)
     for n, (session_id, frames) in enumerate(sessions.items()):
         start = T0 + n * 100
-        run.start_session(handshake_facts(session_id, run_id, GA_URL, [], [], start, keep_audio))
+        url = GEMINI_URL if session_id.startswith("gemini") else GA_URL
+        run.start_session(handshake_facts(session_id, run_id, url, [], [], start, keep_audio))
         for seq, (from_client, is_text, content) in enumerate(frames):
             rec = build_frame(
                 session_id, seq, start + seq * 0.05, from_client, is_text, content, keep_audio

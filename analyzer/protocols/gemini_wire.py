@@ -171,8 +171,8 @@ def audio_fields(message: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], st
 def audio_rate(mime: Any, default: int) -> int:
     """The sample rate a blob's mime type states (``audio/pcm;rate=16000``), else ``default``."""
     if isinstance(mime, str):
-        match = re.search(r"rate=(\d{3,6})", mime)
-        if match:
+        match = re.search(r"rate=(\d{3,6})\b", mime)
+        if match and int(match.group(1)) >= 1000:  # a rate of 0 (or 100 Hz) is no rate
             return int(match.group(1))
     return default
 
