@@ -41,6 +41,11 @@ pytestmark = pytest.mark.timeout(120)
 CORPUS = Path(__file__).parent / "corpus"
 T0 = 1_700_000_000.0
 GA_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+# Sessions named gemini* are recorded at a Gemini Live endpoint (tests/corpus/gemini/).
+GEMINI_URL = (
+    "wss://generativelanguage.googleapis.com/ws/"
+    "google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=SECRET"
+)
 
 # (from_client, is_text, content)
 Frame = tuple[bool, bool, bytes]
@@ -78,7 +83,8 @@ def record(
     run = RunRecorder(directory, run_id=run_id)
     for n, (session_id, frames) in enumerate(sessions.items()):
         start = T0 + n * 100
-        run.start_session(handshake_facts(session_id, run_id, GA_URL, [], [], start, keep_audio))
+        url = GEMINI_URL if session_id.startswith("gemini") else GA_URL
+        run.start_session(handshake_facts(session_id, run_id, url, [], [], start, keep_audio))
         for seq, (from_client, is_text, content) in enumerate(frames):
             rec = build_frame(
                 session_id, seq, start + seq * 0.05, from_client, is_text, content, keep_audio
@@ -138,6 +144,31 @@ def test_every_command_answers_a_broken_session_without_a_traceback(
     capture = run.parquet_path if source == "parquet" else run.journal_path
     for args in commands(capture, tmp_path / "wav"):
         assert_handled(invoke(args), args)
+
+
+# Kept out of CORPUS_FILES (and so out of the corpus goldens): recorded at a Gemini endpoint.
+GEMINI_CORPUS = CORPUS / "gemini" / "hostile.txt"
+
+
+@pytest.mark.parametrize("source", ["parquet", "jsonl"])
+def test_hostile_gemini_frames_give_no_traceback_and_are_kept_as_they_arrived(
+    tmp_path: Path, source: str
+) -> None:
+    frames = corpus_frames(GEMINI_CORPUS)
+    run = record(tmp_path / "capture", {"gemini-hostile": frames})
+    capture = run.parquet_path if source == "parquet" else run.journal_path
+    for args in commands(capture, tmp_path / "wav"):
+        assert_handled(invoke(args), args)
+    rows = sorted(pq.read_table(run.parquet_path).to_pylist(), key=lambda r: r["seq"])
+    assert len(rows) == len(frames)
+    for row, (_, _, content) in zip(rows, frames, strict=True):
+        if row["binary_content"] is not None:
+            assert row["binary_content"] == content
+        else:
+            text = restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+            assert text.encode() == content
+    report = json.loads(invoke(["report", str(run.parquet_path), "--format", "json"]).stdout)
+    assert report["sessions"][0]["dialect"] == "gemini"
 
 
 def test_all_broken_sessions_read_as_one_capture(tmp_path: Path) -> None:

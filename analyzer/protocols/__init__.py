@@ -58,15 +58,17 @@ class Adapter(Protocol):
 
 def adapters() -> tuple[Adapter, ...]:
     """Every protocol adapter."""
-    from analyzer.protocols import live, realtime
+    from analyzer.protocols import gemini, live, realtime
 
-    return (realtime.ADAPTER, live.ADAPTER)
+    return (realtime.ADAPTER, live.ADAPTER, gemini.ADAPTER)
 
 
 def adapter_for(facts: Mapping[str, Any]) -> Adapter:
     """The adapter of a session, from its facts (path, dialect)."""
-    from analyzer.protocols import live, realtime
+    from analyzer.protocols import gemini, live, realtime
 
+    if gemini.is_gemini(facts):
+        return gemini.ADAPTER
     if facts.get("dialect") == "live" or live.is_live_path(facts.get("path")):
         return live.ADAPTER
     return realtime.ADAPTER

@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("rt_analyze.capture")
 
 # Every endpoint the protocol adapters declare: Realtime paths ending in /realtime, GPT-Live's
-# /v1/live/sessions (Azure /openai/v1/live/sessions) and its sideband .../{id}/attach.
+# /v1/live/sessions (Azure /openai/v1/live/sessions) and its sideband .../{id}/attach, Gemini
+# Live's BidiGenerateContent (analyzer/protocols/gemini_wire.py).
 DEFAULT_FILTER = default_filter()
 AUDIO_MODES = ("keep", "drop")
 SEQ_METADATA_KEY = "rt_analyze.next_seq"
@@ -79,7 +80,7 @@ class RealtimeCapture:
             str,
             DEFAULT_FILTER,
             "mitmproxy filter expression selecting the WebSocket flows to record "
-            "(default: the Realtime and GPT-Live endpoints).",
+            "(default: the Realtime, GPT-Live and Gemini Live endpoints).",
         )
         loader.add_option(
             "rt_audio",

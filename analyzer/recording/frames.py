@@ -12,7 +12,9 @@ import orjson
 import pybase64  # SIMD base64: ~1 us for a 100 ms audio delta, where the stdlib takes ~14 us
 
 from analyzer.protocol import AUDIO_FIELD_BY_EVENT
+from analyzer.protocols import gemini_wire
 from analyzer.protocols.live import AUDIO_FIELD_BY_EVENT as LIVE_AUDIO_FIELDS
+from analyzer.recording.gemini_frames import apply_gemini, gemini_binary_message
 from analyzer.recording.redact import redact_text
 
 # Where each protocol's audio sits (event types never collide across protocols).
@@ -99,6 +101,11 @@ def build_frame(
         frame_bytes=len(content),
     )
     if not is_text:
+        found = gemini_binary_message(content)
+        if found is not None:  # Gemini sends its JSON in binary frames: decoded like text
+            rec.event = found[1]
+            apply_gemini(rec, *found, keep_audio, None)
+            return rec
         rec.binary_content = content
         rec.problem = "binary frame"
         return rec
@@ -136,6 +143,9 @@ def apply_text(
         return
     rec.event = event
     event_type = event.get("type")
+    if event_type is None and (gemini_type := gemini_wire.event_type(event)) is not None:
+        apply_gemini(rec, text, event, gemini_type, keep_audio, audio_bytes)
+        return
     if not isinstance(event_type, str):
         rec.problem = "JSON has no string 'type'"
         rec.content = rec.journal_content = redact_text(text)

@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from analyzer.protocol import dialect_of_event
+from analyzer.protocols import gemini_wire
 from analyzer.protocols.live import is_live_path
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.redact import redact_headers, redact_url
@@ -37,7 +38,7 @@ def handshake_facts(
         "host": parts.hostname,
         "path": parts.path,
         "model": model,
-        "dialect": "live" if is_live_path(parts.path) else "beta" if beta_header else None,
+        "dialect": _handshake_dialect(parts.path, beta_header),
         "request_headers": redact_headers(request_headers),
         "response_headers": redact_headers(response_headers),
         "start_s": start_s,
@@ -49,9 +50,21 @@ def handshake_facts(
     }
 
 
+def _handshake_dialect(path: str, beta_header: bool) -> str | None:
+    if gemini_wire.is_endpoint(path):
+        return gemini_wire.DIALECT
+    if is_live_path(path):
+        return "live"
+    return "beta" if beta_header else None
+
+
 def refine_facts(facts: dict[str, Any], rec: FrameRecord) -> None:
     """Fill model and dialect from events when the handshake did not say."""
     if rec.event_type is None:
+        return
+    if facts.get("dialect") == gemini_wire.DIALECT:
+        if facts.get("model") is None and rec.event is not None:
+            facts["model"] = gemini_wire.model_of(rec.event)
         return
     if facts.get("dialect") is None:
         facts["dialect"] = dialect_of_event(rec.event_type)
