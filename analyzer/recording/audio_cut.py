@@ -94,8 +94,6 @@ def find_value(text: str, b64: str, key: str, taken: set[int] | None = None) -> 
     """Where the base64 of the string ``"key": "<b64>"`` starts in ``text``, or -1; found by
     its head, then checked whole (searching for a 6 KB needle costs more than comparing it
     once). Starts in ``taken`` are skipped (two fields holding the same audio)."""
-    if not b64:
-        return -1
     start = 0
     head = '"' + b64[:32]
     while (quote := text.find(head, start)) >= 0:
@@ -205,9 +203,11 @@ def split_audio(
         if item.audio is None and keep_audio:
             continue
         item.start = find_value(text, item.b64, item.field.path.key, taken)
-        if item.start >= 0:
+        if item.start >= 0:  # an empty field is placed (its part of the audio is in order)
             taken.add(item.start)
-            item.cut = not keep_audio or is_canonical(item.b64, item.audio or b"", item.urlsafe)
+            item.cut = item.b64 != "" and (
+                not keep_audio or is_canonical(item.b64, item.audio or b"", item.urlsafe)
+            )
         elif item.b64:  # not verbatim (JSON escapes inside it): it cannot be cut out
             return _rewrite(rec, text, event, paths, keep_audio, found, rewritten)
     _cut(rec, text, found, keep_audio)
@@ -252,7 +252,7 @@ def _cut(rec: FrameRecord, text: str, found: list[_Audio], keep_audio: bool) -> 
     if not keep_audio:
         return
     audios = [a.audio for a in placed if a.audio is not None]
-    for item in found:  # empty fields: nothing was cut, nothing to place
+    for item in found:  # not placed: an empty field not found verbatim
         if item.start < 0 and item.audio is not None:
             cuts.append(_entry(None, item))
             audios.append(item.audio)
