@@ -35,6 +35,7 @@ class AudioPath:
     optional: bool
     urlsafe: bool  # the field may be URL-safe base64
     key: str  # the key the audio string stands under (the last step)
+    quoted_key: str  # '"key"': an event whose text lacks it (and any \u escape) has no field
     # The key of a required standard-base64 field of the event itself (the streaming events'
     # ``delta`` / ``audio``, most frames of a session: the recorder has a fast way for them).
     streamed: str | None
@@ -59,7 +60,7 @@ def parse_path(text: str, urlsafe: bool = False) -> AudioPath:
         raise ValueError(f"bad audio path {text!r}: it must end with a key")
     optional = text.endswith("?")
     streamed = last if len(steps) == 1 and not optional and not urlsafe else None
-    return AudioPath(text, tuple(steps), optional, urlsafe, last, streamed)
+    return AudioPath(text, tuple(steps), optional, urlsafe, last, f'"{last}"', streamed)
 
 
 AudioPaths = tuple[AudioPath, ...]

@@ -141,6 +141,16 @@ def _split_streamed(rec: FrameRecord, text: str, b64: str, key: str, keep_audio:
     return True
 
 
+def _may_hold(text: str, paths: AudioPaths) -> bool:
+    """False when no key of ``paths`` is in the text, not even escaped, and none is required
+    (its absence is a problem to record): most item and response events hold no audio, and
+    are then not walked."""
+    for path in paths:  # a loop: any() over a generator costs more than the walk
+        if not path.optional or path.quoted_key in text:
+            return True
+    return "\\u" in text
+
+
 def _found(event: dict[str, Any], paths: AudioPaths, rec: FrameRecord) -> list[Field]:
     """The strings at the audio paths; a required field that is not one is a problem."""
     fields = find_fields(event, paths)
@@ -170,6 +180,8 @@ def split_audio(
         b64 = event.get(key)
         if isinstance(b64, str) and b64 and _split_streamed(rec, text, b64, key, keep_audio):
             return True
+    if not _may_hold(text, paths):
+        return False
     fields = _found(event, paths, rec)
     if not fields:
         return False
