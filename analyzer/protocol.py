@@ -86,12 +86,7 @@ KNOWN_SERVER_EVENTS = frozenset(
 )
 KNOWN_EVENTS = CLIENT_EVENTS | KNOWN_SERVER_EVENTS
 
-# Events carrying base64 audio, and the field that holds it.
-AUDIO_FIELD_BY_EVENT: dict[str, str] = {
-    "input_audio_buffer.append": "audio",
-    "response.audio.delta": "delta",  # beta
-    "response.output_audio.delta": "delta",  # GA
-}
+# The streaming audio events (where else audio can sit: analyzer.protocols.realtime.AUDIO_PATHS).
 CLIENT_AUDIO_EVENTS = frozenset({"input_audio_buffer.append"})
 SERVER_AUDIO_EVENTS = frozenset({"response.audio.delta", "response.output_audio.delta"})
 

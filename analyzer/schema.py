@@ -9,6 +9,9 @@ A run of mitmdump writes two files with the same base name:
 * ``RUN.parquet``: the same frames, one row each, in arrival order, columns as in
   :data:`FRAME_SCHEMA`. The audio's base64 text is cut out of ``content`` and stored decoded in
   ``audio``; ``audio_offset`` says where it was cut, so the original frame can be rebuilt exactly.
+  A frame with audio in several fields (an item with audio parts, a response's output items) or
+  in URL-safe base64 has ``audio_cuts`` instead: each field's place, size and alphabet
+  (``analyzer.recording.audio_cut.restore_frame_text`` rebuilds any frame).
   Session facts (:data:`SESSION_FIELDS`) are in the footer's key-value metadata under
   :data:`METADATA_KEY`.
 
@@ -25,7 +28,8 @@ import pyarrow as pa
 
 from analyzer.kinds import TOKEN_FIELDS
 
-# 1: frames only. 2: adds ``events``, each frame's normalized events (see EVENT_STRUCT).
+# 1: frames only. 2: adds ``events``, each frame's normalized events (see EVENT_STRUCT), and
+# ``audio_cuts`` (a file of version 2 may lack it: its frames then have at most one cut).
 FORMAT_VERSION = 2
 METADATA_KEY = b"rt_analyze"
 
@@ -96,6 +100,14 @@ def events_are_current(schema: pa.Schema) -> bool:
     return {struct.field(i).name for i in range(struct.num_fields)} >= set(EVENT_FIELDS)
 
 
+AUDIO_CUT_STRUCT = pa.struct(
+    [
+        pa.field("offset", pa.int64()),
+        pa.field("audio_bytes", pa.int64()),
+        pa.field("urlsafe", pa.bool_()),
+    ]
+)
+
 FRAME_SCHEMA = pa.schema(
     [
         pa.field("session_id", _dict_str, nullable=False),  # mitmproxy flow id (a uuid4)
@@ -115,6 +127,10 @@ FRAME_SCHEMA = pa.schema(
         pa.field("binary_content", pa.large_binary()),  # binary frames and non-UTF-8 text, as is
         pa.field("audio_offset", pa.int64()),  # where the audio base64 was cut from ``content``
         pa.field("audio", pa.large_binary()),  # decoded audio samples; null if none or dropped
+        # Null unless the frame has several audio fields or URL-safe ones: then each field, in
+        # text order, its decoded size (its part of ``audio``), where it was cut from
+        # ``content`` (null: left in the text) and its base64 alphabet.
+        pa.field("audio_cuts", pa.list_(AUDIO_CUT_STRUCT)),
         pa.field("events", pa.list_(EVENT_STRUCT)),  # normalized events (version 2); see Kind
     ]
 )
@@ -122,11 +138,11 @@ FRAME_SCHEMA = pa.schema(
 FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_SCHEMA.names)
 # Columns a journal line carries for a frame (the rest are derived when building Parquet).
 JOURNAL_FRAME_COLUMNS: tuple[str, ...] = tuple(
-    c for c in FRAME_COLUMNS if c not in ("audio", "audio_offset", "events")
+    c for c in FRAME_COLUMNS if c not in ("audio", "audio_offset", "audio_cuts", "events")
 )
 # What latency, size and conversation analysis read: everything but the samples.
 ANALYSIS_COLUMNS: tuple[str, ...] = tuple(
-    c for c in FRAME_COLUMNS if c not in ("audio", "binary_content")
+    c for c in FRAME_COLUMNS if c not in ("audio", "binary_content", "audio_cuts")
 )
 # What ``rt-analyze report`` reads (turns, conversation, sizes, usage): no opcode, event ids or
 # audio offsets, which only replay and audio rebuilding need.

@@ -95,7 +95,9 @@ def generate(
     sessions: list[dict[str, Any]] = []
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    schema = FRAME_SCHEMA if format_version >= 2 else FRAME_SCHEMA.remove(len(FRAME_COLUMNS) - 1)
+    schema = FRAME_SCHEMA
+    if format_version < 2:
+        schema = pa.schema([f for f in FRAME_SCHEMA if f.name not in ("audio_cuts", "events")])
     writer = pq.ParquetWriter(
         tmp,
         schema,

@@ -44,7 +44,14 @@ def record_sessions(
         for seq, (time_s, direction, event) in enumerate(events):
             text = event if isinstance(event, str) else json.dumps(event, ensure_ascii=False)
             rec = build_frame(
-                session_id, seq, time_s, direction == "client", True, text.encode(), keep_audio
+                session_id,
+                seq,
+                time_s,
+                direction == "client",
+                True,
+                text.encode(),
+                keep_audio,
+                run.audio_paths(session_id),
             )
             run.record_frame(rec)
         end = events[-1][0] + 1.0 if events else start

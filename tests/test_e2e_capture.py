@@ -36,7 +36,9 @@ def parquet_frames(directory: Path) -> list[dict[str, Any]]:
     (path,) = directory.glob("*.parquet")
     rows: list[dict[str, Any]] = pq.read_table(path).to_pylist()
     for row in rows:
-        row["text"] = restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+        row["text"] = restore_frame_text(
+            row["content"], row["audio_offset"], row["audio"], row.get("audio_cuts")
+        )
     return rows
 
 

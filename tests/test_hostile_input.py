@@ -193,7 +193,9 @@ def test_the_recorder_keeps_every_broken_frame_as_it_arrived(tmp_path: Path) -> 
         if row["binary_content"] is not None:
             assert row["binary_content"] == content and row["problem"]
         else:
-            text = restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+            text = restore_frame_text(
+                row["content"], row["audio_offset"], row["audio"], row.get("audio_cuts")
+            )
             assert text.encode() == content
     problems = run.summary()["problems"]
     assert {"not JSON", "binary frame", "text frame is not valid UTF-8"} <= set(problems)
@@ -557,7 +559,9 @@ def test_hostile_frames_through_mitmdump_are_forwarded_and_recorded_as_they_were
             if isinstance(frame, bytes):
                 assert row["binary_content"] == raw and row["problem"] == "binary frame"
             else:
-                text = restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+                text = restore_frame_text(
+                    row["content"], row["audio_offset"], row["audio"], row.get("audio_cuts")
+                )
                 assert text == frame
     problems = [row["problem"] for row in rows[::2]]
     assert problems[:8] == [

@@ -22,7 +22,7 @@ from analyzer.cli import main as cli
 from analyzer.peer.client import ConversationResult, run_conversation_sync
 from analyzer.peer.harness import run_mitmdump, run_server
 from analyzer.peer.server import PeerConfig
-from analyzer.protocol import AUDIO_FIELD_BY_EVENT
+from analyzer.protocols import streamed_audio_field
 from analyzer.recording.imports import ImportFileError, import_file
 
 
@@ -78,7 +78,7 @@ def wire_audio(frames: list[dict[str, Any]], direction: str) -> list[bytes]:
         if frame["direction"] != direction:
             continue
         event = json.loads(frame["text"])
-        field = AUDIO_FIELD_BY_EVENT.get(event["type"])
+        field = streamed_audio_field(event["type"])
         if field:
             audio.append(base64.b64decode(event[field]))
     return audio

@@ -205,7 +205,9 @@ def test_50_concurrent_realtime_sessions_are_recorded_completely_in_order(
     for row in rows:
         client = int(parse_qs(urlsplit(session_of[row["session_id"]]["url"]).query)["client"][0])
         parquet[client, row["direction"]].append(
-            restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+            restore_frame_text(
+                row["content"], row["audio_offset"], row["audio"], row.get("audio_cuts")
+            )
         )
     for n, log in logs.items():
         assert parquet[n, "client"] == log.client_sent, n

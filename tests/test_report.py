@@ -68,8 +68,9 @@ def test_seed_report(tmp_path: Path) -> None:
     assert (usage["output_text_tokens"], usage["output_audio_tokens"]) == (316, 1264)
     sizes = session["sizes"]
     assert {"frames", "total_bytes", "audio_bytes"} <= set(sizes)
-    assert sizes["frames"] == 19 and sizes["audio_bytes"] == 9 and sizes["audio_b64_bytes"] == 12
-    assert sizes["audio_share"] == round(12 / sizes["total_bytes"], 4)
+    # the created item's input_audio part is audio too (issue 20)
+    assert sizes["frames"] == 19 and sizes["audio_bytes"] == 15 and sizes["audio_b64_bytes"] == 20
+    assert sizes["audio_share"] == round(20 / sizes["total_bytes"], 4)
     assert session["cost"]["usd"] == 0.26096
     summary = report["summary"]
     assert summary["sessions"] == 1 and summary["turns"] == 1

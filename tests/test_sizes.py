@@ -58,11 +58,12 @@ def test_sizes_by_event_count_wire_and_audio_bytes(tmp_path: Path) -> None:
 def test_seed_sizes_and_audio_share(tmp_path: Path) -> None:
     frames = read_capture(seed_capture(tmp_path)).frames
     totals = size_totals(rows_of(sizes_by_event(frames)))
-    # the seed's audio is placeholder base64: "AAAAAAAA" sent, "AAAa" received
+    # the seed's audio is placeholder base64: "AAAAAAAA" appended and in the input_audio part
+    # of the item the client creates, "AAAa" received
     assert totals["frames"] == 19
-    assert totals["audio_b64_bytes"] == 12 and totals["audio_bytes"] == 9
+    assert totals["audio_b64_bytes"] == 20 and totals["audio_bytes"] == 15
     assert totals["total_bytes"] == int(frames["frame_bytes"].sum())
-    assert totals["audio_share"] == round(12 / totals["total_bytes"], 4)
+    assert totals["audio_share"] == round(20 / totals["total_bytes"], 4)
     by_session = sizes_rollup(sizes_by_event(frames), ("session_id",))
     assert by_session["session_id"].tolist() == ["seed"]
 

@@ -11,9 +11,11 @@ See ``docs/architecture.md`` for the contract and how a new protocol plugs in.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from analyzer.protocols.audio_paths import AudioPaths
 
 Event = dict[str, Any]  # EVENT_STRUCT's fields that the event uses; the rest are null
 
@@ -55,6 +57,12 @@ class Adapter(Protocol):
         are decoded from the capture's columns alone)."""
         ...
 
+    def audio_paths(self, event_type: str) -> AudioPaths:
+        """Every place base64 audio can sit in an event of this type, from the protocol's
+        official types (see :mod:`analyzer.protocols.audio_paths`); empty when none, and then
+        the recorder neither scans nor parses the frame for audio."""
+        ...
+
 
 def adapters() -> tuple[Adapter, ...]:
     """Every protocol adapter."""
@@ -83,6 +91,24 @@ def default_filter() -> str:
 def endpoint_pattern() -> str:
     """One regular expression matching the URL of every endpoint the adapters declare."""
     return "|".join(f"(?:{pattern})" for a in adapters() for pattern in a.endpoints)
+
+
+AudioPathsOf = Callable[[str], AudioPaths]  # an adapter's ``audio_paths``
+
+
+def streamed_audio_field(event_type: str) -> str | None:
+    """The top-level field holding an audio chunk in events of this type (an append or a
+    delta), in any protocol; None when the type carries no such field."""
+    for adapter in adapters():
+        for path in adapter.audio_paths(event_type):
+            if path.streamed is not None:
+                return path.streamed
+    return None
+
+
+def audio_paths_for(facts: Mapping[str, Any]) -> AudioPathsOf:
+    """Where the recorder looks for audio in the frames of the session with these facts."""
+    return adapter_for(facts).audio_paths
 
 
 def decode_session(facts: Mapping[str, Any], frames: Iterable[Frame]) -> list[list[Event]]:

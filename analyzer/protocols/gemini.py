@@ -30,6 +30,7 @@ from typing import Any
 
 from analyzer.kinds import Kind
 from analyzer.protocols import Event, Frame
+from analyzer.protocols.audio_paths import AudioPaths
 from analyzer.protocols.gemini_wire import (
     AUDIO_PATHS,
     DIALECT,
@@ -457,6 +458,11 @@ class GeminiAdapter:
 
     def decoder(self, facts: Mapping[str, Any]) -> GeminiDecoder:
         return GeminiDecoder(facts)
+
+    def audio_paths(self, event_type: str) -> AudioPaths:
+        # Gemini's audio (several blobs, URL-safe base64, in binary frames) is cut out by
+        # analyzer/recording/gemini_frames.py from gemini_wire.AUDIO_PATHS, not by these.
+        return ()
 
     def needs_event(self, event_type: str | None) -> bool:
         # Every message is needed: even an audio chunk's rate is in its blob's mimeType (the

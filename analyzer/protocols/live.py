@@ -32,6 +32,7 @@ from typing import Any
 from analyzer.formats import OPENAI_PCM, AudioFormat, parse_format
 from analyzer.kinds import Kind
 from analyzer.protocols import Event, Frame
+from analyzer.protocols.audio_paths import AudioPaths, declare
 from analyzer.protocols.realtime import item_fields
 
 # Paths this adapter records and decodes (matched anywhere in the URL, as mitmproxy's ``~u``).
@@ -358,6 +359,13 @@ class LiveDecoder:
                 self.tokens[name] = self.tokens.get(name, 0.0) + value
 
 
+# Where GPT-Live carries base64 audio (openai 3.60 ``types/live/``): the client's appends and
+# fixtures, the server's output deltas (reflected on the sideband too).
+AUDIO_PATHS: dict[str, AudioPaths] = declare(
+    {event_type: [field] for event_type, field in AUDIO_FIELD_BY_EVENT.items()}
+)
+
+
 class LiveAdapter:
     name = "live"
     endpoints = ENDPOINTS
@@ -367,6 +375,9 @@ class LiveAdapter:
 
     def needs_event(self, event_type: str | None) -> bool:
         return event_type != "session.input_audio.append"
+
+    def audio_paths(self, event_type: str) -> AudioPaths:
+        return AUDIO_PATHS.get(event_type, ())
 
 
 ADAPTER = LiveAdapter()

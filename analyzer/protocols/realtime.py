@@ -21,6 +21,7 @@ from analyzer.protocol import (
     TEXT_DONE_EVENTS,
 )
 from analyzer.protocols import Event, Frame
+from analyzer.protocols.audio_paths import AudioPaths, declare
 
 TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
 TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
@@ -28,6 +29,39 @@ TRANSCRIPTION_FAILED = "conversation.item.input_audio_transcription.failed"
 OUTPUT_ITEM_STAGES = {"response.output_item.added": "added", "response.output_item.done": "done"}
 
 _NAN = float("nan")
+
+# Every field of the protocol that holds base64 audio: each str field the official SDK's event
+# types document as base64 audio (openai 3.60: ``types/realtime/`` with its translation sessions,
+# ``types/beta/realtime/``; scripts/sdk_audio_paths.py lists them, tests/test_audio_paths.py
+# checks this against its output). Items carry audio in ``content[].audio``: an ``input_audio``
+# part the client sends or the server echoes, and the server's ``conversation.item.retrieved``
+# holds a whole reply's audio there.
+_ITEM_AUDIO = "item.content[*].audio?"
+_RESPONSE_AUDIO = "response.output[*].content[*].audio?"
+AUDIO_PATHS: dict[str, AudioPaths] = declare(
+    {
+        # client
+        "input_audio_buffer.append": ["audio"],
+        "conversation.item.create": [_ITEM_AUDIO],
+        "response.create": ["response.input[*].content[*].audio?"],
+        "session.input_audio_buffer.append": ["audio"],  # translation sessions
+        # server
+        "response.audio.delta": ["delta"],  # beta
+        "response.output_audio.delta": ["delta"],  # GA
+        "session.output_audio.delta": ["delta"],  # translation sessions
+        "conversation.item.created": [_ITEM_AUDIO],
+        "conversation.item.added": [_ITEM_AUDIO],
+        "conversation.item.done": [_ITEM_AUDIO],
+        "conversation.item.retrieved": [_ITEM_AUDIO],
+        "response.output_item.added": [_ITEM_AUDIO],
+        "response.output_item.done": [_ITEM_AUDIO],
+        "response.content_part.added": ["part.audio?"],
+        "response.content_part.done": ["part.audio?"],
+        "response.created": [_RESPONSE_AUDIO],
+        "response.done": [_RESPONSE_AUDIO],
+    }
+)
+_NO_AUDIO: AudioPaths = ()
 
 
 def _str(value: Any) -> str | None:
@@ -468,6 +502,9 @@ class RealtimeAdapter:
 
     def needs_event(self, event_type: str | None) -> bool:
         return event_type not in CLIENT_AUDIO_EVENTS and event_type not in SERVER_AUDIO_EVENTS
+
+    def audio_paths(self, event_type: str) -> AudioPaths:
+        return AUDIO_PATHS.get(event_type, _NO_AUDIO)
 
 
 ADAPTER = RealtimeAdapter()

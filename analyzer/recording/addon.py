@@ -312,6 +312,7 @@ class RealtimeCapture:
             message.is_text,
             message.content,
             keep_audio=self.keep_audio,
+            audio_paths=self.recorder.audio_paths(flow.id),
         )
         if not self.recorder.record_frame(rec) and self.strict:
             message.drop()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.jsonio import loads_json
+from analyzer.protocols import AudioPathsOf, audio_paths_for
 from analyzer.recording.frames import FrameRecord, apply_text
 from analyzer.recording.session import refine_facts
 from analyzer.schema import file_metadata
@@ -48,7 +49,9 @@ def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
             yield number, raw, raw.endswith(b"\n")
 
 
-def frame_from_journal(line: dict[str, Any], keep_audio: bool) -> FrameRecord:
+def frame_from_journal(
+    line: dict[str, Any], keep_audio: bool, audio_paths: AudioPathsOf | None = None
+) -> FrameRecord:
     """The FrameRecord a journal line stands for, Parquet-only columns derived again."""
     rec = FrameRecord(
         session_id=line["session_id"],
@@ -64,7 +67,14 @@ def frame_from_journal(line: dict[str, Any], keep_audio: bool) -> FrameRecord:
         return rec
     content = line.get("content")
     if content is not None:
-        apply_text(rec, content, keep_audio, audio_bytes=line.get("audio_bytes"))
+        apply_text(
+            rec,
+            content,
+            keep_audio,
+            audio_bytes=line.get("audio_bytes"),
+            audio_b64_bytes=line.get("audio_b64_bytes"),
+            audio_paths=audio_paths,
+        )
     return rec
 
 
@@ -74,6 +84,7 @@ def iter_journal(path: Path, facts: JournalFacts) -> Iterator[FrameRecord]:
     lines are skipped and listed. Raises JournalError, at the end, when nothing in the file
     looks like a capture."""
     keep_audio: dict[str, bool] = {}
+    audio_paths: dict[str, AudioPathsOf] = {}
     last_number = 0
     pending_bad: list[tuple[int, bool]] = []
     for number, raw, complete in _lines(path):
@@ -90,9 +101,10 @@ def iter_journal(path: Path, facts: JournalFacts) -> Iterator[FrameRecord]:
             facts.sessions[line["session_id"]] = {k: v for k, v in line.items() if k != "record"}
             facts.run_id = line.get("run_id") or facts.run_id
             keep_audio[line["session_id"]] = bool(line.get("audio_kept", True))
+            audio_paths[line["session_id"]] = audio_paths_for(facts.sessions[line["session_id"]])
         elif kind == "frame":
             sid = line["session_id"]
-            rec = frame_from_journal(line, keep_audio.get(sid, True))
+            rec = frame_from_journal(line, keep_audio.get(sid, True), audio_paths.get(sid))
             if sid in facts.sessions:
                 refine_facts(facts.sessions[sid], rec)
             facts.frame_count += 1

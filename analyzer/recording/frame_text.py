@@ -13,7 +13,8 @@ import orjson
 import pybase64
 
 from analyzer.formats import AudioFormat, default_formats, formats_in_session, parse_format
-from analyzer.protocol import AUDIO_FIELD_BY_EVENT, CLIENT_AUDIO_EVENTS, CONFIG_EVENTS
+from analyzer.protocol import CLIENT_AUDIO_EVENTS, CONFIG_EVENTS
+from analyzer.protocols import streamed_audio_field
 
 # A string this long that is valid base64 is a payload (audio, image), not a word.
 MIN_BLOB_CHARS = 256
@@ -70,7 +71,7 @@ def summarize_event(
 ) -> dict[str, Any]:
     """``event`` with its audio (and any other base64 payload) summarized."""
     event_type = event.get("type")
-    field = AUDIO_FIELD_BY_EVENT.get(event_type) if isinstance(event_type, str) else None
+    field = streamed_audio_field(event_type) if isinstance(event_type, str) else None
     audio = event.get(field) if field else None
     summarized: dict[str, Any] = _summarize(event)
     if field and isinstance(audio, str):

@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-import pybase64  # SIMD base64: ~1 us for a 100 ms audio delta, where the stdlib takes ~14 us
 
-from analyzer.protocol import AUDIO_FIELD_BY_EVENT
-from analyzer.protocols import gemini_wire
-from analyzer.protocols.live import AUDIO_FIELD_BY_EVENT as LIVE_AUDIO_FIELDS
+from analyzer.protocols import AudioPathsOf, audio_paths_for, gemini_wire
+from analyzer.recording.audio_cut import restore_frame_text, split_audio
 from analyzer.recording.gemini_frames import apply_gemini, gemini_binary_message
 from analyzer.recording.redact import redact_text
 
-# Where each protocol's audio sits (event types never collide across protocols).
-_AUDIO_FIELDS = {**AUDIO_FIELD_BY_EVENT, **LIVE_AUDIO_FIELDS}
+__all__ = ["FrameRecord", "apply_text", "build_frame", "restore_frame_text"]
 
 
 @dataclass(slots=True)
@@ -38,10 +34,11 @@ class FrameRecord:
     audio_b64_bytes: int | None = None
     audio_bytes: int | None = None
     problem: str | None = None
-    content: str | None = None  # for Parquet: audio base64 cut out at audio_offset
+    content: str | None = None  # for Parquet: audio base64 cut out (audio_offset, audio_cuts)
     binary_content: bytes | None = None
     audio_offset: int | None = None
     audio: bytes | None = None
+    audio_cuts: list[dict[str, Any]] | None = None  # see analyzer.recording.audio_cut
     journal_content: str | None = None  # for the journal: the whole redacted text
     event: dict[str, Any] | None = None  # the parsed event (not written), for live trackers
     events: list[dict[str, Any]] | None = None  # normalized events (Parquet only)
@@ -89,9 +86,11 @@ def build_frame(
     is_text: bool,
     content: bytes,
     keep_audio: bool = True,
+    audio_paths: AudioPathsOf | None = None,
 ) -> FrameRecord:
     """Classify, redact and split one message. Never raises on bad content: it says why in
-    ``problem`` and keeps what arrived."""
+    ``problem`` and keeps what arrived. ``audio_paths``: where the session's protocol carries
+    audio (``analyzer.protocols.audio_paths_for(facts)``; default: the Realtime protocol's)."""
     rec = FrameRecord(
         session_id=session_id,
         seq=seq,
@@ -115,7 +114,7 @@ def build_frame(
         rec.binary_content = content
         rec.problem = "text frame is not valid UTF-8"
         return rec
-    apply_text(rec, text, keep_audio)
+    apply_text(rec, text, keep_audio, audio_paths=audio_paths)
     return rec
 
 
@@ -126,12 +125,29 @@ def _loads(text: str) -> Any:
         return json.loads(text)  # what orjson refuses but Python accepts (NaN, huge ints)
 
 
+_default_audio_paths: AudioPathsOf | None = None
+
+
+def _realtime_audio_paths() -> AudioPathsOf:
+    """The Realtime adapter's (imported on first use: the proxy process never needs it)."""
+    global _default_audio_paths
+    if _default_audio_paths is None:
+        _default_audio_paths = audio_paths_for({})
+    return _default_audio_paths
+
+
 def apply_text(
-    rec: FrameRecord, text: str, keep_audio: bool, audio_bytes: int | None = None
+    rec: FrameRecord,
+    text: str,
+    keep_audio: bool,
+    audio_bytes: int | None = None,
+    audio_b64_bytes: int | None = None,
+    audio_paths: AudioPathsOf | None = None,
 ) -> None:
-    """Fill ``rec`` from a text frame. ``audio_bytes`` is the known decoded size when the text's
-    audio was already removed (journals written with audio dropped). Secrets are redacted from
-    everything that will be written; the parsed ``rec.event`` stays in memory only."""
+    """Fill ``rec`` from a text frame. ``audio_bytes`` and ``audio_b64_bytes`` are the known
+    sizes when the text's audio was already removed (journals written with audio dropped).
+    Secrets are redacted from everything that will be written; the parsed ``rec.event`` stays
+    in memory only."""
     try:
         event = _loads(text)
     except (ValueError, RecursionError):
@@ -158,97 +174,8 @@ def apply_text(
         rec.item_id = _str_or_none(event["item"].get("id"))
     if rec.response_id is None and isinstance(event.get("response"), dict):
         rec.response_id = _str_or_none(event["response"].get("id"))
-    field = _AUDIO_FIELDS.get(event_type)
-    if field is None or not _split_audio(rec, text, event, field, keep_audio, audio_bytes):
+    paths = (audio_paths or _default_audio_paths or _realtime_audio_paths())(event_type)
+    if not paths or not split_audio(
+        rec, text, event, paths, keep_audio, audio_bytes, audio_b64_bytes
+    ):
         rec.content = rec.journal_content = redact_text(text)
-
-
-def _is_canonical(b64: str, audio: bytes) -> bool:
-    """Whether ``b64encode(audio)`` gives back exactly ``b64`` (checked without re-encoding all:
-    only the last quantum can differ, in its unused bits)."""
-    n = len(audio)
-    if len(b64) != 4 * ((n + 2) // 3):
-        return False
-    return n == 0 or base64.b64encode(audio[n - (n % 3 or 3) :]).decode() == b64[-4:]
-
-
-def _find_verbatim(text: str, b64: str) -> int:
-    """Where ``"<b64>"`` stands in ``text``, or -1; found by its head, then checked whole
-    (searching for a 6 KB needle costs more than comparing it once)."""
-    if not b64:
-        return -1
-    start = 0
-    head = '"' + b64[:32]
-    while (offset := text.find(head, start)) >= 0:
-        end = offset + 1 + len(b64)
-        if text.startswith(b64, offset + 1) and text[end : end + 1] == '"':
-            return offset
-        start = offset + 1
-    return -1
-
-
-def _split_audio(
-    rec: FrameRecord,
-    text: str,
-    event: dict[str, Any],
-    field: str,
-    keep_audio: bool,
-    known_audio_bytes: int | None,
-) -> bool:
-    """Take the audio out of an audio event; True when it set ``rec.content`` itself."""
-    b64 = event.get(field)
-    if not isinstance(b64, str):
-        rec.problem = f"'{field}' is not a base64 string"
-        return False
-    # An empty field with a known size of 0 was empty on the wire: decoded below as it was live.
-    if b64 == "" and known_audio_bytes:
-        rec.audio_bytes = known_audio_bytes  # samples were dropped when recorded
-        rec.audio_b64_bytes = 4 * ((known_audio_bytes + 2) // 3)
-        return False
-    rec.audio_b64_bytes = len(b64)
-    try:
-        audio = _b64decode(b64)
-    except (binascii.Error, ValueError):
-        rec.problem = "audio is not valid base64"
-        return False
-    rec.audio_bytes = len(audio)
-    # The base64 text is cut out only where it stands verbatim (no JSON escapes); the text around
-    # it is redacted apart, so secrets are handled without scanning the samples.
-    offset = _find_verbatim(text, b64)
-    if offset < 0:
-        if keep_audio:
-            rec.audio = audio
-            return False
-        event[field] = ""
-        rec.content = rec.journal_content = redact_text(json.dumps(event, ensure_ascii=False))
-        return True
-    prefix = redact_text(text[: offset + 1])
-    suffix = redact_text(text[offset + 1 + len(b64) :])
-    if not keep_audio:
-        rec.content = rec.journal_content = prefix + suffix
-        return True
-    rec.audio = audio
-    rec.journal_content = prefix + b64 + suffix
-    if _is_canonical(b64, audio):
-        # content[:offset] + b64encode(audio) + content[offset:] rebuilds the frame.
-        rec.audio_offset = len(prefix)
-        rec.content = prefix + suffix
-    else:
-        rec.content = rec.journal_content
-    return True
-
-
-def _b64decode(text: str) -> bytes:
-    """``base64.b64decode(text, validate=True)``, with pybase64's speed. What pybase64 refuses,
-    the standard library is asked again: it accepts padding past a whole quantum ("AAAA=")."""
-    try:
-        return pybase64.b64decode(text, validate=True)
-    except (binascii.Error, ValueError):
-        return base64.b64decode(text, validate=True)
-
-
-def restore_frame_text(content: str, audio_offset: int | None, audio: bytes | None) -> str:
-    """The frame text as recorded, audio base64 put back where it was cut out."""
-    if audio_offset is None or audio is None:
-        return content
-    return content[:audio_offset] + pybase64.b64encode(audio).decode() + content[audio_offset:]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from analyzer.protocols import gemini_wire
+from analyzer.recording import audio_cut
 from analyzer.recording import frames as _frames
 from analyzer.recording.redact import redact_text
 
@@ -45,7 +46,24 @@ def decode_b64(text: str) -> bytes:
         if "+" in text or "/" in text:
             raise ValueError("base64 mixes both alphabets")
         text = text.translate(_URLSAFE)
-    return _frames._b64decode(text)
+    decoded = audio_cut.decode_b64(text)
+    if decoded is None:
+        raise ValueError("not base64")
+    return decoded[0]
+
+
+def _find_verbatim(text: str, b64: str) -> int:
+    """Where ``"<b64>"`` stands in ``text``, or -1; found by its head, then checked whole."""
+    if not b64:
+        return -1
+    start = 0
+    head = '"' + b64[:32]
+    while (offset := text.find(head, start)) >= 0:
+        end = offset + 1 + len(b64)
+        if text.startswith(b64, offset + 1) and text[end : end + 1] == '"':
+            return offset
+        start = offset + 1
+    return -1
 
 
 def _redact_around(text: str, spans: list[tuple[int, int]]) -> list[str]:
@@ -113,7 +131,7 @@ def _cut_audio(
     spans: list[tuple[int, int]] = []
     at = 0
     for data in datas:
-        offset = _frames._find_verbatim(text[at:], data) if data else -1
+        offset = _find_verbatim(text[at:], data) if data else -1
         if offset < 0:
             spans = []
             break
@@ -139,7 +157,7 @@ def _cut_audio(
         whole += [data, piece]
     rec.journal_content = "".join(whole)
     standard = len(datas) == 1 and "-" not in datas[0] and "_" not in datas[0]
-    if standard and _frames._is_canonical(datas[0], audios[0]):
+    if standard and audio_cut.is_canonical(datas[0], audios[0]):
         rec.audio_offset = len(pieces[0])
         rec.content = pieces[0] + pieces[1]
     else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.private_files import make_private_dir
+from analyzer.protocols import AudioPathsOf, audio_paths_for
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.naming import new_run_id
 from analyzer.recording.normalize import SessionDecoders
@@ -56,6 +57,7 @@ class RunRecorder:
         self._held_frames: list[FrameRecord] = []
         self._held_bytes = 0
         self._decoders = SessionDecoders(self.sessions)
+        self._audio_paths: dict[str, AudioPathsOf] = {}
 
     @property
     def journal_path(self) -> Path:
@@ -104,8 +106,13 @@ class RunRecorder:
             return
         self.sessions[facts["session_id"]] = facts
         self._decoders.start(facts)
+        self._audio_paths[facts["session_id"]] = audio_paths_for(facts)
         self.counts.sessions += 1
         self._journal_write({"record": "session_start", **facts})
+
+    def audio_paths(self, session_id: str) -> AudioPathsOf | None:
+        """Where the protocol of a session started here carries audio (for ``build_frame``)."""
+        return self._audio_paths.get(session_id)
 
     def record_frame(self, rec: FrameRecord) -> bool:
         """Journal the frame now and queue it for Parquet. False when it could not be recorded."""
@@ -162,6 +169,7 @@ class RunRecorder:
         self.flush()
         facts.update(end_facts)
         self._decoders.end(session_id)
+        self._audio_paths.pop(session_id, None)
         learned = {"model": facts.get("model"), "dialect": facts.get("dialect")}
         self._journal_write(
             {"record": "session_end", "session_id": session_id, **learned, **end_facts}

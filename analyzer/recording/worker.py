@@ -344,6 +344,7 @@ class _Serve:
                 bool(flags & IS_TEXT),
                 body[FRAME_BODY_OFFSET:],
                 keep_audio=bool(flags & KEEP_AUDIO),
+                audio_paths=self.recorder.audio_paths(self.sessions[handle]),
             )
             self.recorder.record_frame(rec)
             if flags & LIVE_LOG:
