@@ -19,7 +19,10 @@ from websockets.exceptions import InvalidStatus
 
 from analyzer.cli import main as cli
 from analyzer.peer.client import ConversationResult, run_conversation_sync
+from analyzer.peer.gemini_client import run_gemini_conversation_sync
+from analyzer.peer.gemini_server import GeminiPeerConfig, run_gemini_server
 from analyzer.peer.harness import run_mitmdump, run_server
+from analyzer.peer.live_client import run_live_conversation_sync
 from analyzer.peer.server import PeerConfig
 from analyzer.peer.tls import TlsFiles, write_self_signed
 from tests.test_record import proxy_port, record_process, stop_and_read_capture
@@ -143,3 +146,64 @@ def test_rt_analyze_record_regular_mode_screen_is_enough_to_reach_wss(
     assert result.errors() == []
     assert os.environ["SSL_CERT_FILE"] == str(tmp_path / "conf" / "mitmproxy-ca-cert.pem")
     assert pq.read_table(capture).num_rows == len(result.frames)
+
+
+def test_gpt_live_wss_through_https_proxy_is_recorded_and_analyzed(
+    tmp_path: Path, tls: TlsFiles, fast_peer_config: PeerConfig
+) -> None:
+    """GPT-Live's primary socket over TLS through a regular proxy: every frame recorded, the
+    session read as GPT-Live with its four turns (the first one barged in), the URL https."""
+    trust_upstream = ["--set", f"ssl_verify_upstream_trusted_ca={tls.cert}"]
+    with (
+        run_server(config=fast_peer_config, tls=tls) as server,
+        run_mitmdump(mode="regular", rt_dir=tmp_path, extra_args=trust_upstream) as proxy,
+    ):
+        result = run_live_conversation_sync(
+            server.url("/v1/live/sessions", host="localhost"),
+            speed=2.0,
+            proxy=proxy.proxy_url,
+            ca_file=proxy.ca_file,
+        )
+        assert proxy.stop(signal.SIGINT) == 0
+    assert result.errors() == []
+    (parquet,) = tmp_path.glob("*.parquet")
+    table = pq.read_table(parquet, columns=["direction", "event_type", "frame_bytes"])
+    assert table.num_rows == len(result.frames)
+    rows = table.to_pylist()
+    for direction in ("client", "server"):
+        sent = [f for f in result.frames if f["direction"] == direction]
+        got = [r for r in rows if r["direction"] == direction]
+        assert [r["event_type"] for r in got] == [f["type"] for f in sent]
+        assert [r["frame_bytes"] for r in got] == [len(f["text"].encode()) for f in sent]
+    session = report(tmp_path)
+    assert session["url"].startswith(f"https://localhost:{server.port}/v1/live/sessions")
+    assert session["dialect"] == "live"
+    assert [t["interrupted"] for t in session["turns"]] == [True, False, False, False]
+
+
+def test_gemini_wss_through_https_proxy_is_recorded_and_analyzed(
+    tmp_path: Path, tls: TlsFiles
+) -> None:
+    """Gemini Live over TLS through a regular proxy, its JSON in binary frames: every frame
+    recorded with its opcode and size, the session read as Gemini with its five turns."""
+    trust_upstream = ["--set", f"ssl_verify_upstream_trusted_ca={tls.cert}"]
+    config = GeminiPeerConfig(first_audio_delay_ms=150, audio_pace=8.0)
+    with (
+        run_gemini_server(config=config, tls=tls) as port,
+        run_mitmdump(mode="regular", rt_dir=tmp_path, extra_args=trust_upstream) as proxy,
+    ):
+        result = run_gemini_conversation_sync(
+            f"wss://localhost:{port}", speed=8.0, proxy=proxy.proxy_url, ca_file=proxy.ca_file
+        )
+        assert proxy.stop(signal.SIGINT) == 0
+    (parquet,) = tmp_path.glob("*.parquet")
+    rows = pq.read_table(parquet, columns=["seq", "direction", "opcode", "frame_bytes"])
+    recorded = sorted(rows.to_pylist(), key=lambda r: r["seq"])
+    for direction in ("client", "server"):
+        sent = [(f["opcode"], len(f["data"])) for f in result.frames if f["direction"] == direction]
+        got = [(r["opcode"], r["frame_bytes"]) for r in recorded if r["direction"] == direction]
+        assert got == sent
+    session = report(tmp_path)
+    assert session["url"].startswith(f"https://localhost:{port}/ws/google.ai.generativelanguage")
+    assert session["dialect"] == "gemini"
+    assert [t["interrupted"] for t in session["turns"]] == [True, False, False, False, False]

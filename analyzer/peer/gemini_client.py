@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -180,13 +182,27 @@ def _turn_over(message: Message) -> bool:
 
 
 async def run_gemini_conversation(
-    url: str, scenario: Scenario | str = "default", speed: float = 1.0, api_key: str = "test-key"
+    url: str,
+    scenario: Scenario | str = "default",
+    speed: float = 1.0,
+    api_key: str = "test-key",
+    proxy: str | None = None,
+    ca_file: Path | str | None = None,
 ) -> GeminiResult:
-    """Play ``scenario`` against the Gemini Live endpoint at ``url`` (``ws://host:port``)."""
+    """Play ``scenario`` against the Gemini Live endpoint at ``url`` (``ws://host:port``, or
+    ``wss://`` trusting ``ca_file``), through the HTTP ``proxy`` if given."""
     if isinstance(scenario, str):
         scenario = scenario_named(scenario)
     headers = {"x-goog-api-key": api_key}
-    async with connect(url + PATH, additional_headers=headers, max_size=2**24) as ws:
+    secure = url.startswith("wss://")
+    context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+    async with connect(
+        url + PATH,
+        additional_headers=headers,
+        max_size=2**24,
+        proxy=proxy,  # None: ignore HTTPS_PROXY from the environment
+        ssl=context if secure else None,
+    ) as ws:
         client = GeminiScriptedClient(ws, scenario, speed)
         receiver = asyncio.ensure_future(client.receive_forever())
         try:

@@ -20,13 +20,14 @@ import contextlib
 import json
 import math
 import signal
+import ssl
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
@@ -39,6 +40,9 @@ from analyzer.peer.vad import EnergyVad, speech_span_ms
 from analyzer.peer.voices import closest_user_utterance, utterance
 from analyzer.protocols.gemini_wire import field as get
 from analyzer.protocols.gemini_wire import is_endpoint
+
+if TYPE_CHECKING:
+    from analyzer.peer.tls import TlsFiles
 
 INPUT_RATE_HZ = 16000
 OUTPUT_RATE_HZ = 24000
@@ -279,11 +283,21 @@ async def _serve(args: argparse.Namespace) -> None:
     async def handler(ws: ServerConnection) -> None:
         await GeminiPeerConnection(ws, config, timeline).run()
 
+    ssl_context = None
+    if args.tls_cert is not None:  # wss:// with its own certificate, as the service is reached
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
     server = await serve(
-        handler, "127.0.0.1", args.port, process_request=_check_path, max_size=2**24
+        handler,
+        "127.0.0.1",
+        args.port,
+        process_request=_check_path,
+        max_size=2**24,
+        ssl=ssl_context,
     )
     port = int(next(iter(server.sockets)).getsockname()[1])
-    print(f"listening on ws://127.0.0.1:{port}", flush=True)
+    scheme = "ws" if ssl_context is None else "wss"
+    print(f"listening on {scheme}://127.0.0.1:{port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -305,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first-audio-delay-ms", type=int, default=defaults.first_audio_delay_ms)
     parser.add_argument("--audio-pace", type=float, default=defaults.audio_pace)
     parser.add_argument("--silence-duration-ms", type=int, default=defaults.silence_duration_ms)
-    asyncio.run(_serve(parser.parse_args(argv)))
+    parser.add_argument("--tls-cert", type=Path, help="serve wss:// with this PEM certificate")
+    parser.add_argument("--tls-key", type=Path, help="the private key of --tls-cert (PEM)")
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    asyncio.run(_serve(args))
     return 0
 
 
@@ -315,9 +334,12 @@ if __name__ == "__main__":
 
 @contextlib.contextmanager
 def run_gemini_server(
-    record_path: Path | None = None, config: GeminiPeerConfig | None = None
+    record_path: Path | None = None,
+    config: GeminiPeerConfig | None = None,
+    tls: TlsFiles | None = None,
 ) -> Iterator[int]:
-    """The peer in a subprocess on a free loopback port; yields the port."""
+    """The peer in a subprocess on a free loopback port (``wss://`` with ``tls``); yields the
+    port."""
     from analyzer.peer.harness import REPO_ROOT, SERVER_READY, ManagedProcess
 
     config = config or GeminiPeerConfig()
@@ -327,6 +349,8 @@ def run_gemini_server(
     args += ["--silence-duration-ms", str(config.silence_duration_ms)]
     if record_path is not None:
         args += ["--record", str(record_path)]
+    if tls is not None:
+        args += ["--tls-cert", str(tls.cert), "--tls-key", str(tls.key)]
     process = ManagedProcess("gemini peer", args, cwd=REPO_ROOT)
     try:
         port = int(process.wait_for_line(SERVER_READY, 15).group(1))
