@@ -22,7 +22,7 @@ from analyzer.peer.client import ConversationResult, run_conversation_sync
 from analyzer.peer.gemini_client import run_gemini_conversation_sync
 from analyzer.peer.gemini_server import GeminiPeerConfig, run_gemini_server
 from analyzer.peer.harness import run_mitmdump, run_server
-from analyzer.peer.live_client import run_live_conversation_sync
+from analyzer.peer.live_client import LiveResult, run_live_conversation_sync
 from analyzer.peer.server import PeerConfig
 from analyzer.peer.tls import TlsFiles, write_self_signed
 from tests.test_record import proxy_port, record_process, stop_and_read_capture
@@ -47,7 +47,9 @@ def turn_shape(session: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(t["index"], t["trigger"], t["status"]) for t in session["turns"]]
 
 
-def assert_capture_is_the_conversation(directory: Path, result: ConversationResult) -> None:
+def assert_capture_is_the_conversation(
+    directory: Path, result: ConversationResult | LiveResult
+) -> None:
     (parquet,) = directory.glob("*.parquet")
     table = pq.read_table(parquet, columns=["direction", "event_type", "frame_bytes"])
     assert table.num_rows == len(result.frames)
@@ -166,15 +168,7 @@ def test_gpt_live_wss_through_https_proxy_is_recorded_and_analyzed(
         )
         assert proxy.stop(signal.SIGINT) == 0
     assert result.errors() == []
-    (parquet,) = tmp_path.glob("*.parquet")
-    table = pq.read_table(parquet, columns=["direction", "event_type", "frame_bytes"])
-    assert table.num_rows == len(result.frames)
-    rows = table.to_pylist()
-    for direction in ("client", "server"):
-        sent = [f for f in result.frames if f["direction"] == direction]
-        got = [r for r in rows if r["direction"] == direction]
-        assert [r["event_type"] for r in got] == [f["type"] for f in sent]
-        assert [r["frame_bytes"] for r in got] == [len(f["text"].encode()) for f in sent]
+    assert_capture_is_the_conversation(tmp_path, result)
     session = report(tmp_path)
     assert session["url"].startswith(f"https://localhost:{server.port}/v1/live/sessions")
     assert session["dialect"] == "live"

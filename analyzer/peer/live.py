@@ -26,6 +26,7 @@ import contextlib
 import json
 import time
 from bisect import bisect_left
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from websockets.asyncio.server import ServerConnection
@@ -34,6 +35,7 @@ from websockets.exceptions import ConnectionClosed
 from analyzer.peer.audio import to_pcm16_24k
 from analyzer.peer.dialect import ALAW, PCM16, ULAW, new_id
 from analyzer.peer.live_reply import LiveReply
+from analyzer.peer.tasks import spawn_guarded
 from analyzer.peer.vad import EnergyVad, VadEvent
 
 if TYPE_CHECKING:
@@ -157,15 +159,8 @@ class LiveSession:
             error["client_event_id"] = client_event_id
         await self.send("error", error=error)
 
-    def spawn(self, coro: Any) -> asyncio.Task[None]:
-        async def guarded() -> None:
-            with contextlib.suppress(ConnectionClosed):
-                await coro
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+    def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
+        return spawn_guarded(self.tasks, coro)
 
     # -- the primary socket --------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from analyzer.peer.audio import from_pcm16_24k
 from analyzer.peer.conversation import FALLBACK_REPLY, REPLY_TO, WEATHER_ARGUMENTS, text_tokens
 from analyzer.peer.dialect import new_id
 from analyzer.peer.responses import PCM_BYTES_PER_MS, argument_deltas, word_deltas
+from analyzer.peer.tasks import Haltable
 from analyzer.peer.voices import closest_user_utterance, utterance
 
 if TYPE_CHECKING:
@@ -44,17 +45,15 @@ def _usage(input_tokens: int, output_tokens: int) -> dict[str, Any]:
     }
 
 
-class LiveReply:
+class LiveReply(Haltable):
     """Answers one stretch of user speech; ``halt(reason)`` stops it early."""
 
     def __init__(self, session: LiveSession, start_ms: int, end_ms: int, speech_ms: int) -> None:
+        super().__init__()
         self.session = session
         heard = closest_user_utterance(speech_ms)
         self.user = heard.name if heard else None
         self.user_text = heard.text if heard else ""
-        self.task: asyncio.Task[None] | None = None
-        self.stop_reason: str | None = None
-        self._stopped = asyncio.Event()
         self.heard_s = time.time()
         self.start_ms = 0  # where the reply's audio starts on the session timeline
         self.audio_ms = 0
@@ -79,25 +78,6 @@ class LiveReply:
             "status": None,
             "reason": None,
         }
-
-    async def halt(self, reason: str) -> None:
-        if self.stop_reason is None:
-            self.stop_reason = reason
-            self._stopped.set()
-        if self.task is not None and self.task is not asyncio.current_task():
-            await asyncio.shield(self.task)
-
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep unless halted; True when halted."""
-        if self._stopped.is_set():
-            return True
-        if seconds <= 0:
-            return False
-        try:
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
 
     def record(self, user_onset_ms: int | None) -> None:
         """Write the turn record: interrupted when the user started speaking before its audio

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from analyzer.peer.audio import from_pcm16_24k
 from analyzer.peer.conversation import ItemFacts, ReplyPlan, plan_reply, usage
 from analyzer.peer.dialect import BETA, CONTENT_PART_TYPES, EVENT_TYPES, GA_FORMATS, new_id
+from analyzer.peer.tasks import Haltable
 from analyzer.peer.voices import utterance
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def argument_deltas(arguments: str, pieces: int = 4) -> list[str]:
     return [arguments[i : i + size] for i in range(0, len(arguments), size)]
 
 
-class ResponseRun:
+class ResponseRun(Haltable):
     """Streams one response; ``halt(reason)`` ends it early as ``cancelled``."""
 
     def __init__(
@@ -39,11 +40,9 @@ class ResponseRun:
         turn: UserTurn | None,
         overrides: dict[str, Any],
     ) -> None:
+        super().__init__()
         self.conn = conn
         self.id = new_id("resp")
-        self.task: asyncio.Task[None] | None = None
-        self.stop_reason: str | None = None
-        self._stopped = asyncio.Event()
         session = conn.session
         modalities = overrides.get("output_modalities") or overrides.get("modalities")
         self.modalities: list[str] = list(modalities or session.modalities)
@@ -79,26 +78,6 @@ class ResponseRun:
         }
 
     # -- control -------------------------------------------------------------------------
-
-    async def halt(self, reason: str) -> None:
-        """Stop streaming and wait until the closing events (``response.done``) are out."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-            self._stopped.set()
-        if self.task is not None and self.task is not asyncio.current_task():
-            await asyncio.shield(self.task)
-
-    async def _pause(self, seconds: float) -> bool:
-        """Sleep unless halted; True when halted."""
-        if self._stopped.is_set():
-            return True
-        if seconds <= 0:
-            return False
-        try:
-            await asyncio.wait_for(self._stopped.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
 
     async def send(self, event_type: str, **fields: Any) -> float:
         return await self.conn.send(event_type, **fields)

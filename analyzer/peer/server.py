@@ -54,6 +54,7 @@ from analyzer.peer.dialect import (
 from analyzer.peer.live import LiveSession, serve_sideband
 from analyzer.peer.record import Timeline
 from analyzer.peer.responses import ResponseRun
+from analyzer.peer.tasks import spawn_guarded
 from analyzer.peer.transcriber import Transcription
 from analyzer.peer.vad import EnergyVad, VadEvent, speech_span_ms
 from analyzer.peer.voices import closest_user_utterance, utterances
@@ -200,15 +201,7 @@ class PeerConnection:
                 )
 
     def spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        async def guarded() -> None:
-            # The client left mid-task: nothing to tell anyone.
-            with contextlib.suppress(ConnectionClosed):
-                await coro
-
-        task = asyncio.get_running_loop().create_task(guarded())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        return spawn_guarded(self.tasks, coro)
 
     # -- the connection ------------------------------------------------------------------
 
