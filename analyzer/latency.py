@@ -8,6 +8,13 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 
+from analyzer.summaries import (
+    TurnBlock,
+    latency_summaries,
+    metric_summaries,
+    streaming_summaries,
+)
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -21,8 +28,6 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_transcription_first_delta_ms",
     "perceived_first_audio_ms",
 )
-# Percentiles use linear interpolation between the closest ranks (numpy's default).
-QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 SUMMARY_COLUMNS: tuple[str, ...] = ("scope", "metric", "count", "p50", "p90", "p99", "max")
 STREAMING_COLUMNS: tuple[str, ...] = (
     "scope",
@@ -34,6 +39,14 @@ STREAMING_COLUMNS: tuple[str, ...] = (
     "stall_ms_max",
 )
 OVERALL = "all"
+# The turn columns the streaming summary reads.
+STREAMING_INPUTS: tuple[str, ...] = (
+    "reply_audio_deltas",
+    "stream_ratio",
+    "would_stall",
+    "stall_count",
+    "stall_ms",
+)
 
 # A turn table (pandas, at the edges) or some of its columns (a session's few turns): read one
 # way, column by column, as float arrays.
@@ -78,15 +91,7 @@ def metric_stats(values: Column) -> dict[str, float | int | None]:
     """count, p50, p90, p99, max of the non-NaN values (None when there are none); percentiles
     are numpy's linear interpolation."""
     array = floats(values)
-    finite = array[~np.isnan(array)]
-    if not len(finite):
-        return {"count": 0, **dict.fromkeys(QUANTILES), "max": None}
-    found = np.quantile(finite, list(QUANTILES.values())).tolist()
-    stats: dict[str, float | int | None] = {"count": len(finite)}
-    for name, value in zip(QUANTILES, found, strict=True):
-        stats[name] = round(value, 3)
-    stats["max"] = round(float(finite.max()), 3)
-    return stats
+    return metric_summaries(array, TurnBlock({}, np.array([0, len(array)])))[0]
 
 
 def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFrame:
@@ -111,8 +116,7 @@ def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFra
 def latency_stats(turns: TurnColumns) -> dict[str, dict[str, Any]]:
     """``latency_dict(latency_summary(turns, per_session=False))``, computed directly; ``turns``
     is a turn table or its columns (:func:`columns_of` turn rows)."""
-    empty: list[float] = []
-    return {m: metric_stats(turns.get(m, empty)) for m in LATENCY_METRICS}
+    return latency_summaries(TurnBlock.whole(turns, LATENCY_METRICS), LATENCY_METRICS)[0]
 
 
 def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[str, Any]]:
@@ -128,42 +132,10 @@ def latency_dict(summary: pd.DataFrame, scope: str = OVERALL) -> dict[str, dict[
     return out
 
 
-_NO_STREAMING: dict[str, Any] = {
-    "responses_with_audio": 0,
-    "stream_ratio_min": None,
-    "stream_ratio_p50": None,
-    "would_stall": 0,
-    "stall_count": 0,
-    "stall_ms_max": None,
-}
-
-
-def _is_true(value: Any) -> bool:
-    return isinstance(value, bool | np.bool_) and bool(value)
-
-
 def streaming_stats(turns: TurnColumns) -> dict[str, Any]:
-    """Streaming health of the replies that had audio: how fast audio came compared with real
-    time (``stream_ratio``, > 1 is faster) and whether playback would have run dry."""
-    if "reply_audio_deltas" not in turns or not row_count(turns):
-        return dict(_NO_STREAMING)
-    audio = np.nan_to_num(floats(turns["reply_audio_deltas"]), nan=0.0) > 0
-    count = int(audio.sum())
-    if not count:
-        return dict(_NO_STREAMING)
-    ratio = floats(turns["stream_ratio"])[audio]
-    ratio = ratio[~np.isnan(ratio)]
-    stall_ms = floats(turns["stall_ms"])[audio]
-    stall_ms = stall_ms[~np.isnan(stall_ms)]
-    stalled = [v for v, a in zip(list(turns["would_stall"]), audio.tolist(), strict=True) if a]
-    return {
-        "responses_with_audio": count,
-        "stream_ratio_min": round(float(ratio.min()), 3) if len(ratio) else None,
-        "stream_ratio_p50": round(float(np.quantile(ratio, 0.5)), 3) if len(ratio) else None,
-        "would_stall": sum(1 for v in stalled if _is_true(v)),
-        "stall_count": int(np.nan_to_num(floats(turns["stall_count"])[audio], nan=0.0).sum()),
-        "stall_ms_max": round(float(stall_ms.max()), 3) if len(stall_ms) else None,
-    }
+    """Streaming health of the replies that had audio (see
+    :func:`analyzer.summaries.streaming_summaries`)."""
+    return streaming_summaries(TurnBlock.whole(turns, STREAMING_INPUTS))[0]
 
 
 def streaming_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFrame:

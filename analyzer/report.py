@@ -18,9 +18,7 @@ from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
-    LATENCY_METRICS,
     TurnColumns,
-    columns_of,
     latency_stats,
     row_count,
     streaming_stats,
@@ -33,9 +31,9 @@ from analyzer.report_transcription import (
     summary_transcription,
     transcription_turn,
 )
+from analyzer.session_summary import SUMMARY_INPUTS, WindowSummaries
 from analyzer.sizes import (
     WindowSizes,
-    session_cost,
     size_table,
     size_totals,
     token_totals,
@@ -69,6 +67,7 @@ class SessionAnalysis:
     conversation: Conversation
     window_sizes: WindowSizes = field(default_factory=WindowSizes.empty)  # its window's sizes
     setup: dict[str, Any] = field(default_factory=dict)  # kind, transcription_model
+    summaries: WindowSummaries = field(default_factory=WindowSummaries)  # its window's
 
     @cached_property
     def size_rows(self) -> list[dict[str, Any]]:
@@ -170,6 +169,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
     sizes = WindowSizes.of(table)
+    summaries = WindowSummaries.of(turn_rows)
     dialects = _dialects(table)
     for facts in clean:
         sid = str(facts.get("session_id"))
@@ -185,6 +185,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
             conversation=conversation,
             window_sizes=sizes,
             setup=setups.get(sid, {}),
+            summaries=summaries,
         )
 
 
@@ -349,18 +350,8 @@ NO_REPLY_COST: dict[str, Any] = {
     "note": "a transcription session has no responses; see transcription_cost",
 }
 
-# The turn columns a session's usage, cost, latency and streaming summaries read; the report's
-# summary also reads ``interrupted``.
-_SESSION_SUMMARY_COLUMNS: tuple[str, ...] = (
-    *LATENCY_METRICS,
-    *TOKEN_COLUMNS,
-    "reply_audio_deltas",
-    "stream_ratio",
-    "would_stall",
-    "stall_count",
-    "stall_ms",
-)
-SUMMARY_TURN_COLUMNS: tuple[str, ...] = ("interrupted", *_SESSION_SUMMARY_COLUMNS)
+# The turn columns the report's summary reads: the session summaries' and ``interrupted``.
+SUMMARY_TURN_COLUMNS: tuple[str, ...] = ("interrupted", *SUMMARY_INPUTS)
 
 
 def session_dict(
@@ -368,7 +359,7 @@ def session_dict(
 ) -> dict[str, Any]:
     """One session of the report."""
     facts = analysis.facts
-    turns = columns_of(analysis.turn_rows, _SESSION_SUMMARY_COLUMNS)
+    summaries, sid = analysis.summaries, analysis.session_id
     start, end = facts.get("start_s"), facts.get("end_s")
     kind = analysis.setup.get("kind", "conversation")
     model = facts.get("model")
@@ -391,13 +382,13 @@ def session_dict(
         "audio_kept": facts.get("audio_kept"),
         "turns": turn_dicts,
         "sizes": analysis.size_totals(),
-        "usage": token_totals(turns),
-        "cost": session_cost(turns, facts.get("model"), prices)
+        "usage": summaries.tokens_of(sid),
+        "cost": summaries.cost_of(sid, facts.get("model"), prices)
         if kind != "transcription"
         else NO_REPLY_COST,
         **session_transcription(turn_dicts, analysis.setup.get("transcription_model"), prices),
-        "latency_ms": _latency_keys(latency_stats(turns)),
-        "streaming": streaming_stats(turns),
+        "latency_ms": _latency_keys(summaries.latency_of(sid)),
+        "streaming": summaries.streaming_of(sid),
         "items": len(analysis.conversation.item_rows),
         "errors": [{k: _opt(v) for k, v in e.items()} for e in analysis.conversation.error_rows],
         "unknown_events": dict(analysis.conversation.unknown_events),

@@ -13,8 +13,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.latency import TurnColumns, as_float, floats, row_count
-from analyzer.pricing import Prices, cost_usd, prices_for
+from analyzer.latency import TurnColumns, as_float
+from analyzer.pricing import Prices, prices_for
+from analyzer.summaries import TurnBlock, reply_costs_usd, token_summaries
 from analyzer.turns import TOKEN_COLUMNS
 
 NO_TYPE = "(no type)"  # frames without a JSON "type": binary, not JSON, ...
@@ -296,21 +297,7 @@ def token_totals(turns: TurnColumns) -> dict[str, Any]:
     """Token counts of all responses summed (``responses`` = how many reported usage).
     Input tokens re-count the whole conversation at every response: that is what is billed.
     ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
-    if not row_count(turns):
-        return {"responses": 0, **dict.fromkeys(TOKEN_COLUMNS)}
-    reported = _reported(turns)
-    totals: dict[str, Any] = {"responses": int(reported.sum())}
-    for column in TOKEN_COLUMNS:
-        values = floats(turns[column])[reported]
-        present = ~np.isnan(values)
-        totals[column] = int(values[present].sum()) if present.any() else None
-    return totals
-
-
-def _reported(turns: TurnColumns) -> np.ndarray:
-    """Which turns reported token usage."""
-    reported: np.ndarray = ~np.isnan(floats(turns["total_tokens"]))
-    return reported
+    return token_summaries(TurnBlock.whole(turns, TOKEN_COLUMNS))[0]
 
 
 def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
@@ -322,30 +309,19 @@ def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["session_id", "responses", *TOKEN_COLUMNS])
 
 
-def turns_cost_usd(turns: TurnColumns, prices: Prices, reported: np.ndarray | None = None) -> float:
-    """Estimated USD of the responses in ``turns`` (those in ``reported``, when given), all at
-    one model's prices."""
-    total = 0.0
-    columns = [list(turns[c]) for c in TOKEN_COLUMNS]
-    keep = reported.tolist() if reported is not None else [True] * row_count(turns)
-    for values, kept in zip(zip(*columns, strict=True), keep, strict=True):
-        if kept:
-            total += cost_usd(dict(zip(TOKEN_COLUMNS, values, strict=True)), prices)
-    return total
-
-
 def session_cost(
-    turns: TurnColumns, model: str | None, prices: Mapping[str, Prices] | None = None
+    turns: TurnColumns | TurnBlock, model: str | None, prices: Mapping[str, Prices] | None = None
 ) -> dict[str, Any]:
     """``{usd, priced_as, note}``: the estimate for one session's responses at its model's
-    prices; ``usd`` is None when the model has no price."""
+    prices; ``usd`` is None when the model has no price. ``turns``: its turn columns, or a
+    block of one group."""
     found = prices_for(model, prices)
     if found is None:
         note = f"no price for model {model!r}" if model else "model unknown"
         return {"usd": None, "priced_as": None, "note": note + "; pass --prices FILE."}
     key, table = found
-    reported = _reported(turns) if row_count(turns) else np.zeros(0, dtype=bool)
-    if not reported.any():
+    block = turns if isinstance(turns, TurnBlock) else TurnBlock.whole(turns, TOKEN_COLUMNS)
+    usd = reply_costs_usd(block, [table])[0]
+    if usd is None:
         return {"usd": None, "priced_as": key, "note": "no response reported token usage"}
-    usd = turns_cost_usd(turns, table, reported)
     return {"usd": round(usd, 6), "priced_as": key, "note": "estimate from list prices"}

@@ -13,6 +13,7 @@ as the recorder journals them, with a ``run_end`` record at the end. All are cac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -28,9 +29,11 @@ from analyzer.events import decode_frames, events_column
 from analyzer.reader import with_columns
 from analyzer.recording.writers import journal_bytes
 from analyzer.schema import (
+    EVENT_STRUCT,
     FRAME_COLUMNS,
     FRAME_SCHEMA,
     PARQUET_COMPRESSION,
+    events_are_current,
     file_metadata,
     parse_file_metadata,
 )
@@ -57,11 +60,15 @@ def load_templates(samples_dir: Path = ROOT / "samples") -> list[Template]:
         meta = parse_file_metadata(pf.metadata.metadata)
         if meta is None or len(meta["sessions"]) != 1:
             raise RuntimeError(f"{path} is not a one-session rt-analyze capture")
-        table = with_columns(pf.read(), FRAME_COLUMNS).cast(FRAME_SCHEMA)
-        if table.column("events").null_count:  # a sample of format 1: decode as the recorder does
+        table = pf.read()
+        if not events_are_current(table.schema):
+            # A sample of format 1, or written before the event model gained a field: decode
+            # its events as today's recorder does.
             facts = meta["sessions"][0]
             events = events_column(decode_frames(table, {facts["session_id"]: facts}))
-            table = table.set_column(len(FRAME_COLUMNS) - 1, FRAME_SCHEMA.field("events"), events)
+            table = table.drop_columns([c for c in ("events",) if c in table.column_names])
+            table = table.append_column(FRAME_SCHEMA.field("events"), events)
+        table = with_columns(table, FRAME_COLUMNS).cast(FRAME_SCHEMA)
         templates.append(Template(table, meta["sessions"][0], path.stat().st_size))
     return templates
 
@@ -133,7 +140,9 @@ def generate(
 def cached(out_dir: Path, target_bytes: int, format_version: int = 2) -> Path:
     """The bench capture of about ``target_bytes``, generated the first time."""
     label = f"{target_bytes / 1e6:g}MB-format{format_version}"
-    path = out_dir / f"capture-v{GENERATOR_VERSION}-{label}.parquet"
+    # The event fields are in the name: a capture made before the event model changed is stale.
+    events = hashlib.sha256(str(EVENT_STRUCT).encode()).hexdigest()[:8]
+    path = out_dir / f"capture-v{GENERATOR_VERSION}-{events}-{label}.parquet"
     if not path.exists():
         generate(path, target_bytes, format_version=format_version)
     return path
