@@ -11,11 +11,12 @@ import numpy as np
 
 from analyzer.latency import LATENCY_METRICS, STREAMING_INPUTS
 from analyzer.pricing import Prices
-from analyzer.sizes import session_cost
+from analyzer.sizes import cost_dict
 from analyzer.summaries import (
     NO_STREAMING,
     TurnBlock,
     latency_summaries,
+    reply_costs_usd,
     streaming_summaries,
     token_summaries,
 )
@@ -23,6 +24,10 @@ from analyzer.turns import TOKEN_COLUMNS
 
 # The turn columns the summaries read.
 SUMMARY_INPUTS: tuple[str, ...] = (*LATENCY_METRICS, *TOKEN_COLUMNS, *STREAMING_INPUTS)
+
+_NO_LATENCY: dict[str, dict[str, Any]] = {
+    m: {"count": 0, "p50": None, "p90": None, "p99": None, "max": None} for m in LATENCY_METRICS
+}
 
 
 @dataclass
@@ -34,6 +39,9 @@ class WindowSummaries:
     latency: list[dict[str, dict[str, Any]]] = field(default_factory=list)
     streaming: list[dict[str, Any]] = field(default_factory=list)
     tokens: list[dict[str, Any]] = field(default_factory=list)
+    # Every session's reply cost at some prices: a window's sessions mostly share one model,
+    # so the costs are computed once for all of them.
+    _costs_at: dict[Prices, list[float | None]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, turn_rows: Mapping[str, Sequence[Mapping[str, Any]]]) -> WindowSummaries:
@@ -50,9 +58,7 @@ class WindowSummaries:
 
     def latency_of(self, session_id: str) -> dict[str, dict[str, Any]]:
         g = self.group.get(session_id)
-        if g is None:
-            return _NO_LATENCY
-        return self.latency[g]
+        return _NO_LATENCY if g is None else self.latency[g]
 
     def streaming_of(self, session_id: str) -> dict[str, Any]:
         g = self.group.get(session_id)
@@ -67,15 +73,11 @@ class WindowSummaries:
     def cost_of(
         self, session_id: str, model: str | None, prices: Mapping[str, Prices] | None
     ) -> dict[str, Any]:
+        """:func:`analyzer.sizes.session_cost` of the session's turns."""
         g = self.group.get(session_id)
-        lo, hi = (0, 0) if g is None else (int(self.block.bounds[g]), int(self.block.bounds[g + 1]))
-        one = TurnBlock(
-            {name: column[lo:hi] for name, column in self.block.columns.items()},
-            np.array([0, hi - lo], dtype=np.intp),
-        )
-        return session_cost(one, model, prices)
+        return cost_dict(model, prices, lambda table: None if g is None else self._costs(table)[g])
 
-
-_NO_LATENCY: dict[str, dict[str, Any]] = {
-    m: {"count": 0, "p50": None, "p90": None, "p99": None, "max": None} for m in LATENCY_METRICS
-}
+    def _costs(self, prices: Prices) -> list[float | None]:
+        if prices not in self._costs_at:
+            self._costs_at[prices] = reply_costs_usd(self.block, [prices] * self.block.groups)
+        return self._costs_at[prices]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import Any
@@ -310,18 +310,27 @@ def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
 
 
 def session_cost(
-    turns: TurnColumns | TurnBlock, model: str | None, prices: Mapping[str, Prices] | None = None
+    turns: TurnColumns, model: str | None, prices: Mapping[str, Prices] | None = None
 ) -> dict[str, Any]:
     """``{usd, priced_as, note}``: the estimate for one session's responses at its model's
-    prices; ``usd`` is None when the model has no price. ``turns``: its turn columns, or a
-    block of one group."""
+    prices; ``usd`` is None when the model has no price."""
+    block = TurnBlock.whole(turns, TOKEN_COLUMNS)
+    return cost_dict(model, prices, lambda table: reply_costs_usd(block, [table])[0])
+
+
+def cost_dict(
+    model: str | None,
+    prices: Mapping[str, Prices] | None,
+    usd_at: Callable[[Prices], float | None],
+) -> dict[str, Any]:
+    """The report's ``cost`` of a session of ``model``, ``usd_at`` giving its replies' cost at
+    some prices (None when no reply reported usage)."""
     found = prices_for(model, prices)
     if found is None:
         note = f"no price for model {model!r}" if model else "model unknown"
         return {"usd": None, "priced_as": None, "note": note + "; pass --prices FILE."}
     key, table = found
-    block = turns if isinstance(turns, TurnBlock) else TurnBlock.whole(turns, TOKEN_COLUMNS)
-    usd = reply_costs_usd(block, [table])[0]
+    usd = usd_at(table)
     if usd is None:
         return {"usd": None, "priced_as": key, "note": "no response reported token usage"}
     return {"usd": round(usd, 6), "priced_as": key, "note": "estimate from list prices"}
