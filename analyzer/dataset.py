@@ -323,7 +323,7 @@ class Dataset:
         self, columns: Sequence[str] = ANALYSIS_COLUMNS
     ) -> Iterator[tuple[pa.Table, Sessions]]:
         """:meth:`iter_tables` as (frames sorted by session then seq, sessions) for
-        :func:`analyzer.report.analyze_window`, the ``content`` of audio appends and deltas
+        :func:`analyzer.analysis.analyze_window`, the ``content`` of audio appends and deltas
         left out (no analysis parses it, and it is most of the text that would be held in
         memory)."""
         for _, table, sessions in self._iter_pieces(columns):

@@ -12,21 +12,14 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from analyzer.analysis import SessionAnalysis, all_turns, analyze_window
 from analyzer.collector import bulk_allocation
 from analyzer.dataset import Dataset
 from analyzer.jsonio import dumps_json, loads_json
 from analyzer.latency import float_list
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
-from analyzer.report import (
-    SUMMARY_TURN_COLUMNS,
-    SessionAnalysis,
-    all_turns,
-    analyze_window,
-    jsonable,
-    session_dict,
-    summary_of,
-)
+from analyzer.report import SUMMARY_TURN_COLUMNS, jsonable, session_dict, summary_of
 from analyzer.schema import (
     REPORT_COLUMNS,
 )
@@ -44,7 +37,7 @@ DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
 
 
 def iter_analyses(dataset: Dataset) -> Iterator[SessionAnalysis]:
-    """:func:`analyzer.report.analyze_session` of every session, one run file at a time."""
+    """:func:`analyzer.analysis.analyze_session` of every session, one run file at a time."""
     for table, sessions in dataset.iter_windows(REPORT_COLUMNS):
         yield from analyze_window(table, sessions)
 

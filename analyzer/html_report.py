@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from analyzer import plots
+from analyzer.analysis import SessionAnalysis, all_turns, analyze_capture
 from analyzer.audio import AudioCapture, ItemAudio, SessionAudio, load_audio
 from analyzer.html_parts import (
     CSP,
@@ -43,7 +44,7 @@ from analyzer.pricing import Prices
 from analyzer.private_files import open_private
 from analyzer.progress import track
 from analyzer.reader import Capture, find_capture_files, merge_captures, read_capture
-from analyzer.report import SessionAnalysis, all_turns, analyze_capture, session_dict, summarize
+from analyzer.report import session_dict, summarize
 from analyzer.sizes import sizes_rollup
 
 # Audio embedded in one report, as WAV/mp3 bytes before base64 (which adds a third).

@@ -1,5 +1,5 @@
 """The per-session analysis on Spark: frames grouped by (file, session), each group analyzed by
-the same :func:`analyzer.report.analyze_session` the local engine runs, in ``applyInPandas``.
+the same :func:`analyzer.analysis.analyze_session` the local engine runs, in ``applyInPandas``.
 
 Optional: ``pip install 'rt-analyze[spark]'`` (pyspark; a Java 17+ runtime). The driver reads
 the session facts from the Parquet footers (small) and ships them to the workers as a broadcast;
@@ -22,12 +22,13 @@ from urllib.parse import unquote, urlparse
 import pandas as pd
 import pyarrow as pa
 
+from analyzer.analysis import analyze_session
 from analyzer.dataset import Dataset
 from analyzer.dataset_analysis import DATASET_TURN_KEYS, ReportParts, session_report
 from analyzer.exports import turn_arrow_schema
 from analyzer.filters import Filters
 from analyzer.pricing import Prices
-from analyzer.report import analyze_session, jsonable
+from analyzer.report import jsonable
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS
 from analyzer.turns import TURN_COLUMNS
 

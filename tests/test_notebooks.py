@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
+from analyzer.analysis import all_turns, analyze_capture
 from analyzer.reader import read_capture
-from analyzer.report import all_turns, analyze_capture
 from analyzer.sizes import sizes_by_event
 from tests.capture_factory import record_sessions
 from tests.test_turns import function_call_session, ga_barge_in_session

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from analyzer import plots
+from analyzer.analysis import all_turns, analyze_capture
 from analyzer.reader import read_capture
-from analyzer.report import all_turns, analyze_capture
 from analyzer.sizes import BY_EVENT_COLUMNS
 from analyzer.turns import TURN_COLUMNS
 from tests.capture_factory import T0, record_sessions

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from analyzer.analysis import infer_dialect
 from analyzer.reader import read_capture
-from analyzer.report import build_report, infer_dialect
+from analyzer.report import build_report
 from tests.capture_factory import T0, ga_response, ga_session_created, record_sessions, seed_capture
 from tests.test_turns import ga_barge_in_session
 

@@ -162,8 +162,8 @@ def test_bad_prices_files_raise_one_clear_error(tmp_path: Path, content: str, me
 def test_sizes_grouped_in_arrow_equal_sizes_by_event(tmp_path: Path) -> None:
     """What the report uses a window at a time gives the rows the pandas definition gives,
     for the samples' sessions and untyped frames."""
+    from analyzer.analysis import _sorted_frames
     from analyzer.dataset import _sorted_table
-    from analyzer.report import _sorted_frames
     from analyzer.sizes import (
         SIZE_COLUMNS,
         WindowSizes,
