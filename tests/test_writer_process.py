@@ -24,7 +24,7 @@ from analyzer.peer.client import ConversationResult, run_conversation_sync
 from analyzer.peer.harness import run_mitmdump, run_server
 from analyzer.peer.server import PeerConfig
 from analyzer.reader import read_capture
-from analyzer.recording import worker
+from analyzer.recording import pipe, worker
 from analyzer.recording.run import new_run_id
 from analyzer.recording.session import handshake_facts
 from tests.test_addon_unit import ADDON_PATH, capture, realtime_flow, send
@@ -139,8 +139,8 @@ def test_a_dead_writer_is_logged_once_and_recording_goes_on_inline(
     assert [r["record"] for r in new][-2:] == ["session_end", "run_end"]
 
 
-def start_writer(directory: Path, **kwargs: Any) -> tuple[worker.WriterProcess, int]:
-    writer = worker.WriterProcess(directory, new_run_id(), **kwargs)
+def start_writer(directory: Path, **kwargs: Any) -> tuple[pipe.WriterProcess, int]:
+    writer = pipe.WriterProcess(directory, new_run_id(), **kwargs)
     facts = handshake_facts("s1", writer.run_id, "ws://h/v1/realtime", [], [], time.time(), True)
     handle = writer.start_session(facts)
     assert handle is not None
@@ -152,7 +152,7 @@ def test_the_writer_closes_the_run_when_the_proxy_vanishes(tmp_path: Path) -> No
     for n in range(100):
         assert writer.frame(handle, n, time.time(), worker.IS_TEXT, b'{"type":"x"}')
     # A message cut short, then end of input: what kill -9 of the proxy leaves.
-    os.write(writer._fd, worker.FRAME.pack(1000, worker.KIND_FRAME, handle, 100, 0.0, 0))
+    os.write(writer._fd, pipe.FRAME.pack(1000, worker.KIND_FRAME, handle, 100, 0.0, 0))
     assert writer.process is not None
     writer._close_pipe()
     assert writer.process.wait(timeout=30) == 0

@@ -29,8 +29,8 @@ from analyzer.recording.imports import TRIMMED_METADATA_KEY
 from analyzer.recording.live import LiveTurnLog
 from analyzer.recording.mitm_runtime import close_connections, message_readers
 from analyzer.recording.naming import new_run_id, partition_dir
+from analyzer.recording.pipe import FROM_CLIENT, IS_TEXT, KEEP_AUDIO, LIVE_LOG, WriterProcess
 from analyzer.recording.session import handshake_facts
-from analyzer.recording.worker import FROM_CLIENT, IS_TEXT, KEEP_AUDIO, LIVE_LOG, WriterProcess
 
 if TYPE_CHECKING:
     from analyzer.recording.run import RunRecorder
