@@ -28,7 +28,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.arrowbuffers import index_array, number_array, string_array
 from analyzer.discovery import RunFile, discover
 from analyzer.events import DECODE_ONLY_COLUMNS
 from analyzer.filters import Filters
@@ -81,13 +80,12 @@ def _window_sessions(
     """The rows of ``_with_partitions(sessions_frame(facts, frames), run, run_id)`` of a window's
     frames, from Arrow and numpy (:func:`_sessions_table` makes that table of them). This runs
     in the reading thread while the previous window is analyzed: pandas here held the GIL for
-    ~0.3 s over a 1 GB report, which the analysis waited out; and the report imports no pandas
-    at all (Arrow's ``group_by`` would: it loads ``pyarrow.dataset``)."""
+    ~0.3 s over a 1 GB report, which the analysis waited out."""
     ids = pc.dictionary_encode(
         pc.cast(table.column("session_id"), pa.string()), null_encoding="encode"
     ).combine_chunks()  # ids in order of appearance, as pandas' unique
     first = np.full(len(ids.dictionary), np.nan)
-    np.fmin.at(first, index_array(ids.indices), number_array(table["time_s"]).astype(float))
+    np.fmin.at(first, ids.indices.to_numpy(), table["time_s"].to_numpy().astype(float))
     first_seen = {
         str(session_id): time_s
         for session_id, time_s in zip(ids.dictionary.to_pylist(), first.tolist(), strict=True)
@@ -164,7 +162,7 @@ class Dataset:
         keep = pc.invert(
             pc.is_in(
                 pc.cast(table.column("session_id"), pa.string()),
-                value_set=string_array(sorted(drop)),
+                value_set=_strings(sorted(drop)),
             )
         )
         table = table.filter(keep)
@@ -214,14 +212,14 @@ class Dataset:
             return table, sessions
         if isinstance(sessions, list):
             sessions = [row for row in sessions if self.filters.keeps(row)]
-            ids = string_array([str(row["session_id"]) for row in sessions])
+            ids = _strings([str(row["session_id"]) for row in sessions])
         else:
             keep = [
                 self.filters.keeps({str(k): v for k, v in f.items()})
                 for f in sessions.to_dict("records")
             ]
             sessions = sessions[keep].reset_index(drop=True)
-            ids = string_array([str(s) for s in sessions["session_id"]])
+            ids = _strings([str(s) for s in sessions["session_id"]])
         mask = pc.is_in(pc.cast(table.column("session_id"), pa.string()), value_set=ids)
         return table.filter(mask), sessions
 
@@ -384,3 +382,7 @@ def _columns_to_read(columns: Sequence[str], schema: pa.Schema) -> list[str]:
 def with_filters(dataset: Dataset, filters: Filters) -> Dataset:
     """The same files with other filters (fresh read state)."""
     return replace(dataset, filters=filters, warnings=[], files_read=[])
+
+
+def _strings(texts: Sequence[str]) -> pa.Array:
+    return pa.array(texts, pa.string())

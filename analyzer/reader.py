@@ -14,7 +14,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.arrowbuffers import string_array
 from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import (
     RECORDING_RECENT_S,
@@ -231,7 +230,7 @@ def _drop_sessions(
     table: pa.Table, facts: list[dict[str, Any]], drop: Sequence[str]
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     ids = pc.cast(table.column("session_id"), pa.string())
-    keep = pc.invert(pc.is_in(ids, value_set=string_array(list(drop))))
+    keep = pc.invert(pc.is_in(ids, value_set=_strings(list(drop))))
     gone = set(drop)
     return table.filter(keep), [f for f in facts if str(f["session_id"]) not in gone]
 
@@ -296,7 +295,7 @@ def drop_audio_content(table: pa.Table) -> pa.Table:
         return table
     event_type = pc.cast(table.column("event_type"), pa.string())
     # is_in answers false (never null) for a frame without a type.
-    audio = pc.is_in(event_type, value_set=string_array(sorted(AUDIO_FRAME_EVENTS)))
+    audio = pc.is_in(event_type, value_set=_strings(sorted(AUDIO_FRAME_EVENTS)))
     content = table.column("content")
     slim = pc.if_else(audio, pa.nulls(1, content.type)[0], content)
     return table.set_column(table.column_names.index("content"), "content", slim)
@@ -370,3 +369,7 @@ def merge_captures(parts: Sequence[Capture]) -> Capture:
         [p for c in parts for p in c.sources],
         [w for c in parts for w in c.warnings],
     )
+
+
+def _strings(texts: Sequence[str]) -> pa.Array:
+    return pa.array(texts, pa.string())
