@@ -159,15 +159,3 @@ def format_changes(
             inp, out = new_in or inp, new_out or out
             changes.append((seq, inp, out))
     return changes
-
-
-def format_at(
-    changes: list[tuple[int, AudioFormat, AudioFormat]], seq: int, direction: str
-) -> AudioFormat:
-    """The format in force for a frame at ``seq``: client audio uses input, server output."""
-    current = changes[0]
-    for change in changes:
-        if change[0] > seq:
-            break
-        current = change
-    return current[1] if direction == "client" else current[2]

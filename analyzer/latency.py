@@ -55,11 +55,6 @@ TurnColumns: TypeAlias = "pd.DataFrame | Mapping[str, Sequence[Any] | np.ndarray
 Column: TypeAlias = "pd.Series | Sequence[Any] | np.ndarray"
 
 
-def columns_of(rows: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
-    """Turn rows (dicts) as ``{column: values}`` for the summaries below."""
-    return {name: [row[name] for row in rows] for name in names}
-
-
 def row_count(turns: TurnColumns) -> int:
     columns: Any = turns
     return len(next((columns[c] for c in columns), []))
@@ -115,7 +110,7 @@ def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFra
 
 def latency_stats(turns: TurnColumns) -> dict[str, dict[str, Any]]:
     """``latency_dict(latency_summary(turns, per_session=False))``, computed directly; ``turns``
-    is a turn table or its columns (:func:`columns_of` turn rows)."""
+    is a turn table or its columns (lists or arrays by name)."""
     return latency_summaries(TurnBlock.whole(turns, LATENCY_METRICS), LATENCY_METRICS)[0]
 
 

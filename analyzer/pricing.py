@@ -146,32 +146,6 @@ def _n(tokens: Mapping[Any, Any], name: str) -> float:
     return 0.0 if math.isnan(value) else value
 
 
-def cost_usd(tokens: Mapping[Any, Any], prices: Prices) -> float:
-    """Estimated USD for token counts named like the turn table's columns. Cached tokens are
-    part of the text/audio input counts; when the split of cached tokens between text and
-    audio is not reported (beta), it is assumed proportional to the input text/audio counts."""
-    input_text = _n(tokens, "input_text_tokens")
-    input_audio = _n(tokens, "input_audio_tokens")
-    cached = _n(tokens, "input_cached_tokens")
-    cached_text = tokens.get("input_cached_text_tokens")
-    cached_audio = tokens.get("input_cached_audio_tokens")
-    if cached_text is None or cached_audio is None or _nan(cached_text) or _nan(cached_audio):
-        total_in = input_text + input_audio
-        share = input_text / total_in if total_in else 0.0
-        cached_text, cached_audio = cached * share, cached * (1 - share)
-    else:
-        cached_text, cached_audio = float(cached_text), float(cached_audio)
-    usd = (
-        (input_text - cached_text) * prices.input_text
-        + cached_text * prices.cached_input_text
-        + (input_audio - cached_audio) * prices.input_audio
-        + cached_audio * prices.cached_input_audio
-        + _n(tokens, "output_text_tokens") * prices.output_text
-        + _n(tokens, "output_audio_tokens") * prices.output_audio
-    )
-    return usd / 1_000_000
-
-
 def _nan(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 

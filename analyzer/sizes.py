@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.latency import TurnColumns, as_float
+from analyzer.latency import TurnColumns
 from analyzer.pricing import Prices, prices_for
 from analyzer.summaries import TurnBlock, reply_costs_usd, token_summaries
 from analyzer.turns import TOKEN_COLUMNS
@@ -282,31 +282,11 @@ def _round4(value: float) -> float | None:
     return round(value * 10000.0) / 10000.0
 
 
-def _size_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
-    share = row["audio_share"]
-    return {
-        "frames": int(row["frames"]),
-        "total_bytes": int(row["bytes"]),
-        "audio_b64_bytes": int(row["audio_b64_bytes"]),
-        "audio_bytes": int(row["audio_bytes"]),
-        "audio_share": None if math.isnan(as_float(share)) else float(share),
-    }
-
-
 def token_totals(turns: TurnColumns) -> dict[str, Any]:
     """Token counts of all responses summed (``responses`` = how many reported usage).
     Input tokens re-count the whole conversation at every response: that is what is billed.
-    ``turns`` is a turn table or its columns (:func:`analyzer.latency.columns_of`)."""
+    ``turns`` is a turn table or its columns (lists or arrays by name)."""
     return token_summaries(TurnBlock.whole(turns, TOKEN_COLUMNS))[0]
-
-
-def token_usage(turns: pd.DataFrame) -> pd.DataFrame:
-    """:func:`token_totals` per session (columns session_id, responses, token columns)."""
-    rows = [
-        {"session_id": str(sid), **token_totals(group)}
-        for sid, group in turns.groupby("session_id", sort=False)
-    ]
-    return pd.DataFrame(rows, columns=["session_id", "responses", *TOKEN_COLUMNS])
 
 
 def session_cost(

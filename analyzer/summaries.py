@@ -236,8 +236,9 @@ def token_summaries(block: TurnBlock) -> list[dict[str, Any]]:
 
 def reply_costs_usd(block: TurnBlock, prices: Sequence[Prices | None]) -> list[float | None]:
     """Per group, the estimated USD of its responses that reported usage, at that group's
-    prices (None: no price, or no response reported usage). Per turn as
-    :func:`analyzer.pricing.cost_usd` computes it, summed in turn order."""
+    prices (None: no price, or no response reported usage). Cached tokens are part of the
+    text/audio input counts; when their split between text and audio is not reported (beta),
+    it is taken proportional to the input text/audio counts. Summed in turn order."""
     group = block.group_of_rows()
     reported = ~np.isnan(block.floats("total_tokens"))
 

@@ -141,13 +141,6 @@ def event_time_s(row: Mapping[str, Any]) -> float:
     return row["time_s"] if at_s is None or math.isnan(at_s) else float(at_s)
 
 
-def _facts_get(facts: Mapping[Any, Any] | None, key: str) -> Any:
-    if facts is None:
-        return None
-    value = facts.get(key)
-    return None if isinstance(value, float) and math.isnan(value) else value
-
-
 def _new_turn(trigger: str | None, start_s: float, seq: int) -> dict[str, Any]:
     return {
         "trigger": trigger,

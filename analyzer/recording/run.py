@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -217,7 +216,3 @@ class RunRecorder:
                 self.counts.frames_not_recorded,
             )
         return summary
-
-
-def file_is_private(path: Path) -> bool:
-    return (os.stat(path).st_mode & 0o077) == 0
