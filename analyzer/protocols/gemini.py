@@ -40,6 +40,7 @@ from analyzer.protocols.gemini_wire import (
     SECRET_QUERY_PARAMS,
     URL_PATTERN,
     audio_fields,
+    audio_paths,
     audio_rate,
     field,
     is_endpoint,
@@ -197,11 +198,11 @@ class GeminiDecoder:
 
     @staticmethod
     def _blob_bytes(data: Any, frame_bytes: int | None, blobs: int) -> int:
-        """A blob's decoded size: from its base64 when still in the message, else the frame's
-        audio size (the recorder cut the audio out of a one-blob frame)."""
+        """A blob's decoded size: from its base64 when still in the message, else its share of
+        the frame's audio size (the recorder cut it out; exact for a one-blob frame)."""
         if isinstance(data, str) and data:
             return len(data) * 3 // 4 - len(data) + len(data.rstrip("="))
-        return int(frame_bytes or 0) if blobs == 1 else 0
+        return int(frame_bytes or 0) // max(blobs, 1)
 
     # -- replies -----------------------------------------------------------------------------
     def _start_reply(self, out: list[Event]) -> str:
@@ -460,9 +461,7 @@ class GeminiAdapter:
         return GeminiDecoder(facts)
 
     def audio_paths(self, event_type: str) -> AudioPaths:
-        # Gemini's audio (several blobs, URL-safe base64, in binary frames) is cut out by
-        # analyzer/recording/gemini_frames.py from gemini_wire.AUDIO_PATHS, not by these.
-        return ()
+        return audio_paths(event_type)
 
     def needs_event(self, event_type: str | None) -> bool:
         # Every message is needed: even an audio chunk's rate is in its blob's mimeType (the
