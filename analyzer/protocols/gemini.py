@@ -130,6 +130,7 @@ class GeminiDecoder:
         self.input_ms = 0.0
         self.transcript_item: str | None = None  # where input transcription goes
         self.user_transcript: list[str] = []
+        self.transcript_last_s: float | None = None  # when its last delta came
         self.manual = False
         self.input_ended = False  # the protocol said where the current input ended
         self.requested = False  # the client asked for the next reply (text, tool response)
@@ -149,7 +150,8 @@ class GeminiDecoder:
         if self.user_item is None and self.input_bytes == 0:
             return
         item = self._user()
-        self._finish_user_transcript(out)
+        if self.transcript_item != item:  # an earlier input's transcript is complete
+            self._finish_user_transcript(out)
         out.append({"kind": Kind.SPEECH_END, "item_id": item, "stream_ms": self.user_ms})
         out.append(
             {
@@ -165,6 +167,8 @@ class GeminiDecoder:
         self.input_ended = True
 
     def _finish_user_transcript(self, out: list[Event]) -> None:
+        """The input's whole transcript, once it is complete (``finished``, the reply's end or
+        the next input's), timed at its last delta: the speech-to-text latency."""
         if self.transcript_item is not None and self.user_transcript:
             transcript = "".join(self.user_transcript)
             out.append(
@@ -172,6 +176,7 @@ class GeminiDecoder:
                     "kind": Kind.USER_TRANSCRIPT,
                     "item_id": self.transcript_item,
                     "transcript": transcript,
+                    "at_s": self.transcript_last_s,
                 }
             )
         self.user_transcript = []
@@ -390,12 +395,12 @@ class GeminiDecoder:
             item = item or self._user()
             self.transcript_item = item
             self.user_transcript.append(heard)
+            self.transcript_last_s = frame.time_s
             out.append({"kind": Kind.USER_TRANSCRIPT_DELTA, "item_id": item, "text": heard})
-            if (
-                field(field(content, "inputTranscription"), "finished") is True
-                and self.reply is None
-            ):
-                self._end_input(out)
+            if field(field(content, "inputTranscription"), "finished") is True:
+                if self.reply is None:
+                    self._end_input(out)
+                self._finish_user_transcript(out)
         turn = field(content, "modelTurn")
         said = _text(field(content, "outputTranscription"))
         starts = (
