@@ -260,14 +260,18 @@ def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return turns
 
 
-def _first_times(events: pa.Table, kind: Kind, key: str) -> dict[tuple[str, str], float]:
-    """Time of the first event of ``kind`` per (session, ``key``)."""
+def _first_times(
+    events: pa.Table, kind: Kind, key: str, timed: bool = False
+) -> dict[tuple[str, str], float]:
+    """Time of the first event of ``kind`` per (session, ``key``); ``timed``: an event's
+    ``at_s`` when the adapter timed it earlier than its frame (a final transcript an adapter
+    assembles from deltas, once it knows the last one)."""
     mask = pc.and_(pc.equal(events.column("kind"), kind.value), pc.is_valid(events.column(key)))
-    found = (
-        events.select(["session_id", key, "time_s"])
-        .filter(mask)
-        .group_by(["session_id", key], use_threads=False)
-    )
+    selected = events.select(["session_id", key, "time_s"])
+    if timed:
+        when = pc.coalesce(events.column("at_s"), events.column("time_s"))
+        selected = selected.set_column(2, "time_s", when)
+    found = selected.filter(mask).group_by(["session_id", key], use_threads=False)
     table = found.aggregate([("time_s", "min")])
     return dict(
         zip(
@@ -287,7 +291,7 @@ def turns_from_events(
     audio = reply_audio_stats(events)
     first_transcript = _first_times(events, Kind.REPLY_TRANSCRIPT_DELTA, "reply_id")
     first_text = _first_times(events, Kind.REPLY_TEXT_DELTA, "reply_id")
-    transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id")
+    transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id", timed=True)
     transcriptions = item_transcriptions(events)
     out: dict[str, list[dict[str, Any]]] = {}
     kinds = (*CONTROL_KINDS, Kind.REPLY_END)

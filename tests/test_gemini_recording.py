@@ -82,8 +82,12 @@ def test_url_safe_audio_is_decoded_and_never_redacted_into() -> None:
     text = json.dumps({"realtime_input": {"audio": {"data": data, "mime_type": "audio/pcm"}}})
     rec = build_frame("s", 0, 1.0, True, True, text.encode())
     assert rec.audio == audio and rec.audio_bytes == len(audio) and rec.problem is None
-    # Kept whole (restoring cut-out audio knows only the standard alphabet), never redacted.
-    assert rec.audio_offset is None and rec.content == text and rec.journal_content == text
+    # Cut out, its alphabet recorded so it is put back byte for byte; never redacted.
+    assert rec.content == text.replace(data, "") and rec.journal_content == text
+    assert rec.audio_cuts == [
+        {"offset": text.index(data), "audio_bytes": len(audio), "urlsafe": True}
+    ]
+    assert restore_frame_text(rec.content, None, rec.audio, rec.audio_cuts) == text
     dropped = build_frame("s", 0, 1.0, True, True, text.encode(), keep_audio=False)
     assert dropped.audio is None and dropped.audio_bytes == len(audio)
     assert dropped.content == text.replace(data, "")
@@ -99,15 +103,20 @@ def test_secrets_around_audio_are_redacted_and_the_audio_is_not() -> None:
     )
     rec = build_frame("s", 0, 1.0, True, True, text.encode())
     assert rec.content is not None and "sk-abcdefghijklmnop" not in rec.content
-    assert data in rec.content and rec.audio == PCM
+    assert rec.journal_content is not None and data in rec.journal_content and rec.audio == PCM
+    restored = restore_frame_text(rec.content, rec.audio_offset, rec.audio, rec.audio_cuts)
+    assert restored == text.replace("sk-abcdefghijklmnop", "[REDACTED]")
 
 
-def test_several_audio_blobs_are_kept_whole_and_all_counted() -> None:
+def test_several_audio_blobs_are_each_cut_out_and_all_counted() -> None:
     parts = [_blob(_b64(PCM)), {"text": "hi"}, _blob(_b64(PCM[:300]))]
     text = json.dumps({"serverContent": {"modelTurn": {"parts": parts}}})
     rec = build_frame("s", 0, 1.0, False, False, text.encode())
     assert rec.audio == PCM + PCM[:300] and rec.audio_bytes == len(PCM) + 300
-    assert rec.audio_offset is None and rec.content == text
+    assert rec.content == text.replace(_b64(PCM), "").replace(_b64(PCM[:300]), "")
+    assert rec.audio_cuts is not None
+    assert [c["audio_bytes"] for c in rec.audio_cuts] == [len(PCM), 300]
+    assert restore_frame_text(rec.content, None, rec.audio, rec.audio_cuts) == text
     dropped = build_frame("s", 0, 1.0, False, False, text.encode(), keep_audio=False)
     assert dropped.audio is None and dropped.audio_bytes == len(PCM) + 300
     assert dropped.content is not None and _b64(PCM[:300]) not in dropped.content

@@ -165,7 +165,9 @@ def test_hostile_gemini_frames_give_no_traceback_and_are_kept_as_they_arrived(
         if row["binary_content"] is not None:
             assert row["binary_content"] == content
         else:
-            text = restore_frame_text(row["content"], row["audio_offset"], row["audio"])
+            text = restore_frame_text(
+                row["content"], row["audio_offset"], row["audio"], row["audio_cuts"]
+            )
             assert text.encode() == content
     report = json.loads(invoke(["report", str(run.parquet_path), "--format", "json"]).stdout)
     assert report["sessions"][0]["dialect"] == "gemini"

@@ -40,6 +40,7 @@ from analyzer.protocols.gemini_wire import (
     SECRET_QUERY_PARAMS,
     URL_PATTERN,
     audio_fields,
+    audio_paths,
     audio_rate,
     field,
     is_endpoint,
@@ -129,6 +130,7 @@ class GeminiDecoder:
         self.input_ms = 0.0
         self.transcript_item: str | None = None  # where input transcription goes
         self.user_transcript: list[str] = []
+        self.transcript_last_s: float | None = None  # when its last delta came
         self.manual = False
         self.input_ended = False  # the protocol said where the current input ended
         self.requested = False  # the client asked for the next reply (text, tool response)
@@ -148,7 +150,8 @@ class GeminiDecoder:
         if self.user_item is None and self.input_bytes == 0:
             return
         item = self._user()
-        self._finish_user_transcript(out)
+        if self.transcript_item != item:  # an earlier input's transcript is complete
+            self._finish_user_transcript(out)
         out.append({"kind": Kind.SPEECH_END, "item_id": item, "stream_ms": self.user_ms})
         out.append(
             {
@@ -164,6 +167,8 @@ class GeminiDecoder:
         self.input_ended = True
 
     def _finish_user_transcript(self, out: list[Event]) -> None:
+        """The input's whole transcript, once it is complete (``finished``, the reply's end or
+        the next input's), timed at its last delta: the speech-to-text latency."""
         if self.transcript_item is not None and self.user_transcript:
             transcript = "".join(self.user_transcript)
             out.append(
@@ -171,6 +176,7 @@ class GeminiDecoder:
                     "kind": Kind.USER_TRANSCRIPT,
                     "item_id": self.transcript_item,
                     "transcript": transcript,
+                    "at_s": self.transcript_last_s,
                 }
             )
         self.user_transcript = []
@@ -197,11 +203,11 @@ class GeminiDecoder:
 
     @staticmethod
     def _blob_bytes(data: Any, frame_bytes: int | None, blobs: int) -> int:
-        """A blob's decoded size: from its base64 when still in the message, else the frame's
-        audio size (the recorder cut the audio out of a one-blob frame)."""
+        """A blob's decoded size: from its base64 when still in the message, else its share of
+        the frame's audio size (the recorder cut it out; exact for a one-blob frame)."""
         if isinstance(data, str) and data:
             return len(data) * 3 // 4 - len(data) + len(data.rstrip("="))
-        return int(frame_bytes or 0) if blobs == 1 else 0
+        return int(frame_bytes or 0) // max(blobs, 1)
 
     # -- replies -----------------------------------------------------------------------------
     def _start_reply(self, out: list[Event]) -> str:
@@ -389,12 +395,12 @@ class GeminiDecoder:
             item = item or self._user()
             self.transcript_item = item
             self.user_transcript.append(heard)
+            self.transcript_last_s = frame.time_s
             out.append({"kind": Kind.USER_TRANSCRIPT_DELTA, "item_id": item, "text": heard})
-            if (
-                field(field(content, "inputTranscription"), "finished") is True
-                and self.reply is None
-            ):
-                self._end_input(out)
+            if field(field(content, "inputTranscription"), "finished") is True:
+                if self.reply is None:
+                    self._end_input(out)
+                self._finish_user_transcript(out)
         turn = field(content, "modelTurn")
         said = _text(field(content, "outputTranscription"))
         starts = (
@@ -460,9 +466,7 @@ class GeminiAdapter:
         return GeminiDecoder(facts)
 
     def audio_paths(self, event_type: str) -> AudioPaths:
-        # Gemini's audio (several blobs, URL-safe base64, in binary frames) is cut out by
-        # analyzer/recording/gemini_frames.py from gemini_wire.AUDIO_PATHS, not by these.
-        return ()
+        return audio_paths(event_type)
 
     def needs_event(self, event_type: str | None) -> bool:
         # Every message is needed: even an audio chunk's rate is in its blob's mimeType (the

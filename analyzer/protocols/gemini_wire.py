@@ -13,8 +13,11 @@ service sends camelCase JSON in *binary* WebSocket frames.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
+
+from analyzer.protocols.audio_paths import AudioPaths, declare, find_fields, snake
 
 DIALECT = "gemini"
 
@@ -74,16 +77,69 @@ NAMED_SUBFIELDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Where audio sits: paths of base64 ``data`` fields ("*": every element of a list). A blob
-# counts as audio when its mime type (``mimeType`` or ``mime_type``) starts with "audio/".
-AUDIO_PATHS: tuple[tuple[str, ...], ...] = (
-    ("realtimeInput", "audio", "data"),
-    ("realtimeInput", "mediaChunks", "*", "data"),
-    ("serverContent", "modelTurn", "parts", "*", "inlineData", "data"),
+# Where audio sits (google-genai 3.6 ``LiveClientMessage`` / ``LiveServerMessage``: every
+# ``bytes`` field of a model with a mime type; scripts/sdk_gemini_audio_paths.py lists them and
+# tests/test_gemini_audio.py checks these against its output). Every key may be spelled
+# camelCase or snake_case, base64 may be URL-safe (pydantic writes bytes so). ``AUDIO``: audio
+# whatever the blob's mime type says; ``BLOBS``: audio unless the blob states another type.
+_VOICE = "setup.generationConfig.speechConfig"
+_REPLICATED = (
+    f"{_VOICE}.voiceConfig.replicatedVoiceConfig",
+    f"{_VOICE}.multiSpeakerVoiceConfig.speakerVoiceConfigs[*].voiceConfig.replicatedVoiceConfig",
+)
+AUDIO = (
+    "realtimeInput.audio.data",
+    *(f"{voice}.{key}" for voice in _REPLICATED for key in ("consentAudio", "voiceSampleAudio")),
+)
+_PART_BLOBS = ("inlineData.data", "functionResponse.parts[*].inlineData.data")
+BLOBS = (
+    *(f"clientContent.turns[*].parts[*].{blob}" for blob in _PART_BLOBS),
+    *(
+        f"{top}.systemInstruction{content}.{blob}"
+        for top in ("contextUpdate", "setup")
+        for content in ("", ".parts[*]", "[*]")
+        for blob in _PART_BLOBS
+    ),
+    "realtimeInput.mediaChunks[*].data",
+    "realtimeInput.video.data",
+    *(f"serverContent.modelTurn.parts[*].{blob}" for blob in _PART_BLOBS),
+    "toolResponse.functionResponses[*].parts[*].inlineData.data",
 )
 
+
+def _by_top_field(texts: tuple[str, ...], audio_mime: bool) -> dict[str, AudioPaths]:
+    """The paths keyed by their message's top-level field (what an event type names)."""
+    grouped: dict[str, list[str]] = {}
+    for text in texts:
+        grouped.setdefault(text.split(".", 1)[0], []).append(text + "?")
+    return declare(grouped, urlsafe=True, snake_case=True, audio_mime=audio_mime)
+
+
+_AUDIO_PATHS = _by_top_field(AUDIO, audio_mime=False)
+_BLOB_PATHS = _by_top_field(BLOBS, audio_mime=True)
+AUDIO_PATHS: dict[str, AudioPaths] = {
+    top: _AUDIO_PATHS.get(top, ()) + _BLOB_PATHS.get(top, ())
+    for top in dict.fromkeys([*_AUDIO_PATHS, *_BLOB_PATHS])
+}
+# Where the decoder finds the audio it times: the user's stream and the model's turn.
+STREAM_PATHS: AudioPaths = (
+    *AUDIO_PATHS["realtimeInput"][:1],
+    *(p for p in _BLOB_PATHS["realtimeInput"] if "mediaChunks" in p.text),
+    *(p for p in _BLOB_PATHS["serverContent"] if "functionResponse" not in p.text),
+)
+
+
+@lru_cache(maxsize=512)
+def audio_paths(event_type: str) -> AudioPaths:
+    """Every audio path of a message of this event type (the paths of each top-level field it
+    names: ``serverContent.modelTurn,usageMetadata`` -> ``serverContent``'s)."""
+    paths: AudioPaths = ()
+    for name in event_type.split(","):
+        paths += AUDIO_PATHS.get(name.split(".", 1)[0], ())
+    return paths
+
+
 _CAMEL_RE = re.compile(r"_([a-z])")
-_SNAKE_RE = re.compile(r"([A-Z])")
 
 
 def camel(name: str) -> str:
@@ -91,15 +147,11 @@ def camel(name: str) -> str:
     return _CAMEL_RE.sub(lambda m: m.group(1).upper(), name) if "_" in name else name
 
 
-def _snake(name: str) -> str:
-    return _SNAKE_RE.sub(lambda m: "_" + m.group(1).lower(), name)
-
-
 def field(obj: Mapping[str, Any], name: str) -> Any:
     """``obj[name]`` under its camelCase or snake_case spelling."""
     if name in obj:
         return obj[name]
-    return obj.get(_snake(name))
+    return obj.get(snake(name))
 
 
 def is_endpoint(path: Any) -> bool:
@@ -136,36 +188,16 @@ def event_type(message: Mapping[str, Any]) -> str | None:
     return ",".join(parts)
 
 
-def _walk(node: Any, path: tuple[str, ...]) -> Iterator[tuple[Mapping[str, Any], str]]:
-    """(the blob holding it, the data field's key) of every node at ``path``."""
-    if not path:
-        return
-    head, rest = path[0], path[1:]
-    if head == "*":
-        if isinstance(node, list):
-            for element in node:
-                yield from _walk(element, rest)
-        return
-    if not isinstance(node, Mapping):
-        return
-    if not rest:
-        if head in node:
-            yield node, head
-        return
-    snake = _snake(head)
-    for key in (head, snake) if snake != head else (head,):
-        if key in node:
-            yield from _walk(node[key], rest)
-
-
 def audio_fields(message: Mapping[str, Any]) -> list[tuple[Mapping[str, Any], str]]:
-    """(blob, data key) of every audio blob of a message, in :data:`AUDIO_PATHS` order."""
+    """(blob, data key) of every audio blob the decoder times (the user's stream, the model's
+    turn): blobs whose mime type says audio, in :data:`STREAM_PATHS` order."""
     found: list[tuple[Mapping[str, Any], str]] = []
-    for path in AUDIO_PATHS:
-        for blob, key in _walk(message, path):
-            mime = field(blob, "mimeType")
-            if isinstance(mime, str) and mime.lower().startswith("audio/"):
-                found.append((blob, key))
+    if not isinstance(message, dict):
+        return found
+    for blob in find_fields(message, STREAM_PATHS):
+        mime = field(blob.holder, "mimeType")
+        if isinstance(mime, str) and mime.lower().startswith("audio/"):
+            found.append((blob.holder, blob.key))
     return found
 
 

@@ -211,7 +211,7 @@ class LiveDecoder:
             self._close_reply(out, cancelled=None, reason=None, user_start_ms=start)
             self.counts["user"] += 1
             item_id = f"live_user_{self.counts['user']}"
-            self.speech = {"item_id": item_id, "start_ms": start, "end_ms": start}
+            self.speech = {"item_id": item_id, "start_ms": start, "end_ms": start, "text": []}
             out.append(
                 {"kind": Kind.ITEM, "item_id": item_id, "role": "user", "item_kind": "message",
                  "status": "completed", "placed": False}
@@ -219,11 +219,14 @@ class LiveDecoder:
             out.append({"kind": Kind.SPEECH_START, "stream_ms": start, "at_s": self.at_s(start)})
         if not math.isnan(end):
             self.speech["end_ms"] = max(self.speech["end_ms"], end)
+        text = _text(event.get("delta"))
+        self.speech["text"].append(text or "")
+        self.speech["last_s"] = frame.time_s
         out.append(
             {
                 "kind": Kind.USER_TRANSCRIPT_DELTA,
                 "item_id": self.speech["item_id"],
-                "text": _text(event.get("delta")),
+                "text": text,
             }
         )
 
@@ -279,6 +282,12 @@ class LiveDecoder:
                     "at_s": self.at_s(speech["end_ms"]),
                 }
             )
+            # The speech's transcript is whole when its reply begins; the speech-to-text
+            # latency is to its last delta.
+            out.append(
+                {"kind": Kind.USER_TRANSCRIPT, "item_id": speech["item_id"],
+                 "transcript": "".join(speech["text"]), "at_s": speech["last_s"]}
+            )  # fmt: skip
             self.speech = None
         self.counts["reply"] += 1
         n = self.counts["reply"]

@@ -146,8 +146,11 @@ def _may_hold(text: str, paths: AudioPaths) -> bool:
     (its absence is a problem to record): most item and response events hold no audio, and
     are then not walked."""
     for path in paths:  # a loop: any() over a generator costs more than the walk
-        if not path.optional or path.quoted_key in text:
+        if not path.optional:
             return True
+        for key in path.quoted_keys:
+            if key in text:
+                return True
     return "\\u" in text
 
 
@@ -214,7 +217,7 @@ def split_audio(
     for item in found:
         if item.audio is None and keep_audio:
             continue
-        item.start = find_value(text, item.b64, item.field.path.key, taken)
+        item.start = find_value(text, item.b64, item.field.key, taken)
         if item.start >= 0:  # an empty field is placed (its part of the audio is in order)
             taken.add(item.start)
             item.cut = item.b64 != "" and (
@@ -301,7 +304,7 @@ def _rewrite(
     fields, cut as usual)."""
     if not keep_audio:
         for item in found:
-            item.field.holder[item.field.path.key] = ""
+            item.field.holder[item.field.key] = ""
         rec.content = rec.journal_content = redact_text(json.dumps(event, ensure_ascii=False))
         return True
     redacted = redact_text(text)

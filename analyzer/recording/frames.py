@@ -11,7 +11,6 @@ import orjson
 
 from analyzer.protocols import AudioPathsOf, audio_paths_for, gemini_wire
 from analyzer.recording.audio_cut import restore_frame_text, split_audio
-from analyzer.recording.gemini_frames import apply_gemini, gemini_binary_message
 from analyzer.recording.redact import redact_text
 
 __all__ = ["FrameRecord", "apply_text", "build_frame", "restore_frame_text"]
@@ -103,7 +102,7 @@ def build_frame(
         found = gemini_binary_message(content)
         if found is not None:  # Gemini sends its JSON in binary frames: decoded like text
             rec.event = found[1]
-            apply_gemini(rec, *found, keep_audio, None)
+            _apply_gemini(rec, *found, keep_audio, None, None)
             return rec
         rec.binary_content = content
         rec.problem = "binary frame"
@@ -116,6 +115,41 @@ def build_frame(
         return rec
     apply_text(rec, text, keep_audio, audio_paths=audio_paths)
     return rec
+
+
+def gemini_binary_message(content: bytes) -> tuple[str, dict[str, Any], str] | None:
+    """(text, message, event type) of a binary frame holding a Gemini JSON message, else None
+    (the frame is then kept as binary, as before)."""
+    if content[:64].lstrip()[:1] != b"{":
+        return None
+    try:
+        text = content.decode("utf-8")
+        message = orjson.loads(content)
+    except (UnicodeDecodeError, orjson.JSONDecodeError, RecursionError):
+        return None
+    if not isinstance(message, dict):
+        return None
+    event_type = gemini_wire.event_type(message)
+    return None if event_type is None else (text, message, event_type)
+
+
+def _apply_gemini(
+    rec: FrameRecord,
+    text: str,
+    message: dict[str, Any],
+    event_type: str,
+    keep_audio: bool,
+    audio_bytes: int | None,
+    audio_b64_bytes: int | None,
+) -> None:
+    """A Gemini message (no ``type``: its top-level fields name it), its audio where the
+    adapter declares it (``gemini_wire.AUDIO_PATHS``), whatever the session's adapter."""
+    rec.event_type = _utf8(redact_text(event_type))
+    paths = gemini_wire.audio_paths(event_type)
+    if not paths or not split_audio(
+        rec, text, message, paths, keep_audio, audio_bytes, audio_b64_bytes
+    ):
+        rec.content = rec.journal_content = redact_text(text)
 
 
 def _loads(text: str) -> Any:
@@ -160,7 +194,7 @@ def apply_text(
     rec.event = event
     event_type = event.get("type")
     if event_type is None and (gemini_type := gemini_wire.event_type(event)) is not None:
-        apply_gemini(rec, text, event, gemini_type, keep_audio, audio_bytes)
+        _apply_gemini(rec, text, event, gemini_type, keep_audio, audio_bytes, audio_b64_bytes)
         return
     if not isinstance(event_type, str):
         rec.problem = "JSON has no string 'type'"

@@ -258,6 +258,8 @@ def _record_connection(recorder: Any, connection: Connection, keep_audio: bool) 
             message.is_text,
             message.content,
             keep_audio=keep_audio,
+            # Where the session's protocol carries audio (without it: Realtime's fields only).
+            audio_paths=recorder.audio_paths(connection.session_id),
         )
         recorder.record_frame(rec)
     recorder.end_session(
