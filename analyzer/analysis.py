@@ -135,7 +135,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     setups = session_setups(events)
     sizes = WindowSizes.of(table)
     summaries = WindowSummaries.of(turn_rows)
-    dialects = _dialects(table)
+    dialects = _dialects(table, [sid for sid, f in facts_of.items() if not f.get("dialect")])
     for facts in clean:
         sid = str(facts.get("session_id"))
         if sid not in sizes.ranges:
@@ -201,9 +201,15 @@ def _for_analysis(frames: pd.DataFrame) -> pd.DataFrame:
     return frames.astype(convert) if convert else frames
 
 
-def _dialects(table: pa.Table) -> dict[str, str]:
-    """:func:`infer_dialect` of each session that has one: the dialect of the first of its
-    event types (in arrival order) that tells."""
+def _dialects(table: pa.Table, sessions: list[str]) -> dict[str, str]:
+    """:func:`infer_dialect` of each of ``sessions`` that has one: the dialect of the first of
+    its event types (in arrival order) that tells. For sessions whose facts do not say
+    (recorders since session 7 take it from the handshake)."""
+    if not sessions:
+        return {}
+    table = table.filter(
+        pc.is_in(pc.cast(table.column("session_id"), pa.string()), pa.array(sessions, pa.string()))
+    )
     typed = table.select(["session_id", "event_type", "seq"]).filter(
         pc.is_valid(table.column("event_type"))
     )
