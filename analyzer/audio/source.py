@@ -1,0 +1,374 @@
+"""A capture's audio chunks session by session, found through the normalized event table.
+
+Every protocol's adapter gives one USER_AUDIO / REPLY_AUDIO event per audio field of a frame
+(``analyzer/events.py``); the field's decoded bytes are in the frame's ``audio`` column, the
+fields of one frame one after the other (``audio_bytes`` each). So no protocol's own event
+types are read here, and no audio frame's JSON is parsed.
+
+A single Parquet capture is read one row group of ``audio`` at a time, and a row group is
+forgotten once no session still to come needs it: memory follows the sessions open at one point
+of the file, not the capture. Journals (their audio is base64 in ``content``) and several files
+are read whole through :func:`analyzer.reader.read_tables`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from analyzer.audio.wav import is_wav, parse_wav
+from analyzer.events import event_table
+from analyzer.formats import OPENAI_PCM, AudioFormat, default_formats, provider_of
+from analyzer.kinds import Kind
+from analyzer.schema import FRAME_SCHEMA, events_are_current, parse_file_metadata
+
+# What is read of every frame besides its samples (``content`` only decodes captures without
+# recorded events: format 1, journals).
+META_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "seq",
+    "time_s",
+    "direction",
+    "event_type",
+    "item_id",
+    "response_id",
+    "audio_bytes",
+    "content",
+    "events",
+)
+AUDIO_KINDS = (Kind.USER_AUDIO.value, Kind.REPLY_AUDIO.value)
+
+
+@dataclass
+class SessionChunks:
+    """One session's audio chunks (one per audio event, in arrival order) and its events."""
+
+    session_id: str
+    facts: Mapping[str, Any]
+    start_s: float  # time 0 of the session's timeline (its WebSocket opening)
+    events: list[dict[str, Any]]  # every event but the audio chunks, in order
+    user: list[bool] = field(default_factory=list)  # per chunk: the user's (else the reply's)
+    seq: list[int] = field(default_factory=list)
+    time_s: list[float] = field(default_factory=list)
+    formats: list[AudioFormat] = field(default_factory=list)
+    data: list[memoryview] = field(default_factory=list)  # the samples as sent
+    item: list[str | None] = field(default_factory=list)
+    reply: list[str | None] = field(default_factory=list)
+    samples_dropped: bool = False  # recorded with rt_audio=drop: sizes known, samples not
+    warnings: list[str] = field(default_factory=list)
+
+
+def parse_format_name(name: str | None, default: AudioFormat) -> AudioFormat:
+    """ "pcm16/24000" (a CONFIG event's format) as an :class:`AudioFormat`."""
+    if not name or "/" not in name:
+        return default
+    encoding, _, rate = name.partition("/")
+    return AudioFormat(encoding, int(rate)) if rate.isdigit() else default
+
+
+def _chunk_format(fmt: AudioFormat, audio_bytes: Any, audio_ms: Any) -> AudioFormat:
+    """The format a chunk was timed in: the adapter's ``audio_ms`` says its rate where that
+    differs from the session's format (Gemini's per-blob mimeType)."""
+    width = fmt.bytes_per_sample
+    if not (fmt.bytes_per_second and audio_bytes and audio_ms and audio_ms == audio_ms):
+        return fmt
+    rate = round(audio_bytes * 1000.0 / (audio_ms * width))
+    return fmt if rate == fmt.sample_rate or rate <= 0 else AudioFormat(fmt.encoding, rate)
+
+
+def _defaults(facts: Mapping[str, Any]) -> tuple[AudioFormat, AudioFormat]:
+    if facts.get("dialect") in ("live", "gemini"):
+        return OPENAI_PCM, OPENAI_PCM  # both say their formats in a CONFIG event first
+    host, path = facts.get("host"), facts.get("path")
+    return default_formats(
+        provider_of(
+            host if isinstance(host, str) else None, path if isinstance(path, str) else None
+        )
+    )
+
+
+def _session(
+    session_id: str,
+    facts: Mapping[str, Any],
+    rows: dict[str, list[Any]],
+    blobs: Mapping[int, memoryview | None],
+) -> SessionChunks:
+    """Build one session from its event rows (``rows``: columns, one session's rows in order,
+    with ``row``, the frame's row in the file) and the ``audio`` of its frames by row."""
+    first_s = rows["time_s"][0] if rows["time_s"] else 0.0
+    start = facts.get("start_s")
+    start_s = min(first_s, start) if isinstance(start, int | float) else first_s
+    out = SessionChunks(session_id, facts, float(start_s), [])
+    fmt_in, fmt_out = _defaults(facts)
+    used: dict[int, int] = {}  # row -> bytes of its audio given to chunks so far
+    bad_wav = False
+    names = list(rows)
+    for values in zip(*rows.values(), strict=True):
+        event = dict(zip(names, values, strict=True))
+        kind = event["kind"]
+        if kind == Kind.CONFIG:
+            fmt_in = parse_format_name(event["input_format"], fmt_in)
+            fmt_out = parse_format_name(event["output_format"], fmt_out)
+        if kind not in AUDIO_KINDS:
+            out.events.append(event)
+            continue
+        row, size = event["row"], event["audio_bytes"] or 0
+        blob = blobs.get(row)
+        if blob is None:
+            out.samples_dropped |= size > 0
+            continue
+        at = used.get(row, 0)
+        view = memoryview(blob).cast("B")
+        # one audio event per field, in the frame's order; a lone field takes the whole blob
+        data = view[at : at + size] if (at or size != len(view)) and size else view[at:]
+        used[row] = at + len(data)
+        user = kind == Kind.USER_AUDIO
+        fmt = _chunk_format(fmt_in if user else fmt_out, size, event["audio_ms"])
+        if len(data) >= 12 and is_wav(data):
+            wav = parse_wav(data)
+            if wav is None or wav.channels != 1:
+                bad_wav = True
+            else:
+                data, fmt = data[wav.data_start : wav.data_end], wav.format
+        if not len(data):
+            continue
+        out.user.append(user)
+        out.seq.append(event["seq"])
+        out.time_s.append(event["time_s"])
+        out.formats.append(fmt)
+        out.data.append(data)
+        out.item.append(event["item_id"])
+        out.reply.append(None if user else event["reply_id"])
+    if out.samples_dropped:
+        out.warnings.append(
+            f"session {session_id} was recorded without audio samples (rt_audio=drop)."
+        )
+    if bad_wav:
+        out.warnings.append(
+            f"session {session_id}: some WAV payloads could not be read and were kept as they are."
+        )
+    return out
+
+
+_EVENT_FIELDS = (
+    "session_id",
+    "seq",
+    "time_s",
+    "direction",
+    "kind",
+    "item_id",
+    "reply_id",
+    "previous_item_id",
+    "audio_bytes",
+    "audio_ms",
+    "stream_ms",
+    "input_format",
+    "output_format",
+    "row",
+)
+
+
+def _events(frames: pa.Table, facts: Mapping[str, Mapping[str, Any]]) -> pa.Table:
+    """The event table of ``frames`` with each event's frame ``row`` (its place in ``frames``)."""
+    frames = frames.append_column("row", pa.array(np.arange(frames.num_rows), pa.int64()))
+    keys = pa.table({"s": pc.cast(frames.column("session_id"), pa.string()), "q": frames["seq"]})
+    order = pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")])
+    frames = frames.take(order)
+    events = event_table(frames, facts)
+    # event_table keeps frame order: each event's row is that of the frame of its (session, seq)
+    keys = pc.binary_join_element_wise(
+        pc.cast(frames.column("session_id"), pa.string()),
+        pc.cast(frames.column("seq"), pa.string()),
+        "\x00",
+    )
+    event_keys = pc.binary_join_element_wise(
+        events.column("session_id"), pc.cast(events.column("seq"), pa.string()), "\x00"
+    )
+    rows = frames.column("row").take(pc.index_in(event_keys, value_set=keys))
+    events = events.append_column("row", rows)
+    return events.select(list(_EVENT_FIELDS))
+
+
+def _by_session(events: pa.Table) -> Iterator[tuple[str, dict[str, list[Any]]]]:
+    """(session id, its event rows as columns), sessions in table order."""
+    ids = events.column("session_id")
+    if not len(ids):
+        return
+    values = ids.to_numpy(zero_copy_only=False)
+    bounds = [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
+    for lo, hi in pairwise(bounds):
+        part = events.slice(lo, hi - lo).to_pydict()
+        yield str(values[lo]), part
+
+
+def _facts_by_session(facts_list: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    facts: dict[str, dict[str, Any]] = {}
+    for entry in facts_list:
+        facts.setdefault(str(entry.get("session_id")), {}).update(entry)
+    return facts
+
+
+@dataclass
+class Capture:
+    """A capture opened for its audio: session ids (in session id order) and warnings."""
+
+    session_ids: list[str]
+    warnings: list[str]
+    sessions: Iterator[SessionChunks]  # in any order
+
+
+def _capture_files(paths: Sequence[Path]) -> list[Path]:
+    """:func:`analyzer.reader.find_capture_files`, imported only when there is more to find
+    than one file: the reader imports pandas (~0.3 s), which the audio does not use."""
+    if len(paths) == 1 and paths[0].is_file():
+        return [paths[0]]
+    from analyzer.reader import find_capture_files
+
+    return find_capture_files(paths)
+
+
+def open_capture(paths: Sequence[Path], sessions: Collection[str] | None = None) -> Capture:
+    """The audio of the captures at ``paths`` (of ``sessions`` only, when given). Raises
+    :class:`analyzer.reader.CaptureError`."""
+    files = _capture_files(paths)
+    if len(files) == 1 and files[0].suffix == ".parquet":
+        opened = _open_parquet(files[0], sessions)
+        if opened is not None:
+            return opened
+    from analyzer.reader import read_tables
+
+    table, facts_list, _, warnings = read_tables(list(paths), (*META_COLUMNS, "audio"))
+    if sessions is not None:
+        table = table.filter(
+            pc.is_in(
+                pc.cast(table["session_id"], pa.string()), pa.array(list(sessions), pa.string())
+            )
+        )
+    facts = _facts_by_session(facts_list)
+    events = _events(table.drop_columns(["audio"]), facts)
+    audio = table.column("audio").combine_chunks()
+    blobs = _RowAudio(audio)
+    ids = [sid for sid, _ in _by_session(events.select(["session_id"]))]
+    found = (_session(sid, facts.get(sid, {}), rows, blobs) for sid, rows in _by_session(events))
+    return Capture(ids, warnings, found)
+
+
+class _RowAudio(Mapping[int, memoryview | None]):
+    """The ``audio`` column's values by row, as views where they lie (nothing copied)."""
+
+    def __init__(self, array: pa.Array, first_row: int = 0) -> None:
+        self.first_row = first_row
+        self.count = len(array)
+        buffers = array.buffers()  # large_binary: validity, int64 offsets, data
+        offsets = np.frombuffer(buffers[1], dtype=np.int64)
+        self.offsets = offsets[array.offset : array.offset + self.count + 1]
+        self.data = memoryview(buffers[2] if buffers[2] is not None else b"").cast("B")
+        self.valid = array.is_valid().to_numpy(zero_copy_only=False)
+
+    def __getitem__(self, row: int) -> memoryview | None:
+        i = row - self.first_row
+        if not self.valid[i]:
+            return None
+        return self.data[int(self.offsets[i]) : int(self.offsets[i + 1])]
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(range(self.first_row, self.first_row + self.count))
+
+    def __len__(self) -> int:
+        return self.count
+
+
+def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | None:
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError):
+        return None
+    meta = parse_file_metadata(pf.metadata.metadata)
+    names = pf.schema_arrow.names
+    if meta is None or "audio" not in names:
+        return None
+    if not events_are_current(pf.schema_arrow):
+        names = [n for n in names if n != "events"]
+    table = pf.read(columns=[c for c in META_COLUMNS if c in names])
+    table = table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in table.column_names]))
+    facts = _facts_by_session(meta["sessions"])
+    if sessions is not None:
+        wanted = pc.is_in(
+            pc.cast(table["session_id"], pa.string()), pa.array(list(sessions), pa.string())
+        )
+        rows = pa.array(np.arange(table.num_rows), pa.int64()).filter(wanted)
+        table = table.filter(wanted)
+    else:
+        rows = None
+    events = _events(table, facts)
+    if rows is not None:  # back to the file's rows
+        events = events.set_column(
+            events.column_names.index("row"), "row", rows.take(events.column("row"))
+        )
+    by_group = _RowGroups(pf)
+    ids = [sid for sid, _ in _by_session(events.select(["session_id"]))]
+    return Capture(ids, [], by_group.sessions(events, facts))
+
+
+class _RowGroups:
+    """A Parquet file's ``audio`` read a row group at a time, kept while a session to come
+    needs it."""
+
+    def __init__(self, pf: pq.ParquetFile) -> None:
+        self.pf = pf
+        sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
+        self.starts = np.cumsum([0, *sizes])
+
+    def _read(self, group: int) -> _RowAudio:
+        column = self.pf.read_row_group(group, columns=["audio"], use_threads=False)["audio"]
+        column = column.cast(FRAME_SCHEMA.field("audio").type)
+        return _RowAudio(column.combine_chunks(), int(self.starts[group]))
+
+    def sessions(
+        self, events: pa.Table, facts: Mapping[str, Mapping[str, Any]]
+    ) -> Iterator[SessionChunks]:
+        parts = list(_by_session(events))
+        groups: list[tuple[int, int]] = []  # per session: first and last row group with audio
+        for _, rows in parts:
+            audio = [r for r, k in zip(rows["row"], rows["kind"], strict=True) if k in AUDIO_KINDS]
+            found = np.searchsorted(self.starts, audio or [0], side="right") - 1
+            groups.append((int(found.min()), int(found.max())) if audio else (-1, -1))
+        order = sorted(range(len(parts)), key=lambda i: groups[i][1])
+        held: dict[int, _RowAudio] = {}
+        for at, index in enumerate(order):
+            first, last = groups[index]
+            for g in range(max(first, 0), last + 1) if first >= 0 else ():
+                if g not in held:
+                    held[g] = self._read(g)
+            session_id, rows = parts[index]
+            blobs = _Groups(held, self.starts)
+            yield _session(session_id, facts.get(session_id, {}), rows, blobs)
+            still = [groups[i][0] for i in order[at + 1 :] if groups[i][0] >= 0]
+            keep_from = min(still, default=len(self.starts))
+            for g in [g for g in held if g < keep_from]:
+                del held[g]
+
+
+class _Groups(Mapping[int, memoryview | None]):
+    def __init__(self, held: dict[int, _RowAudio], starts: npt.NDArray[np.int64]) -> None:
+        self.held = held
+        self.starts = starts
+
+    def __getitem__(self, row: int) -> memoryview | None:
+        group = int(np.searchsorted(self.starts, row, side="right")) - 1
+        return self.held[group][row]
+
+    def __iter__(self) -> Iterator[int]:
+        return (row for part in self.held.values() for row in part)
+
+    def __len__(self) -> int:
+        return sum(len(part) for part in self.held.values())
