@@ -823,11 +823,10 @@ def test_sample_mixes_equal_the_reference_and_both_exports_write_the_same(
         )
 
 
-def test_user_stream_is_a_sequence_of_chunks_made_on_demand(tmp_path: Path) -> None:
+def test_user_stream_is_every_append_as_sent(tmp_path: Path) -> None:
     chunks = [noise(480, seed=i) for i in range(3)] + [noise(481, seed=9)]
     parquet, _ = record(tmp_path / "cap", {"s": [ga_session(), *appends(T0 + 1, chunks, 0.1)]})
     stream = load_audio([parquet]).sessions[0].user_stream
-    assert len(stream) == 4 and bool(stream)
     assert [bytes(c.data) for c in stream] == chunks
     second = stream[1]
     assert (second.time_s, second.format, second.data) == (
@@ -835,7 +834,6 @@ def test_user_stream_is_a_sequence_of_chunks_made_on_demand(tmp_path: Path) -> N
         AudioFormat(PCM16, 24000),
         chunks[1],
     )
-    assert stream == list(stream) and list(stream) == stream
 
 
 def test_a_session_without_audio_has_no_items_and_no_files(tmp_path: Path) -> None:
@@ -884,12 +882,12 @@ def test_files_are_private_whatever_the_umask_and_an_export_again_overwrites(
 def test_a_short_write_goes_on_where_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = os.writev
+    real = os.write
 
-    def at_most_1000(fd: int, buffers: Sequence[Any]) -> int:
-        return real(fd, [bytes(memoryview(buffers[0])[:1000])])
+    def at_most_1000(fd: int, data: Any) -> int:
+        return real(fd, bytes(memoryview(data)[:1000]))
 
-    monkeypatch.setattr(os, "writev", at_most_1000)
+    monkeypatch.setattr(os, "write", at_most_1000)
     deltas = [noise(2401, seed=i) for i in range(3)]
     parquet, _ = record(tmp_path / "cap", {"s": [ga_session(), *reply(T0 + 1, "item_a", deltas)]})
     result = export_audio([parquet], tmp_path / "out")

@@ -117,7 +117,8 @@ def input_items(chunks: SessionChunks) -> InputItems:
 
     for event in chunks.events:
         seq, kind, item_id = event["seq"], event["kind"], event["item_id"]
-        if item_id is not None:
+        # a reply's end lists its items, as no frame of the protocol's own ids says (Realtime)
+        if item_id is not None and event["stage"] != "final":
             seen(item_id, seq)
         while pushed < len(users) and users[pushed][0] < seq:
             buffer.append(users[pushed][1])
@@ -150,9 +151,6 @@ def input_items(chunks: SessionChunks) -> InputItems:
                 client_clears -= 1
             else:
                 buffer.clear(commit_ms)
-    for k, is_user in enumerate(chunks.user):
-        if not is_user and chunks.item[k] is not None:
-            seen(str(chunks.item[k]), chunks.seq[k])
     return found
 
 

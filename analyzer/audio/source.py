@@ -71,7 +71,7 @@ def parse_format_name(name: str | None, default: AudioFormat) -> AudioFormat:
     """ "pcm16/24000" (a CONFIG event's format) as an :class:`AudioFormat`."""
     if not name or "/" not in name:
         return default
-    encoding, _, rate = name.partition("/")
+    encoding, _, rate = name.rpartition("/")
     return AudioFormat(encoding, int(rate)) if rate.isdigit() else default
 
 
@@ -167,7 +167,7 @@ _EVENT_FIELDS = (
     "kind",
     "item_id",
     "reply_id",
-    "previous_item_id",
+    "stage",
     "audio_bytes",
     "audio_ms",
     "stream_ms",
@@ -177,9 +177,16 @@ _EVENT_FIELDS = (
 )
 
 
+def _row_numbers(count: int) -> pa.Array:
+    """0 to ``count`` as Arrow int64 (from numpy's buffer: ``pa.array`` of numpy imports
+    pandas, which the audio export does not otherwise need)."""
+    data = pa.py_buffer(np.arange(count, dtype=np.int64))
+    return pa.Array.from_buffers(pa.int64(), count, [None, data])
+
+
 def _events(frames: pa.Table, facts: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     """The event table of ``frames`` with each event's frame ``row`` (its place in ``frames``)."""
-    frames = frames.append_column("row", pa.array(np.arange(frames.num_rows), pa.int64()))
+    frames = frames.append_column("row", _row_numbers(frames.num_rows))
     keys = pa.table({"s": pc.cast(frames.column("session_id"), pa.string()), "q": frames["seq"]})
     order = pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")])
     frames = frames.take(order)
@@ -305,7 +312,7 @@ def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | Non
         wanted = pc.is_in(
             pc.cast(table["session_id"], pa.string()), pa.array(list(sessions), pa.string())
         )
-        rows = pa.array(np.arange(table.num_rows), pa.int64()).filter(wanted)
+        rows = _row_numbers(table.num_rows).filter(wanted)
         table = table.filter(wanted)
     else:
         rows = None
