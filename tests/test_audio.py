@@ -909,12 +909,12 @@ def test_files_are_private_whatever_the_umask_and_an_export_again_overwrites(
 def test_a_short_write_goes_on_where_it_stopped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = os.write
+    real = os.writev
 
-    def at_most_1000(fd: int, data: Any) -> int:
-        return real(fd, bytes(memoryview(data)[:1000]))
+    def at_most_1000(fd: int, buffers: Sequence[Any]) -> int:
+        return real(fd, [bytes(memoryview(buffers[0])[:1000])])
 
-    monkeypatch.setattr(os, "write", at_most_1000)
+    monkeypatch.setattr(os, "writev", at_most_1000)
     deltas = [noise(2401, seed=i) for i in range(3)]
     parquet, _ = record(tmp_path / "cap", {"s": [ga_session(), *reply(T0 + 1, "item_a", deltas)]})
     result = export_audio([parquet], tmp_path / "out")

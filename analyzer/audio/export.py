@@ -50,16 +50,23 @@ def session_dirs(session_ids: Sequence[str], length: int = 8) -> dict[str, str]:
 _Parts = tuple[bytes | memoryview, ...]
 
 
+_IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
+
+
 def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
-    """One private file from its parts (an existing one overwritten in place, cut to size)."""
+    """One private file from its parts, without joining them (an existing file is
+    overwritten in place and cut to size: see PrivatePaths.file)."""
     fd, existed = paths.file(path)
     try:
-        data = b"".join(parts)
+        views = [memoryview(part).cast("B") for part in parts if len(part)]
         if existed:
-            os.ftruncate(fd, len(data))
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+            os.ftruncate(fd, sum(len(view) for view in views))
+        while views:
+            written = os.writev(fd, views[:_IOV_MAX])
+            while views and written >= len(views[0]):
+                written -= len(views.pop(0))
+            if written:  # a short write: go on from where it stopped
+                views[0] = views[0][written:]
     finally:
         os.close(fd)
 
@@ -101,7 +108,7 @@ def _export_session(
         )
         return
     path = directory / STEREO_FILE
-    _write(paths, path, (wav_header(mix.nbytes, STEREO_RATE_HZ, 2), mix.tobytes()))
+    _write(paths, path, (wav_header(mix.nbytes, STEREO_RATE_HZ, 2), mix.reshape(-1).data))
     result.files.append(path)
 
 

@@ -9,11 +9,10 @@ makes each VAD segment an item when its speech ends.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-
-import numpy as np
 
 from analyzer.audio.source import SessionChunks
 from analyzer.kinds import Kind
@@ -37,6 +36,7 @@ class _Buffer:
     def __init__(self, chunks: SessionChunks) -> None:
         self.chunks = chunks
         self.entries: list[list[Any]] = []
+        self.starts: list[float] = []  # each entry's start, for bisecting
         self.clock_ms = 0.0
 
     def append(self, k: int) -> None:
@@ -44,6 +44,7 @@ class _Buffer:
         size = len(self.chunks.data[k])
         duration = fmt.duration_ms(size) or 0.0
         self.entries.append([k, self.clock_ms, duration, size])
+        self.starts.append(self.clock_ms)
         self.clock_ms += duration
 
     def _byte_at(self, entry: list[Any], ms: float) -> int:
@@ -54,9 +55,8 @@ class _Buffer:
 
     def clear(self, cut_ms: float) -> None:
         """Drop the audio past ``cut_ms``: the buffer and its clock go back to it."""
-        starts = np.array([e[1] for e in self.entries])
-        top = int(np.searchsorted(starts, cut_ms, side="left"))
-        del self.entries[top:]
+        top = bisect_left(self.starts, cut_ms)
+        del self.entries[top:], self.starts[top:]
         if self.entries and self.entries[-1][1] + self.entries[-1][2] > cut_ms:
             last = self.entries[-1]
             last[3] = self._byte_at(last, cut_ms - last[1])
@@ -66,9 +66,8 @@ class _Buffer:
 
     def slice(self, start_ms: float, end_ms: float) -> list[Piece]:
         """The buffer between two points of the audio clock."""
-        starts = np.array([e[1] for e in self.entries])
-        first = max(0, int(np.searchsorted(starts, start_ms, side="right")) - 1)
-        last = max(first, int(np.searchsorted(starts, end_ms, side="left")))
+        first = max(0, bisect_right(self.starts, start_ms) - 1)
+        last = max(first, bisect_left(self.starts, end_ms))
         out: list[Piece] = []
         for n, entry in enumerate(self.entries[first:last]):
             k, begin, duration, size = entry

@@ -13,14 +13,15 @@ are read whole through :func:`analyzer.reader.read_tables`.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -75,6 +76,7 @@ def parse_format_name(name: str | None, default: AudioFormat) -> AudioFormat:
     return AudioFormat(encoding, int(rate)) if rate.isdigit() else default
 
 
+@lru_cache(maxsize=4096)  # chunks of a session mostly share sizes
 def _chunk_format(fmt: AudioFormat, audio_bytes: Any, audio_ms: Any) -> AudioFormat:
     """The format a chunk was timed in: the adapter's ``audio_ms`` says its rate where that
     differs from the session's format (Gemini's per-blob mimeType)."""
@@ -112,27 +114,26 @@ def _session(
     used: dict[int, int] = {}  # row -> bytes of its audio given to chunks so far
     bad_wav = False
     names = list(rows)
-    for values in zip(*rows.values(), strict=True):
-        event = dict(zip(names, values, strict=True))
-        kind = event["kind"]
-        if kind == Kind.CONFIG:
-            fmt_in = parse_format_name(event["input_format"], fmt_in)
-            fmt_out = parse_format_name(event["output_format"], fmt_out)
+    kinds, row_of, sizes = rows["kind"], rows["row"], rows["audio_bytes"]
+    for i, kind in enumerate(kinds):
         if kind not in AUDIO_KINDS:
+            event = {name: rows[name][i] for name in names}
+            if kind == Kind.CONFIG:
+                fmt_in = parse_format_name(event["input_format"], fmt_in)
+                fmt_out = parse_format_name(event["output_format"], fmt_out)
             out.events.append(event)
             continue
-        row, size = event["row"], event["audio_bytes"] or 0
-        blob = blobs.get(row)
+        row, size = row_of[i], sizes[i] or 0
+        blob = blobs[row]
         if blob is None:
             out.samples_dropped |= size > 0
             continue
         at = used.get(row, 0)
-        view = memoryview(blob).cast("B")
         # one audio event per field, in the frame's order; a lone field takes the whole blob
-        data = view[at : at + size] if (at or size != len(view)) and size else view[at:]
+        data = blob[at : at + size] if (at or size != len(blob)) and size else blob[at:]
         used[row] = at + len(data)
         user = kind == Kind.USER_AUDIO
-        fmt = _chunk_format(fmt_in if user else fmt_out, size, event["audio_ms"])
+        fmt = _chunk_format(fmt_in if user else fmt_out, size, rows["audio_ms"][i])
         if len(data) >= 12 and is_wav(data):
             wav = parse_wav(data)
             if wav is None or wav.channels != 1:
@@ -142,12 +143,12 @@ def _session(
         if not len(data):
             continue
         out.user.append(user)
-        out.seq.append(event["seq"])
-        out.time_s.append(event["time_s"])
+        out.seq.append(rows["seq"][i])
+        out.time_s.append(rows["time_s"][i])
         out.formats.append(fmt)
         out.data.append(data)
-        out.item.append(event["item_id"])
-        out.reply.append(None if user else event["reply_id"])
+        out.item.append(rows["item_id"][i])
+        out.reply.append(None if user else rows["reply_id"][i])
     if out.samples_dropped:
         out.warnings.append(
             f"session {session_id} was recorded without audio samples (rt_audio=drop)."
@@ -205,16 +206,18 @@ def _events(frames: pa.Table, facts: Mapping[str, Mapping[str, Any]]) -> pa.Tabl
     return events.select(list(_EVENT_FIELDS))
 
 
-def _by_session(events: pa.Table) -> Iterator[tuple[str, dict[str, list[Any]]]]:
-    """(session id, its event rows as columns), sessions in table order."""
-    ids = events.column("session_id")
-    if not len(ids):
-        return
-    values = ids.to_numpy(zero_copy_only=False)
+def _session_bounds(events: pa.Table) -> list[tuple[str, int, int]]:
+    """(session id, first row, end row) of each session's events, in table order."""
+    values = events.column("session_id").to_numpy(zero_copy_only=False)
+    if not len(values):
+        return []
     bounds = [0, *(np.flatnonzero(values[1:] != values[:-1]) + 1).tolist(), len(values)]
-    for lo, hi in pairwise(bounds):
-        part = events.slice(lo, hi - lo).to_pydict()
-        yield str(values[lo]), part
+    return [(str(values[lo]), lo, hi) for lo, hi in pairwise(bounds)]
+
+
+def _rows(events: pa.Table, lo: int, hi: int) -> dict[str, list[Any]]:
+    """One session's events as columns of Python values (made one session at a time)."""
+    return events.slice(lo, hi - lo).to_pydict()
 
 
 def _facts_by_session(facts_list: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -264,9 +267,11 @@ def open_capture(paths: Sequence[Path], sessions: Collection[str] | None = None)
     events = _events(table.drop_columns(["audio"]), facts)
     audio = table.column("audio").combine_chunks()
     blobs = _RowAudio(audio)
-    ids = [sid for sid, _ in _by_session(events.select(["session_id"]))]
-    found = (_session(sid, facts.get(sid, {}), rows, blobs) for sid, rows in _by_session(events))
-    return Capture(ids, warnings, found)
+    bounds = _session_bounds(events)
+    found = (
+        _session(sid, facts.get(sid, {}), _rows(events, lo, hi), blobs) for sid, lo, hi in bounds
+    )
+    return Capture([sid for sid, _, _ in bounds], warnings, found)
 
 
 class _RowAudio(Mapping[int, memoryview | None]):
@@ -277,15 +282,15 @@ class _RowAudio(Mapping[int, memoryview | None]):
         self.count = len(array)
         buffers = array.buffers()  # large_binary: validity, int64 offsets, data
         offsets = np.frombuffer(buffers[1], dtype=np.int64)
-        self.offsets = offsets[array.offset : array.offset + self.count + 1]
+        self.offsets: list[int] = offsets[array.offset : array.offset + self.count + 1].tolist()
         self.data = memoryview(buffers[2] if buffers[2] is not None else b"").cast("B")
-        self.valid = array.is_valid().to_numpy(zero_copy_only=False)
+        self.valid: list[bool] = array.is_valid().to_pylist()
 
     def __getitem__(self, row: int) -> memoryview | None:
         i = row - self.first_row
         if not self.valid[i]:
             return None
-        return self.data[int(self.offsets[i]) : int(self.offsets[i + 1])]
+        return self.data[self.offsets[i] : self.offsets[i + 1]]
 
     def __iter__(self) -> Iterator[int]:
         return iter(range(self.first_row, self.first_row + self.count))
@@ -322,8 +327,8 @@ def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | Non
             events.column_names.index("row"), "row", rows.take(events.column("row"))
         )
     by_group = _RowGroups(pf)
-    ids = [sid for sid, _ in _by_session(events.select(["session_id"]))]
-    return Capture(ids, [], by_group.sessions(events, facts))
+    bounds = _session_bounds(events)
+    return Capture([sid for sid, _, _ in bounds], [], by_group.sessions(events, bounds, facts))
 
 
 class _RowGroups:
@@ -341,38 +346,47 @@ class _RowGroups:
         return _RowAudio(column.combine_chunks(), int(self.starts[group]))
 
     def sessions(
-        self, events: pa.Table, facts: Mapping[str, Mapping[str, Any]]
+        self,
+        events: pa.Table,
+        bounds: list[tuple[str, int, int]],
+        facts: Mapping[str, Mapping[str, Any]],
     ) -> Iterator[SessionChunks]:
-        parts = list(_by_session(events))
-        groups: list[tuple[int, int]] = []  # per session: first and last row group with audio
-        for _, rows in parts:
-            audio = [r for r, k in zip(rows["row"], rows["kind"], strict=True) if k in AUDIO_KINDS]
-            found = np.searchsorted(self.starts, audio or [0], side="right") - 1
-            groups.append((int(found.min()), int(found.max())) if audio else (-1, -1))
-        order = sorted(range(len(parts)), key=lambda i: groups[i][1])
+        """Each session once the row groups holding its audio are read, in the order its
+        audio ends in the file; a row group is dropped when no session to come needs it."""
+        rows = events.column("row").to_numpy()
+        audio = pc.is_in(events.column("kind"), pa.array(AUDIO_KINDS)).to_numpy(False)
+        group = np.searchsorted(self.starts, rows, side="right") - 1
+        spans: list[tuple[int, int]] = []  # per session: first and last row group of its audio
+        for _, lo, hi in bounds:
+            mine = group[lo:hi][audio[lo:hi]]
+            spans.append((int(mine.min()), int(mine.max())) if len(mine) else (-1, -1))
+        order = sorted(range(len(bounds)), key=lambda i: spans[i][1])
+        # keep_from[n]: the first row group a session after the n-th in ``order`` needs
+        keep_from = [len(self.starts)] * (len(order) + 1)
+        for n in range(len(order) - 1, -1, -1):
+            first = spans[order[n]][0]
+            keep_from[n] = min(keep_from[n + 1], first if first >= 0 else len(self.starts))
         held: dict[int, _RowAudio] = {}
-        for at, index in enumerate(order):
-            first, last = groups[index]
-            for g in range(max(first, 0), last + 1) if first >= 0 else ():
+        starts = self.starts.tolist()
+        for n, index in enumerate(order):
+            first, last = spans[index]
+            for g in range(first, last + 1) if first >= 0 else ():
                 if g not in held:
                     held[g] = self._read(g)
-            session_id, rows = parts[index]
-            blobs = _Groups(held, self.starts)
-            yield _session(session_id, facts.get(session_id, {}), rows, blobs)
-            still = [groups[i][0] for i in order[at + 1 :] if groups[i][0] >= 0]
-            keep_from = min(still, default=len(self.starts))
-            for g in [g for g in held if g < keep_from]:
+            session_id, lo, hi = bounds[index]
+            blobs = _Groups(held, starts)
+            yield _session(session_id, facts.get(session_id, {}), _rows(events, lo, hi), blobs)
+            for g in [g for g in held if g < keep_from[n + 1]]:
                 del held[g]
 
 
 class _Groups(Mapping[int, memoryview | None]):
-    def __init__(self, held: dict[int, _RowAudio], starts: npt.NDArray[np.int64]) -> None:
+    def __init__(self, held: dict[int, _RowAudio], starts: list[int]) -> None:
         self.held = held
         self.starts = starts
 
     def __getitem__(self, row: int) -> memoryview | None:
-        group = int(np.searchsorted(self.starts, row, side="right")) - 1
-        return self.held[group][row]
+        return self.held[bisect_right(self.starts, row) - 1][row]
 
     def __iter__(self) -> Iterator[int]:
         return (row for part in self.held.values() for row in part)
