@@ -300,6 +300,20 @@ def test_a_stream_decodes_g711_and_resamples_chunks_at_another_rate_to_its_first
     assert len(streams.reply.samples) == 0
 
 
+def test_streams_of_the_sessions_asked_for_only(tmp_path: Path) -> None:
+    sessions = {
+        name: [ga_session(), *reply(T0 + 1, f"item_{name}", [noise(960 * (n + 1), n)])]
+        for n, name in enumerate(["a", "b", "c"])
+    }
+    parquet, journal = record(tmp_path / "cap", sessions)
+    for path in (parquet, journal):
+        found = {s.session_id: s for s in session_streams([path], sessions={"b", "c"})}
+        assert sorted(found) == ["b", "c"]
+        assert found["c"].reply.samples.tobytes() == noise(960 * 3, 2)
+        assert found["c"].reply.chunk_item == ["item_c"]
+        assert len(found["b"].user.samples) == 0
+
+
 def test_manual_commits_take_everything_since_the_last_commit_or_clear(tmp_path: Path) -> None:
     a, b, c, d = (noise(4800, seed=i) for i in range(4))
     events = [

@@ -27,7 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analyzer.audio.wav import is_wav, parse_wav
-from analyzer.events import event_table
+from analyzer.events import DECODE_ONLY_COLUMNS, event_table
 from analyzer.formats import OPENAI_PCM, AudioFormat, default_formats, provider_of
 from analyzer.kinds import Kind
 from analyzer.schema import FRAME_SCHEMA, events_are_current, parse_file_metadata
@@ -310,7 +310,12 @@ def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | Non
         return None
     if not events_are_current(pf.schema_arrow):
         names = [n for n in names if n != "events"]
-    table = pf.read(columns=[c for c in META_COLUMNS if c in names])
+    table = pf.read(
+        columns=[c for c in META_COLUMNS if c in names and c not in DECODE_ONLY_COLUMNS]
+    )
+    if "events" not in table.column_names or table["events"].null_count:
+        # frames without recorded events are decoded: they need the columns left out above
+        table = pf.read(columns=[c for c in META_COLUMNS if c in names])
     table = table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in table.column_names]))
     facts = _facts_by_session(meta["sessions"])
     if sessions is not None:
