@@ -301,7 +301,7 @@ def test_a_stream_decodes_g711_and_resamples_chunks_at_another_rate_to_its_first
 
 
 def test_streams_of_the_sessions_asked_for_only(tmp_path: Path) -> None:
-    sessions = {
+    sessions: dict[str, Sequence[Event]] = {
         name: [ga_session(), *reply(T0 + 1, f"item_{name}", [noise(960 * (n + 1), n)])]
         for n, name in enumerate(["a", "b", "c"])
     }
