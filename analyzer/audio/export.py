@@ -61,12 +61,14 @@ def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
         views = [memoryview(part).cast("B") for part in parts if len(part)]
         if existed:
             os.ftruncate(fd, sum(len(view) for view in views))
-        while views:
-            written = os.writev(fd, views[:_IOV_MAX])
-            while views and written >= len(views[0]):
-                written -= len(views.pop(0))
+        first = 0
+        while first < len(views):
+            written = os.writev(fd, views[first : first + _IOV_MAX])
+            while first < len(views) and written >= len(views[first]):
+                written -= len(views[first])
+                first += 1
             if written:  # a short write: go on from where it stopped
-                views[0] = views[0][written:]
+                views[first] = views[first][written:]
     finally:
         os.close(fd)
 
@@ -78,9 +80,10 @@ def _item_name(item: ItemAudio, width: int) -> str:
 def _item_parts(item: ItemAudio) -> _Parts:
     """The file: a WAV holding the samples byte for byte, or the samples as they are."""
     if item.format.encoding not in DECODABLE:
-        return (item.raw,)
-    size, fmt = len(item.raw), item.format
-    return (wav_header(size, fmt.sample_rate, 1, fmt.encoding), item.raw, wav_padding(size))
+        return item.parts or (item.raw,)
+    data = item.parts or (item.raw,)
+    size, fmt = sum(len(part) for part in data), item.format
+    return (wav_header(size, fmt.sample_rate, 1, fmt.encoding), *data, wav_padding(size))
 
 
 def _export_session(
@@ -174,6 +177,6 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
     Sessions are read, written and forgotten one after the other (see
     :mod:`analyzer.audio.source`), so memory follows the biggest sessions, not the capture;
     the files are those :func:`export_capture_audio` of :func:`load_audio` writes."""
-    capture, sessions = scan(list(paths))
+    capture, sessions = scan(list(paths), join=False)
     result = _export(sessions, capture.session_ids, out_dir, progress, None)
     return ExportResult(result.files, [*capture.warnings, *result.warnings])

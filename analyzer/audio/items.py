@@ -35,6 +35,7 @@ def _item(
     pieces: list[Piece],
     found: InputItems,
     warnings: list[str],
+    join: bool,
 ) -> ItemAudio:
     formats = {chunks.formats[k] for k, _, _ in pieces}
     fmt = chunks.formats[pieces[0][0]]
@@ -55,11 +56,12 @@ def _item(
         role=role,
         index=0,
         format=fmt,
-        raw=b"".join(parts),
+        raw=b"".join(parts) if join else b"",
         arrivals=arrivals,
         played_ms=found.played_ms.get(item_id) if role == "assistant" else None,
         audio_start_ms=segment[0],
         audio_end_ms=segment[1],
+        parts=() if join else tuple(parts),
     )
 
 
@@ -93,8 +95,9 @@ def _joined_formats(
     return AudioFormat(PCM16, rate), joined
 
 
-def session_audio(chunks: SessionChunks) -> SessionAudio:
-    """A session's items (conversation order: the order each was first named) and chunks."""
+def session_audio(chunks: SessionChunks, join: bool = True) -> SessionAudio:
+    """A session's items (conversation order: the order each was first named) and chunks.
+    ``join=False`` (export): each item's samples are left where they lie, in ``parts``."""
     found = input_items(chunks)
     entries = [(item, "user", p) for item, p in found.pieces.items()]
     entries += [(item, "assistant", p) for item, p in _reply_pieces(chunks).items()]
@@ -106,7 +109,7 @@ def session_audio(chunks: SessionChunks) -> SessionAudio:
     items = []
     for item_id, role, pieces in entries:
         if pieces:
-            items.append(_item(chunks, item_id, role, pieces, found, warnings))
+            items.append(_item(chunks, item_id, role, pieces, found, warnings, join))
             items[-1].index = len(items)
     return SessionAudio(
         session_id=chunks.session_id,
@@ -118,10 +121,10 @@ def session_audio(chunks: SessionChunks) -> SessionAudio:
     )
 
 
-def scan(paths: Sequence[Path]) -> tuple[Capture, Iterator[SessionAudio]]:
+def scan(paths: Sequence[Path], join: bool = True) -> tuple[Capture, Iterator[SessionAudio]]:
     """The capture, and its sessions' audio one at a time (in any order)."""
     capture = open_capture(list(paths))
-    return capture, (session_audio(chunks) for chunks in capture.sessions)
+    return capture, (session_audio(chunks, join) for chunks in capture.sessions)
 
 
 def load_audio(paths: Sequence[Path] | Path) -> AudioCapture:

@@ -38,6 +38,8 @@ class ItemAudio:
     played_ms: float | None = None  # assistant: the client's truncate audio_end_ms, if any
     audio_start_ms: float | None = None  # user, server VAD: the speech segment on the audio clock
     audio_end_ms: float | None = None
+    # export only: the samples where they lie, not joined (``raw`` is then left empty)
+    parts: tuple[bytes | memoryview, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def sample_rate(self) -> int:

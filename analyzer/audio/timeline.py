@@ -9,7 +9,7 @@ import numpy.typing as npt
 
 from analyzer.audio.model import SessionAudio
 from analyzer.audio.streams import pcm16_samples
-from analyzer.codecs import resample
+from analyzer.codecs import resample, resampled_count
 
 STEREO_RATE_HZ = 24000
 # A user append that arrives less than this after the previous one ended plays right after it:
@@ -22,14 +22,16 @@ ASSISTANT_GAP_S = 0.001
 _Chunk = tuple[float, npt.NDArray[np.int16], int, object]
 
 
-def _channel(
-    chunks: Sequence[_Chunk], start_s: float, rate: int, tolerance_s: float
-) -> list[tuple[int, npt.NDArray[np.int16]]]:
+# A run of chunks that play back to back: its first output sample, its chunks' samples, their rate
+_Run = tuple[int, list[npt.NDArray[np.int16]], int]
+
+
+def _channel(chunks: Sequence[_Chunk], start_s: float, rate: int, tolerance_s: float) -> list[_Run]:
     """Chunks laid out in order, as (first output sample, samples at ``rate``) of each run of
     chunks that play back to back. A chunk starts when it arrived, but never before the
     previous one ended (right at that end when it arrived within the tolerance of it); a run
     never goes on past a change of format, and is resampled as one."""
-    placed: list[tuple[int, npt.NDArray[np.int16]]] = []
+    placed: list[_Run] = []
     tolerance = tolerance_s * rate
     end = 0.0  # where the previous chunk ends, in output samples
     run: list[npt.NDArray[np.int16]] = []
@@ -37,8 +39,7 @@ def _channel(
 
     def close() -> None:
         if run:
-            samples = run[0] if len(run) == 1 else np.concatenate(run)
-            placed.append((round(run_start), resample(samples, run_rate, rate)))
+            placed.append((round(run_start), run, run_rate))
 
     for time_s, samples, chunk_rate, fmt in chunks:
         arrival = max(0.0, (time_s - start_s) * rate)
@@ -90,9 +91,23 @@ def session_stereo(
         _channel(user, session.start_s, sample_rate, USER_JITTER_S),
         _channel(heard, session.start_s, sample_rate, ASSISTANT_GAP_S),
     )
-    frames = max((start + len(s) for runs in channels for start, s in runs), default=0)
+    lengths = [
+        [
+            (start, resampled_count(sum(len(c) for c in run), run_rate, sample_rate))
+            for start, run, run_rate in runs
+        ]
+        for runs in channels
+    ]
+    frames = max((start + n for spans in lengths for start, n in spans), default=0)
     mix = np.zeros((frames, 2), dtype="<i2")
-    for channel, runs in enumerate(channels):
-        for start, run in runs:
-            mix[start : start + len(run), channel] = run
+    for channel, (runs, spans) in enumerate(zip(channels, lengths, strict=True)):
+        out = mix[:, channel]
+        for (start, run, run_rate), (_, length) in zip(runs, spans, strict=True):
+            if run_rate == sample_rate:  # chunk by chunk: no copy of the run
+                for samples in run:
+                    out[start : start + len(samples)] = samples
+                    start += len(samples)
+            else:
+                joined = run[0] if len(run) == 1 else np.concatenate(run)
+                resample(joined, run_rate, sample_rate, out[start : start + length])
     return mix
