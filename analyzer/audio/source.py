@@ -16,7 +16,6 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -76,15 +75,20 @@ def parse_format_name(name: str | None, default: AudioFormat) -> AudioFormat:
     return AudioFormat(encoding, int(rate)) if rate.isdigit() else default
 
 
-@lru_cache(maxsize=4096)  # chunks of a session mostly share sizes
-def _chunk_format(fmt: AudioFormat, audio_bytes: Any, audio_ms: Any) -> AudioFormat:
-    """The format a chunk was timed in: the adapter's ``audio_ms`` says its rate where that
-    differs from the session's format (Gemini's per-blob mimeType)."""
-    width = fmt.bytes_per_sample
-    if not (fmt.bytes_per_second and audio_bytes and audio_ms and audio_ms == audio_ms):
+def _chunk_format(fmt: AudioFormat, per_ms: float, audio_bytes: Any, audio_ms: Any) -> AudioFormat:
+    """The format a chunk was timed in (``per_ms``: ``fmt``'s bytes a millisecond, 0 when size
+    is not time): the adapter's ``audio_ms`` says its rate where that differs from the
+    session's format (Gemini's per-blob mimeType)."""
+    if not (per_ms and audio_bytes and audio_ms) or audio_bytes == audio_ms * per_ms:
         return fmt
-    rate = round(audio_bytes * 1000.0 / (audio_ms * width))
+    if audio_ms != audio_ms:  # NaN: not timed
+        return fmt
+    rate = round(audio_bytes * 1000.0 / (audio_ms * fmt.bytes_per_sample))
     return fmt if rate == fmt.sample_rate or rate <= 0 else AudioFormat(fmt.encoding, rate)
+
+
+def _per_ms(fmt: AudioFormat) -> float:
+    return (fmt.bytes_per_second or 0) / 1000.0
 
 
 def _defaults(facts: Mapping[str, Any]) -> tuple[AudioFormat, AudioFormat]:
@@ -111,6 +115,7 @@ def _session(
     start_s = min(first_s, start) if isinstance(start, int | float) else first_s
     out = SessionChunks(session_id, facts, float(start_s), [])
     fmt_in, fmt_out = _defaults(facts)
+    per_ms_in, per_ms_out = _per_ms(fmt_in), _per_ms(fmt_out)
     used: dict[int, int] = {}  # row -> bytes of its audio given to chunks so far
     bad_wav = False
     names = list(rows)
@@ -121,6 +126,7 @@ def _session(
             if kind == Kind.CONFIG:
                 fmt_in = parse_format_name(event["input_format"], fmt_in)
                 fmt_out = parse_format_name(event["output_format"], fmt_out)
+                per_ms_in, per_ms_out = _per_ms(fmt_in), _per_ms(fmt_out)
             out.events.append(event)
             continue
         row, size = row_of[i], sizes[i] or 0
@@ -133,7 +139,10 @@ def _session(
         data = blob[at : at + size] if (at or size != len(blob)) and size else blob[at:]
         used[row] = at + len(data)
         user = kind == Kind.USER_AUDIO
-        fmt = _chunk_format(fmt_in if user else fmt_out, size, rows["audio_ms"][i])
+        if user:
+            fmt = _chunk_format(fmt_in, per_ms_in, size, rows["audio_ms"][i])
+        else:
+            fmt = _chunk_format(fmt_out, per_ms_out, size, rows["audio_ms"][i])
         if len(data) >= 12 and is_wav(data):
             wav = parse_wav(data)
             if wav is None or wav.channels != 1:
