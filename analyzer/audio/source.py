@@ -13,7 +13,6 @@ are read whole through :func:`analyzer.reader.read_tables`.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -25,6 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analyzer.audio.rowgroups import RowAudio, RowGroups
 from analyzer.audio.wav import is_wav, parse_wav
 from analyzer.events import DECODE_ONLY_COLUMNS, event_table
 from analyzer.formats import OPENAI_PCM, AudioFormat, default_formats, provider_of
@@ -275,37 +275,12 @@ def open_capture(paths: Sequence[Path], sessions: Collection[str] | None = None)
     facts = _facts_by_session(facts_list)
     events = _events(table.drop_columns(["audio"]), facts)
     audio = table.column("audio").combine_chunks()
-    blobs = _RowAudio(audio)
+    blobs = RowAudio(audio)
     bounds = _session_bounds(events)
     found = (
         _session(sid, facts.get(sid, {}), _rows(events, lo, hi), blobs) for sid, lo, hi in bounds
     )
     return Capture([sid for sid, _, _ in bounds], warnings, found)
-
-
-class _RowAudio(Mapping[int, memoryview | None]):
-    """The ``audio`` column's values by row, as views where they lie (nothing copied)."""
-
-    def __init__(self, array: pa.Array, first_row: int = 0) -> None:
-        self.first_row = first_row
-        self.count = len(array)
-        buffers = array.buffers()  # large_binary: validity, int64 offsets, data
-        offsets = np.frombuffer(buffers[1], dtype=np.int64)
-        self.offsets: list[int] = offsets[array.offset : array.offset + self.count + 1].tolist()
-        self.data = memoryview(buffers[2] if buffers[2] is not None else b"").cast("B")
-        self.valid: list[bool] = array.is_valid().to_pylist()
-
-    def __getitem__(self, row: int) -> memoryview | None:
-        i = row - self.first_row
-        if not self.valid[i]:
-            return None
-        return self.data[self.offsets[i] : self.offsets[i + 1]]
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(range(self.first_row, self.first_row + self.count))
-
-    def __len__(self) -> int:
-        return self.count
 
 
 def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | None:
@@ -340,70 +315,21 @@ def _open_parquet(path: Path, sessions: Collection[str] | None) -> Capture | Non
         events = events.set_column(
             events.column_names.index("row"), "row", rows.take(events.column("row"))
         )
-    by_group = _RowGroups(pf)
     bounds = _session_bounds(events)
-    return Capture([sid for sid, _, _ in bounds], [], by_group.sessions(events, bounds, facts))
+    return Capture([sid for sid, _, _ in bounds], [], _by_row_group(pf, events, bounds, facts))
 
 
-class _RowGroups:
-    """A Parquet file's ``audio`` read a row group at a time, kept while a session to come
-    needs it."""
-
-    def __init__(self, pf: pq.ParquetFile) -> None:
-        self.pf = pf
-        sizes = [pf.metadata.row_group(g).num_rows for g in range(pf.metadata.num_row_groups)]
-        self.starts = np.cumsum([0, *sizes])
-
-    def _read(self, group: int) -> _RowAudio:
-        column = self.pf.read_row_group(group, columns=["audio"], use_threads=False)["audio"]
-        column = column.cast(FRAME_SCHEMA.field("audio").type)
-        return _RowAudio(column.combine_chunks(), int(self.starts[group]))
-
-    def sessions(
-        self,
-        events: pa.Table,
-        bounds: list[tuple[str, int, int]],
-        facts: Mapping[str, Mapping[str, Any]],
-    ) -> Iterator[SessionChunks]:
-        """Each session once the row groups holding its audio are read, in the order its
-        audio ends in the file; a row group is dropped when no session to come needs it."""
-        rows = events.column("row").to_numpy()
-        audio = pc.is_in(events.column("kind"), pa.array(AUDIO_KINDS)).to_numpy(False)
-        group = np.searchsorted(self.starts, rows, side="right") - 1
-        spans: list[tuple[int, int]] = []  # per session: first and last row group of its audio
-        for _, lo, hi in bounds:
-            mine = group[lo:hi][audio[lo:hi]]
-            spans.append((int(mine.min()), int(mine.max())) if len(mine) else (-1, -1))
-        order = sorted(range(len(bounds)), key=lambda i: spans[i][1])
-        # keep_from[n]: the first row group a session after the n-th in ``order`` needs
-        keep_from = [len(self.starts)] * (len(order) + 1)
-        for n in range(len(order) - 1, -1, -1):
-            first = spans[order[n]][0]
-            keep_from[n] = min(keep_from[n + 1], first if first >= 0 else len(self.starts))
-        held: dict[int, _RowAudio] = {}
-        starts = self.starts.tolist()
-        for n, index in enumerate(order):
-            first, last = spans[index]
-            for g in range(first, last + 1) if first >= 0 else ():
-                if g not in held:
-                    held[g] = self._read(g)
-            session_id, lo, hi = bounds[index]
-            blobs = _Groups(held, starts)
-            yield _session(session_id, facts.get(session_id, {}), _rows(events, lo, hi), blobs)
-            for g in [g for g in held if g < keep_from[n + 1]]:
-                del held[g]
-
-
-class _Groups(Mapping[int, memoryview | None]):
-    def __init__(self, held: dict[int, _RowAudio], starts: list[int]) -> None:
-        self.held = held
-        self.starts = starts
-
-    def __getitem__(self, row: int) -> memoryview | None:
-        return self.held[bisect_right(self.starts, row) - 1][row]
-
-    def __iter__(self) -> Iterator[int]:
-        return (row for part in self.held.values() for row in part)
-
-    def __len__(self) -> int:
-        return sum(len(part) for part in self.held.values())
+def _by_row_group(
+    pf: pq.ParquetFile,
+    events: pa.Table,
+    bounds: list[tuple[str, int, int]],
+    facts: Mapping[str, Mapping[str, Any]],
+) -> Iterator[SessionChunks]:
+    """Each session as soon as the row groups holding its audio are read."""
+    audio = pc.is_in(events.column("kind"), pa.array(AUDIO_KINDS)).to_numpy(False)
+    rows = events.column("row").to_numpy()[audio]
+    before = np.concatenate([[0], np.cumsum(audio)])  # audio events before each event
+    parts = [(int(before[lo]), int(before[hi])) for _, lo, hi in bounds]
+    for index, blobs in RowGroups(pf).in_order(rows, parts):
+        session_id, lo, hi = bounds[index]
+        yield _session(session_id, facts.get(session_id, {}), _rows(events, lo, hi), blobs)
