@@ -201,16 +201,20 @@ def _events(frames: pa.Table, facts: Mapping[str, Mapping[str, Any]]) -> pa.Tabl
     order = pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")])
     frames = frames.take(order)
     events = event_table(frames, facts)
-    # event_table keeps frame order: each event's row is that of the frame of its (session, seq)
-    keys = pc.binary_join_element_wise(
-        pc.cast(frames.column("session_id"), pa.string()),
-        pc.cast(frames.column("seq"), pa.string()),
-        "\x00",
-    )
-    event_keys = pc.binary_join_element_wise(
-        events.column("session_id"), pc.cast(events.column("seq"), pa.string()), "\x00"
-    )
-    rows = frames.column("row").take(pc.index_in(event_keys, value_set=keys))
+    # Both tables are in (session, seq) order: an event's frame is found by bisecting that key.
+    sessions = pc.unique(pc.cast(frames.column("session_id"), pa.string()))
+    keys = [
+        (
+            pc.index_in(pc.cast(table["session_id"], pa.string()), value_set=sessions).to_numpy(
+                False
+            )
+        ).astype(np.int64)
+        << 32
+        | table["seq"].to_numpy()
+        for table in (frames, events)
+    ]
+    at = np.searchsorted(keys[0], keys[1])
+    rows = pa.array(frames.column("row").to_numpy()[at])
     events = events.append_column("row", rows)
     return events.select(list(_EVENT_FIELDS))
 
