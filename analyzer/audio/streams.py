@@ -40,7 +40,8 @@ def pcm16_samples(data: memoryview | bytes, fmt: AudioFormat) -> npt.NDArray[np.
 
 @dataclass(frozen=True)
 class Stream:
-    """One direction of a session's audio, PCM16 mono at ``rate_hz``, chunks in arrival order."""
+    """One direction of a session's audio, PCM16 mono at ``rate_hz``, chunks in arrival order.
+    A stream with no decodable audio is empty, at 24000 Hz."""
 
     samples: npt.NDArray[np.int16]
     rate_hz: int
