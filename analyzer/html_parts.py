@@ -186,7 +186,7 @@ def _plain_size(n_bytes: int) -> str:
 def _stereo_player(session: SessionAudio, budget: AudioBudget) -> str:
     if session.samples_dropped:
         return _note("Recorded without audio samples (rt_audio=drop): nothing to play.")
-    if not (session.items or session.user_stream):
+    if not session.has_audio:
         return ""
     mix = session_stereo(session, EMBED_STEREO_RATE_HZ)
     if not len(mix):

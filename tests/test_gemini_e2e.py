@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import signal
+import wave
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 
+from analyzer.audio import export_audio, load_item_audio, session_streams
 from analyzer.peer.gemini_client import GeminiResult, run_gemini_conversation_sync
 from analyzer.peer.gemini_server import GeminiPeerConfig, run_gemini_server
 from analyzer.peer.harness import run_mitmdump
@@ -156,3 +158,34 @@ def test_manual_activity_detection_turns_end_at_activity_end(tmp_path: Path) -> 
         if record_["first_audio_at_s"] is not None:
             expected = (record_["first_audio_at_s"] - record_["trigger_at_s"]) * 1000
             assert turn["latency_ms"]["first_audio"] == pytest.approx(expected, abs=TOLERANCE_MS)
+
+
+def _wav(path: Path) -> tuple[int, int, bytes]:
+    with wave.open(str(path)) as w:
+        return w.getframerate(), w.getnchannels(), w.readframes(w.getnframes())
+
+
+def test_wavs_hold_the_pcm_the_client_sent_and_the_peer_served(
+    default_session: tuple[Path, GeminiResult, list[dict[str, Any]]], tmp_path: Path
+) -> None:
+    out, result, _ = default_session
+    (parquet,) = out.glob("*.parquet")
+    files = export_audio([parquet], tmp_path / "wav").files
+    users = [_wav(p) for p in files if "-user-" in p.name]
+    replies = [_wav(p) for p in files if "-assistant-" in p.name]
+    assert {(rate, channels) for rate, channels, _ in users} == {(16000, 1)}
+    assert {(rate, channels) for rate, channels, _ in replies} == {(24000, 1)}
+    # The user's turns, back to back, are what the client sent up to the end of the last one
+    # (16 kHz PCM16: 32 bytes a millisecond); what it sent after that is in no turn.
+    (last_user,) = [i for i in load_item_audio([parquet]) if i.role == "user"][-1:]
+    assert last_user.audio_end_ms is not None
+    turns_end = round(last_user.audio_end_ms * 32)
+    assert b"".join(data for _, _, data in users) == bytes(result.sent_audio)[:turns_end]
+    assert len(users) == 4 and turns_end > len(result.sent_audio) - 16000  # within 0.5 s
+    assert b"".join(data for _, _, data in replies) == bytes(result.received_audio)
+    (stereo,) = [_wav(p) for p in files if p.name == "session-stereo.wav"]
+    assert stereo[:2] == (24000, 2)
+    (streams,) = session_streams([parquet])
+    assert (streams.user.rate_hz, streams.reply.rate_hz) == (16000, 24000)
+    assert streams.user.samples.tobytes() == bytes(result.sent_audio)
+    assert streams.reply.samples.tobytes() == bytes(result.received_audio)

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import os
 import re
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-import numpy.typing as npt
-
-from analyzer.audio.forked import Forked, can_fork
-from analyzer.audio.items import _Scan, _scan
-from analyzer.audio.model import (
-    DECODABLE,
-    AudioCapture,
-    BuiltSession,
-    ItemAudio,
-    ItemParts,
-    SessionAudio,
-)
+from analyzer.audio.items import scan
+from analyzer.audio.model import DECODABLE, AudioCapture, ItemAudio, SessionAudio
 from analyzer.audio.private import PrivatePaths
-from analyzer.audio.timeline import STEREO_RATE_HZ, built_stereo, session_stereo
+from analyzer.audio.timeline import STEREO_RATE_HZ, session_stereo
 from analyzer.audio.wav import wav_header, wav_padding
-from analyzer.formats import MP3, AudioFormat
 from analyzer.private_files import make_private_dir
 
 if TYPE_CHECKING:
@@ -61,18 +48,18 @@ def session_dirs(session_ids: Sequence[str], length: int = 8) -> dict[str, str]:
 
 
 _Parts = tuple[bytes | memoryview, ...]
-_Job = tuple[Path, list[tuple[Path, _Parts]]]  # a session's directory and files
-# Sessions whose files may wait for the writer thread at once (their audio stays in memory).
-_QUEUED_SESSIONS = 4
+
+
 _IOV_MAX = 1024  # buffers one writev takes (Linux's IOV_MAX)
 
 
 def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
-    """One file from its parts, in as few system calls as the kernel takes (no joining)."""
+    """One private file from its parts, without joining them (an existing file is
+    overwritten in place and cut to size: see PrivatePaths.file)."""
     fd, existed = paths.file(path)
     try:
         views = [memoryview(part).cast("B") for part in parts if len(part)]
-        if existed:  # overwritten in place, then cut to size: see PrivatePaths.file
+        if existed:
             os.ftruncate(fd, sum(len(view) for view in views))
         first = 0
         while first < len(views):
@@ -86,45 +73,46 @@ def _write(paths: PrivatePaths, path: Path, parts: _Parts) -> None:
         os.close(fd)
 
 
-def _write_session(paths: PrivatePaths, job: _Job) -> None:
-    directory, files = job
+def _item_name(item: ItemAudio, width: int) -> str:
+    return f"{item.index:0{width}d}-{item.role}-{_safe(item.item_id)}.{item.extension}"
+
+
+def _item_parts(item: ItemAudio) -> _Parts:
+    """The file: a WAV holding the samples byte for byte, or the samples as they are."""
+    if item.format.encoding not in DECODABLE:
+        return item.parts or (item.raw,)
+    data = item.parts or (item.raw,)
+    size, fmt = sum(len(part) for part in data), item.format
+    return (wav_header(size, fmt.sample_rate, 1, fmt.encoding), *data, wav_padding(size))
+
+
+def _export_session(
+    paths: PrivatePaths, session: SessionAudio, directory: Path, result: ExportResult
+) -> None:
+    """Write the session's files; their paths and warnings go to ``result``."""
     paths.directory(directory)
-    for path, parts in files:
-        _write(paths, path, parts)
-
-
-class _Writer:
-    """Writes each session's files in a thread while the next session is assembled (creating
-    and writing files mostly waits on the kernel, without the GIL). One thread: more, or mixing
-    there too, costs more in handing the GIL around than it saves."""
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1)
-        self._pending: deque[Future[None]] = deque()
-        self._paths = PrivatePaths()
-
-    def submit(self, job: _Job) -> None:
-        self._pending.append(self._pool.submit(_write_session, self._paths, job))
-        while len(self._pending) > _QUEUED_SESSIONS:
-            self._pending.popleft().result()
-
-    def close(self) -> None:
-        try:
-            while self._pending:
-                self._pending.popleft().result()
-        finally:
-            for future in self._pending:
-                future.cancel()
-            self._pool.shutdown(wait=True)
-
-
-@contextmanager
-def _writer() -> Iterator[_Writer]:
-    writer = _Writer()
-    try:
-        yield writer
-    finally:
-        writer.close()
+    width = max(2, len(str(len(session.items))))  # so the files sort in conversation order
+    for item in session.items:
+        path = directory / _item_name(item, width)
+        _write(paths, path, _item_parts(item))
+        result.files.append(path)
+        if item.format.encoding not in DECODABLE:
+            result.warnings.append(
+                f"item {item.item_id}: {item.format.encoding} audio is written as is and left "
+                f"out of {STEREO_FILE}."
+            )
+    mix = session_stereo(session, STEREO_RATE_HZ)
+    if not len(mix):
+        return  # nothing it could hold (mp3 only)
+    if mix.nbytes > _MAX_WAV_DATA:
+        result.warnings.append(
+            f"session {session.session_id}: the stereo mix is over 4 GB, too long for a WAV "
+            "file; only the per-item files were written."
+        )
+        return
+    path = directory / STEREO_FILE
+    _write(paths, path, (wav_header(mix.nbytes, STEREO_RATE_HZ, 2), mix.reshape(-1).data))
+    result.files.append(path)
 
 
 @contextmanager
@@ -140,174 +128,55 @@ def _progress(enabled: bool, total: int) -> Iterator[Progress | None]:
         yield bar
 
 
-@dataclass(frozen=True, slots=True)
-class _ItemFile:
-    """What an item's file is made of."""
-
-    index: int
-    role: str
-    item_id: str
-    format: AudioFormat
-    data: _Parts  # the samples as sent, in pieces
-    size: int
-
-    @classmethod
-    def of(cls, item: ItemAudio) -> _ItemFile:
-        return cls(item.index, item.role, item.item_id, item.format, (item.raw,), len(item.raw))
-
-    @classmethod
-    def of_parts(cls, index: int, item: ItemParts) -> _ItemFile:
-        return cls(index, item.role, item.item_id, item.format, tuple(item.data), item.size)
-
-    def name(self, width: int) -> str:
-        encoding = self.format.encoding
-        extension = "wav" if encoding in DECODABLE else "mp3" if encoding == MP3 else "bin"
-        return f"{self.index:0{width}d}-{self.role}-{_safe(self.item_id)}.{extension}"
-
-    def parts(self) -> _Parts:
-        """The file: a WAV holding the samples byte for byte, or the samples as they are."""
-        if self.format.encoding not in DECODABLE:
-            return self.data
-        fmt = self.format
-        header = wav_header(self.size, fmt.sample_rate, 1, fmt.encoding)
-        return (header, *self.data, wav_padding(self.size))
-
-
-def _session_job(
-    session_id: str,
-    items: Sequence[_ItemFile],
-    mix: npt.NDArray[np.int16],
-    directory: Path,
-    result: ExportResult,
-    bar: Progress | None,
-) -> _Job:
-    """The session's files (written by the caller); warnings and paths go to ``result``."""
-    files: list[tuple[Path, _Parts]] = []
-    width = max(2, len(str(len(items))))  # so the files sort in conversation order
-    for item in items:
-        path = directory / item.name(width)
-        files.append((path, item.parts()))
-        result.files.append(path)
-        if bar is not None:
-            bar.advance(bar.task_ids[0])
-        if item.format.encoding not in DECODABLE:
-            result.warnings.append(
-                f"item {item.item_id}: {item.format.encoding} audio is written as is and left "
-                f"out of {STEREO_FILE}."
-            )
-    if not len(mix):
-        return directory, files  # nothing it could hold (mp3 only)
-    if mix.nbytes > _MAX_WAV_DATA:
-        result.warnings.append(
-            f"session {session_id}: the stereo mix is over 4 GB, too long for a WAV "
-            "file; only the per-item files were written."
-        )
-        return directory, files
-    path = directory / STEREO_FILE
-    header = wav_header(mix.nbytes, STEREO_RATE_HZ, 2)
-    files.append((path, (header, mix.view(np.uint8).reshape(-1).data)))
-    result.files.append(path)
-    return directory, files
-
-
-def _export_session(
-    session: SessionAudio, directory: Path, result: ExportResult, bar: Progress | None
-) -> _Job:
-    items = [_ItemFile.of(item) for item in session.items]
-    mix = session_stereo(session, STEREO_RATE_HZ)
-    return _session_job(session.session_id, items, mix, directory, result, bar)
-
-
-def _export_built(session: BuiltSession, directory: Path, result: ExportResult) -> _Job:
-    items = [_ItemFile.of_parts(i + 1, item) for i, item in enumerate(session.items)]
-    mix = built_stereo(session, STEREO_RATE_HZ)
-    return _session_job(session.session_id, items, mix, directory, result, None)
+def _export(
+    sessions: Iterable[SessionAudio],
+    ids: Sequence[str],
+    out_dir: Path,
+    progress: bool,
+    warnings: list[str] | None,
+) -> ExportResult:
+    """Write every session with audio; files in session start order. Warnings: ``warnings``
+    (None: the sessions' own), then the export's."""
+    make_private_dir(out_dir)
+    dirs = session_dirs(ids)
+    paths = PrivatePaths()
+    done: list[tuple[float, list[str], ExportResult]] = []
+    with _progress(progress, len(ids)) as bar:
+        for session in sessions:
+            part = ExportResult()
+            if session.has_audio:
+                _export_session(paths, session, out_dir / dirs[session.session_id], part)
+            done.append((session.start_s, session.warnings, part))
+            if bar is not None:
+                bar.advance(bar.task_ids[0])
+    result = ExportResult(warnings=warnings or [])
+    if warnings is None:
+        for _, own, _ in done:
+            result.warnings.extend(own)
+    for _, _, part in sorted(done, key=lambda d: d[0]):
+        result.files.extend(part.files)
+        result.warnings.extend(part.warnings)
+    return result
 
 
 def export_capture_audio(
     capture: AudioCapture, out_dir: Path, progress: bool = False
 ) -> ExportResult:
     """:func:`export_audio` for audio already loaded."""
-    result = ExportResult(warnings=list(capture.warnings))
-    make_private_dir(out_dir)
-    dirs = session_dirs([s.session_id for s in capture.sessions])
-    todo = [s for s in capture.sessions if s.items or s.user_stream]
-    with _progress(progress, sum(len(s.items) + 1 for s in todo)) as bar, _writer() as writer:
-        for session in todo:
-            writer.submit(_export_session(session, out_dir / dirs[session.session_id], result, bar))
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
-    return result
+    ids = [s.session_id for s in capture.sessions]
+    return _export(capture.sessions, ids, out_dir, progress, list(capture.warnings))
 
 
 def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -> ExportResult:
     """Write ``<session>/<NN>-<role>-<item_id>.wav`` for every item that carries audio (samples
     byte for byte as sent: pcm16, or G.711 µ-law/A-law WAV; mp3 as ``.mp3``) and
-    ``<session>/session-stereo.wav`` (user left, assistant right, 24 kHz) under ``out_dir``.
-    The directory is private (0700) and the files 0600: they hold people's voices. Raises
-    :class:`analyzer.reader.CaptureError`.
+    ``<session>/session-stereo.wav`` (user left, reply right, 24 kHz) under ``out_dir``, for
+    every protocol. The directory is private (0700) and the files 0600: they hold people's
+    voices. Raises :class:`analyzer.reader.CaptureError`.
 
-    Sessions are read, written and forgotten one after the other (see :func:`items._scan`), so
-    memory follows the biggest sessions, not the capture; the result is the same as
-    :func:`export_capture_audio` of :func:`load_audio`. A big Parquet capture is split in two
-    stretches of the file where there are two CPUs, the second exported by a forked process."""
-    scan = _scan(list(paths))
-    make_private_dir(out_dir)
-    dirs = session_dirs(scan.session_ids)
-    with _progress(progress, len(scan.session_ids)) as bar:
-        done = _export_scan(scan, out_dir, dirs, bar)
-    result = ExportResult(warnings=list(scan.warnings))
-    for index in sorted(done):
-        result.warnings.extend(done[index][1])
-    for index in sorted(sorted(done), key=lambda i: done[i][0]):  # in start order, as loaded
-        result.files.extend(done[index][2].files)
-        result.warnings.extend(done[index][2].warnings)
-    return result
-
-
-# per session, by its index in the scan's session ids: (start_s, its own warnings, export's)
-_Done = dict[int, tuple[float, list[str], ExportResult]]
-# Audio (bytes as sent) a capture must have for a second process to pay: forking and reading
-# its stretch of the file cost ~20 ms.
-SPLIT_MIN_BYTES = 32 * 2**20
-
-
-def _export_scan(scan: _Scan, out_dir: Path, dirs: dict[str, str], bar: Progress | None) -> _Done:
-    by_row_group = scan.by_row_group
-    if by_row_group is None or not can_fork() or by_row_group.audio_bytes() < SPLIT_MIN_BYTES:
-        return _export_sessions(scan.sessions, out_dir, dirs, bar)
-    mine, theirs = by_row_group.split(2)
-    # Two processes, not threads: the work is Python holding the GIL, and the writer thread
-    # waits for it after each system call.
-    try:
-        other = Forked(lambda: _export_sessions(by_row_group.sessions(theirs), out_dir, dirs, None))
-    except OSError:  # no process to be had (limits, memory): all in this one
-        return _export_sessions(scan.sessions, out_dir, dirs, bar)
-    try:
-        done = _export_sessions(by_row_group.sessions(mine), out_dir, dirs, bar)
-    except BaseException:
-        other.cancel()
-        raise
-    done.update(other.result())
-    if bar is not None:
-        bar.advance(bar.task_ids[0], len(theirs))
-    return done
-
-
-def _export_sessions(
-    sessions: Iterable[tuple[int, BuiltSession]],
-    out_dir: Path,
-    dirs: dict[str, str],
-    bar: Progress | None,
-) -> _Done:
-    done: _Done = {}
-    with _writer() as writer:
-        for index, session in sessions:
-            part = ExportResult()
-            if session.items or len(session.user):
-                directory = out_dir / dirs[session.session_id]
-                writer.submit(_export_built(session, directory, part))
-            done[index] = (session.start_s, session.warnings, part)
-            if bar is not None:
-                bar.advance(bar.task_ids[0])
-    return done
+    Sessions are read, written and forgotten one after the other (see
+    :mod:`analyzer.audio.source`), so memory follows the biggest sessions, not the capture;
+    the files are those :func:`export_capture_audio` of :func:`load_audio` writes."""
+    capture, sessions = scan(list(paths), join=False)
+    result = _export(sessions, capture.session_ids, out_dir, progress, None)
+    return ExportResult(result.files, [*capture.warnings, *result.warnings])

@@ -1,202 +1,143 @@
-"""Audio per conversation item, rebuilt from a capture's ``audio`` column.
-
-Audio frames are never JSON-parsed: their decoded samples are in the ``audio`` column already.
-Only the few events that say where a turn's audio starts and ends (session config, VAD, commit,
-clear, truncate) are parsed.
-"""
+"""Audio per conversation item, from a session's chunks: user items as the input buffer says
+(:mod:`analyzer.audio.input_items`), reply items as their chunks' item ids say. An item's file
+holds its samples as sent (G.711 stays G.711), so it is rebuilt from the chunks' bytes, not
+from the decoded streams."""
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
+from analyzer.audio.input_items import InputItems, Piece, input_items
+from analyzer.audio.model import AudioCapture, ItemAudio, SessionAudio
+from analyzer.audio.source import Capture, SessionChunks, open_capture
+from analyzer.audio.streams import DECODABLE, pcm16_samples
+from analyzer.codecs import resample
+from analyzer.formats import PCM16, AudioFormat
 
-from analyzer.audio.builder import SessionAudioBuilder
-from analyzer.audio.columns import AUDIO_COLUMNS, FIRST_COLUMNS, META_COLUMNS, Frames, Pieces
-from analyzer.audio.model import AudioCapture, BuiltSession, ItemAudio
-from analyzer.schema import FRAME_SCHEMA, parse_file_metadata
-
-
-@dataclass
-class _Scan:
-    """A capture read session by session."""
-
-    warnings: list[str]  # the reader's
-    session_ids: list[str]  # every session, in session id order
-    sessions: Iterator[tuple[int, BuiltSession]]  # (index in session_ids, audio), in any order
-    # a single Parquet capture: the sessions can also be built some at a time (see split)
-    by_row_group: _ByRowGroup | None = None
+UNKNOWN_ITEM = "unknown"  # the file name of reply audio that names no item
 
 
-def _facts_by_session(facts_list: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    facts: dict[str, dict[str, Any]] = {}
-    for entry in facts_list:
-        facts.setdefault(str(entry.get("session_id")), {}).update(entry)
-    return facts
+def _reply_pieces(chunks: SessionChunks) -> dict[str, list[Piece]]:
+    """Each reply item's chunks, items in the order of their first chunk."""
+    found: dict[str, list[Piece]] = {}
+    for k, user in enumerate(chunks.user):
+        if not user:
+            key = chunks.item[k] or UNKNOWN_ITEM
+            found.setdefault(key, []).append((k, 0, len(chunks.data[k])))
+    return found
 
 
-def _cast(table: pa.Table) -> pa.Table:
-    return table.cast(pa.schema([FRAME_SCHEMA.field(c) for c in table.column_names]))
+def _item(
+    chunks: SessionChunks,
+    item_id: str,
+    role: str,
+    pieces: list[Piece],
+    found: InputItems,
+    warnings: list[str],
+    join: bool,
+) -> ItemAudio:
+    formats = {chunks.formats[k] for k, _, _ in pieces}
+    fmt = chunks.formats[pieces[0][0]]
+    parts: list[memoryview | bytes] = [chunks.data[k][a:b] for k, a, b in pieces]
+    if len(formats) > 1:
+        fmt, parts = _joined_formats(item_id, formats, pieces, chunks, warnings)
+    arrivals: list[tuple[float, int]] = []
+    offset = 0
+    for (k, _, _), part in zip(pieces, parts, strict=True):
+        arrivals.append((chunks.time_s[k], offset))
+        offset += len(part)
+    if fmt.encoding == PCM16 and offset % 2:
+        warnings.append(f"item {item_id}: {offset} bytes is not a whole number of 16-bit samples.")
+    segment = found.segments.get(item_id, (None, None))
+    return ItemAudio(
+        session_id=chunks.session_id,
+        item_id=item_id,
+        role=role,
+        index=0,
+        format=fmt,
+        raw=b"".join(parts) if join else b"",
+        arrivals=arrivals,
+        played_ms=found.played_ms.get(item_id) if role == "assistant" else None,
+        audio_start_ms=segment[0],
+        audio_end_ms=segment[1],
+        parts=() if join else tuple(parts),
+    )
 
 
-def _capture_files(paths: Sequence[Path]) -> list[Path]:
-    """:func:`analyzer.reader.find_capture_files`, which is imported only when there is more to
-    find than one file: the reader imports pandas (~0.3 s), which the audio does not use."""
-    if len(paths) == 1 and paths[0].is_file():
-        return [paths[0]]
-    from analyzer.reader import find_capture_files
-
-    return find_capture_files(paths)
-
-
-def _open_capture(paths: Sequence[Path]) -> tuple[pq.ParquetFile, list[dict[str, Any]]] | None:
-    """The one Parquet capture at ``paths``, when it is one that can be read row group by row
-    group; None for anything else (journals, several files, unreadable: the reader decides)."""
-    files = _capture_files(paths)
-    if len(files) != 1 or files[0].suffix != ".parquet":
-        return None
-    try:
-        pf = pq.ParquetFile(files[0])
-    except (pa.ArrowInvalid, OSError):
-        return None
-    meta = parse_file_metadata(pf.metadata.metadata)
-    if meta is None or any(c not in pf.schema_arrow.names for c in AUDIO_COLUMNS):
-        return None
-    return pf, meta["sessions"]
-
-
-def _scan(paths: Sequence[Path]) -> _Scan:
-    """Sessions as soon as their audio is read. A single Parquet capture is read one row group
-    of samples at a time (see :class:`_ByRowGroup`)."""
-    opened = _open_capture(paths)
-    if opened is None:
-        from analyzer.reader import read_tables
-
-        table, facts_list, _, warnings = read_tables(list(paths), AUDIO_COLUMNS)
-        frames = Frames(table.select(list(META_COLUMNS)))
-        blobs = Pieces.of(table.column("audio"))
-        return _Scan(warnings, frames.session_ids, _all_at_once(frames, blobs, facts_list))
-    pf, facts_list = opened
-    frames = Frames(_cast(pf.read(columns=list(FIRST_COLUMNS))))
-    by_row_group = _ByRowGroup(pf, frames, facts_list)
-    return _Scan([], frames.session_ids, by_row_group.sessions(), by_row_group)
-
-
-def _all_at_once(
-    frames: Frames, blobs: Pieces, facts_list: list[dict[str, Any]]
-) -> Iterator[tuple[int, BuiltSession]]:
-    facts = _facts_by_session(facts_list)
-    for index, session_id in enumerate(frames.session_ids):
-        yield (
-            index,
-            SessionAudioBuilder(frames.rows(index), blobs, facts.get(session_id, {})).build(),
+def _joined_formats(
+    item_id: str,
+    formats: set[AudioFormat],
+    pieces: list[Piece],
+    chunks: SessionChunks,
+    warnings: list[str],
+) -> tuple[AudioFormat, list[memoryview | bytes]]:
+    """An item whose audio changes format: decoded to pcm16 at the highest rate where it can
+    be, else its parts as they are; with a warning."""
+    parts: list[memoryview | bytes] = [chunks.data[k][a:b] for k, a, b in pieces]
+    if not all(f.encoding in DECODABLE for f in formats):
+        warnings.append(
+            f"item {item_id}: its audio changes format and cannot be decoded; "
+            "its parts were joined as they are."
         )
+        return chunks.formats[pieces[0][0]], parts
+    rate = max(f.sample_rate for f in formats)
+    joined: list[memoryview | bytes] = []
+    for (k, _, _), part in zip(pieces, parts, strict=True):
+        fmt = chunks.formats[k]
+        samples = pcm16_samples(part, fmt)
+        assert samples is not None
+        joined.append(resample(samples, fmt.sample_rate, rate).astype("<i2").tobytes())
+    names = ", ".join(sorted(f"{f.encoding} {f.sample_rate} Hz" for f in formats))
+    warnings.append(
+        f"item {item_id}: its audio changes format ({names}); written as pcm16 {rate} Hz."
+    )
+    return AudioFormat(PCM16, rate), joined
 
 
-class _ByRowGroup:
-    """A Parquet capture's sessions, read one row group of samples at a time (the next one in a
-    thread while this one is assembled), each session built once its last row group is in and
-    the samples forgotten when no session still needs them: memory follows the sessions open at
-    one point of the file, not the capture."""
-
-    def __init__(
-        self, pf: pq.ParquetFile, frames: Frames, facts_list: list[dict[str, Any]]
-    ) -> None:
-        self.pf = pf
-        self.frames = frames
-        self.facts = _facts_by_session(facts_list)
-        groups = pf.metadata.num_row_groups
-        self.groups = groups
-        sizes = [pf.metadata.row_group(g).num_rows for g in range(groups)]
-        self.starts: list[int] = np.cumsum([0, *sizes]).tolist()
-        self.first_group: list[int] = []  # per session: the first row group holding its frames
-        self.done_group: list[int] = []  # and the last
-        for index in range(len(frames)):
-            low, high = frames.row_range(index)
-            self.first_group.append(bisect_right(self.starts, low) - 1)
-            self.done_group.append(bisect_right(self.starts, high) - 1)
-
-    def audio_bytes(self) -> int:
-        """The capture's audio, as sent."""
-        return int(self.frames.audio_bytes.sum())
-
-    def split(self, parts: int) -> list[list[int]]:
-        """The sessions in ``parts`` runs of about equal audio, in the order their last row
-        group comes (so each part reads a stretch of the file)."""
-        order = sorted(range(len(self.frames)), key=self.done_group.__getitem__)
-        audio = self.frames.session_audio_bytes()[order]
-        ends = np.cumsum(audio)
-        total = int(ends[-1]) if len(ends) else 0
-        cuts = np.searchsorted(ends, [total * k / parts for k in range(1, parts)], side="left")
-        bounds = [0, *(int(c) + 1 for c in cuts), len(order)]
-        return [order[lo:hi] for lo, hi in pairwise(bounds)]
-
-    def sessions(self, wanted: Sequence[int] | None = None) -> Iterator[tuple[int, BuiltSession]]:
-        """The sessions (all, or those ``wanted``), each as soon as its row groups are read."""
-        indexes = range(len(self.frames)) if wanted is None else wanted
-        done_at: dict[int, list[int]] = {}  # row group -> the sessions complete once it is read
-        for index in sorted(indexes):
-            done_at.setdefault(self.done_group[index], []).append(index)
-        if not done_at:
-            return
-        first = min(self.first_group[i] for i in indexes)
-        last = max(done_at)
-        # keep_from[g]: the first row group a session not complete after g still needs
-        keep_from = dict.fromkeys(range(first, last + 1), last + 1)
-        needed = last + 1
-        for g in range(last, first - 1, -1):
-            keep_from[g] = needed
-            needed = min([needed] + [self.first_group[i] for i in done_at.get(g, [])])
-        blobs = Pieces()
-        frames, starts = self.frames, self.starts
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            ahead = pool.submit(self._read, first)
-            for g in range(first, last + 1):
-                table = ahead.result()
-                if g < last:
-                    ahead = pool.submit(self._read, g + 1)
-                blobs.add(starts[g], table.column("audio"))
-                frames.add_contents(starts[g], table.column("content"))
-                del table
-                for index in done_at.get(g, []):
-                    session_facts = self.facts.get(frames.session_ids[index], {})
-                    builder = SessionAudioBuilder(frames.rows(index), blobs, session_facts)
-                    yield index, builder.build()
-                blobs.drop_before(starts[min(keep_from[g], g + 1)])
-
-    def _read(self, group: int) -> pa.Table:
-        table = self.pf.read_row_group(group, columns=["audio", "content"], use_threads=False)
-        audio = table.column("audio")
-        audio_type = FRAME_SCHEMA.field("audio").type
-        if audio.type == audio_type:
-            return table
-        return table.set_column(0, "audio", audio.cast(audio_type))
+def session_audio(chunks: SessionChunks, join: bool = True) -> SessionAudio:
+    """A session's items (conversation order: the order each was first named) and chunks.
+    ``join=False`` (export): each item's samples are left where they lie, in ``parts``."""
+    found = input_items(chunks)
+    entries = [(item, "user", p) for item, p in found.pieces.items()]
+    entries += [(item, "assistant", p) for item, p in _reply_pieces(chunks).items()]
+    first = dict(found.first_seen)
+    for item_id, _, pieces in entries[len(found.pieces) :]:  # a reply item: its first chunk too
+        first[item_id] = min(first.get(item_id, 2**62), chunks.seq[pieces[0][0]])
+    entries.sort(key=lambda e: first.get(e[0], 2**62))
+    warnings = list(chunks.warnings)
+    items = []
+    for item_id, role, pieces in entries:
+        if pieces:
+            items.append(_item(chunks, item_id, role, pieces, found, warnings, join))
+            items[-1].index = len(items)
+    return SessionAudio(
+        session_id=chunks.session_id,
+        start_s=chunks.start_s,
+        items=items,
+        chunks=chunks,
+        samples_dropped=chunks.samples_dropped,
+        warnings=warnings,
+    )
 
 
-def _collect(scan: _Scan) -> AudioCapture:
-    built = sorted(scan.sessions, key=lambda entry: entry[0])
-    sessions = [session.audio() for _, session in built]
-    warnings = list(scan.warnings)
+def scan(paths: Sequence[Path], join: bool = True) -> tuple[Capture, Iterator[SessionAudio]]:
+    """The capture, and its sessions' audio one at a time (in any order)."""
+    capture = open_capture(list(paths))
+    return capture, (session_audio(chunks, join) for chunks in capture.sessions)
+
+
+def load_audio(paths: Sequence[Path] | Path) -> AudioCapture:
+    """The audio of every session of the captures at ``paths`` (sessions in start order):
+    items, chunks, and warnings. Raises :class:`analyzer.reader.CaptureError`."""
+    capture, found = scan([paths] if isinstance(paths, Path) else list(paths))
+    order = {sid: n for n, sid in enumerate(capture.session_ids)}
+    sessions = sorted(found, key=lambda s: order[s.session_id])
+    warnings = list(capture.warnings)
     for session in sessions:
         warnings.extend(session.warnings)
     sessions.sort(key=lambda s: s.start_s)
     return AudioCapture(sessions, warnings)
-
-
-def load_audio(paths: Sequence[Path] | Path) -> AudioCapture:
-    """The audio of every session of the captures at ``paths``: items, the user's stream, and
-    warnings. Raises :class:`analyzer.reader.CaptureError`."""
-    if isinstance(paths, Path):
-        paths = [paths]
-    return _collect(_scan(list(paths)))
 
 
 def load_item_audio(paths: Sequence[Path] | Path) -> list[ItemAudio]:

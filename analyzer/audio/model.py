@@ -1,18 +1,16 @@
-"""What audio of a capture is made of: items, sessions, and the parts they are built from."""
+"""What audio of a capture is made of: items and sessions."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
-from analyzer.audio.chunks import AudioChunk, ChunkList, Chunks
+from analyzer.audio.source import SessionChunks
+from analyzer.audio.streams import DECODABLE
 from analyzer.audio.wav import encoded_wav_bytes
 from analyzer.codecs import alaw_decode, ulaw_decode
 from analyzer.formats import ALAW, MP3, PCM16, ULAW, AudioFormat
 
-DECODABLE = frozenset({PCM16, ULAW, ALAW})
+__all__ = ["DECODABLE", "AudioCapture", "AudioChunk", "ItemAudio", "SessionAudio", "to_pcm16"]
 
 
 def to_pcm16(data: bytes, audio_format: AudioFormat) -> bytes:
@@ -40,6 +38,8 @@ class ItemAudio:
     played_ms: float | None = None  # assistant: the client's truncate audio_end_ms, if any
     audio_start_ms: float | None = None  # user, server VAD: the speech segment on the audio clock
     audio_end_ms: float | None = None
+    # export only: the samples where they lie, not joined (``raw`` is then left empty)
+    parts: tuple[bytes | memoryview, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def sample_rate(self) -> int:
@@ -73,77 +73,43 @@ class ItemAudio:
         return self.raw
 
 
+@dataclass(slots=True)
+class AudioChunk:
+    """One frame's audio where it arrived, as sent."""
+
+    time_s: float
+    format: AudioFormat
+    data: memoryview | bytes
+
+
 @dataclass
 class SessionAudio:
     session_id: str
     start_s: float  # time 0 of the session's timeline (its WebSocket opening)
     items: list[ItemAudio] = field(default_factory=list)
-    # every append, cleared too (a ChunkList when read from a capture: arrays, objects on demand)
-    user_stream: Sequence[AudioChunk] = field(default_factory=list)
+    # every chunk as read (the stereo mix is made from them); None: no audio at all
+    chunks: SessionChunks | None = field(default=None, compare=False, repr=False)
     samples_dropped: bool = False  # recorded with rt_audio=drop: sizes known, samples not
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def user_stream(self) -> list[AudioChunk]:
+        """Every chunk of the user's audio, cleared ones too, as sent."""
+        c = self.chunks
+        if c is None:
+            return []
+        return [
+            AudioChunk(c.time_s[k], c.formats[k], c.data[k])
+            for k, user in enumerate(c.user)
+            if user
+        ]
+
+    @property
+    def has_audio(self) -> bool:
+        return bool(self.items) or (self.chunks is not None and any(self.chunks.user))
 
 
 @dataclass
 class AudioCapture:
     sessions: list[SessionAudio]
     warnings: list[str]  # the reader's and the sessions'
-
-
-@dataclass(slots=True)
-class ItemParts:
-    """An item's audio where it lies, one chunk a frame (at its arrival), all in ``format``:
-    what :class:`ItemAudio` is made of, before the copy that joins it."""
-
-    item_id: str
-    role: str
-    format: AudioFormat
-    chunks: Chunks
-    data: list[memoryview]  # the same bytes in as few views as they lie in
-    played_ms: float | None = None
-    audio_start_ms: float | None = None
-    audio_end_ms: float | None = None
-
-    @property
-    def size(self) -> int:
-        return sum(len(view) for view in self.data)
-
-    def audio(self, session_id: str, index: int) -> ItemAudio:
-        sizes = self.chunks.sizes
-        offsets = (np.cumsum(sizes) - sizes).tolist()
-        return ItemAudio(
-            session_id=session_id,
-            item_id=self.item_id,
-            role=self.role,
-            index=index,
-            format=self.format,
-            raw=bytes(self.data[0]) if len(self.data) == 1 else b"".join(self.data),
-            arrivals=list(zip(self.chunks.time_s.tolist(), offsets, strict=True)),
-            played_ms=self.played_ms,
-            audio_start_ms=self.audio_start_ms,
-            audio_end_ms=self.audio_end_ms,
-        )
-
-
-@dataclass
-class BuiltSession:
-    """A session's audio as read from a capture, nothing copied yet (audio export writes it
-    from where it lies); :meth:`audio` is the :class:`SessionAudio`."""
-
-    session_id: str
-    start_s: float
-    items: list[ItemParts]  # in conversation order
-    user: Chunks  # every append with samples, cleared ones too
-    samples_dropped: bool
-    warnings: list[str]
-
-    def audio(self) -> SessionAudio:
-        items = [item.audio(self.session_id, i + 1) for i, item in enumerate(self.items)]
-        return SessionAudio(
-            self.session_id,
-            self.start_s,
-            items,
-            ChunkList(self.user),
-            self.samples_dropped,
-            self.warnings,
-        )
