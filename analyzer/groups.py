@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.arrowbuffers import index_array, int64_array, number_array
 from analyzer.jsonio import is_na
 
 
@@ -38,8 +38,9 @@ def factorize(values: np.ndarray) -> tuple[npt.NDArray[np.intp], np.ndarray]:
             edge = np.ones(len(values), dtype=bool)
             edge[1:] = values[1:] != values[:-1]
             return np.cumsum(edge, dtype=np.intp) - 1, values[edge]
-        encoded = pc.dictionary_encode(int64_array(values))
-        return index_array(encoded.indices), number_array(encoded.dictionary).astype(values.dtype)
+        encoded = pc.dictionary_encode(pa.array(values.astype(np.int64)))
+        numbers = encoded.indices.to_numpy().astype(np.intp)
+        return numbers, encoded.dictionary.to_numpy().astype(values.dtype)
     found, first, inverse = np.unique(values, return_index=True, return_inverse=True)
     by_appearance = np.argsort(first, kind="stable")
     rank = np.empty(len(found), dtype=np.intp)

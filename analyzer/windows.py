@@ -19,8 +19,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.arrowbuffers import string_array
-
 # Frames of a session lie between its start_s and end_s; this margin only widens the windows,
 # so clock rounding can never drop a frame.
 WINDOW_MARGIN_S = 1.0
@@ -80,7 +78,7 @@ class _HandedOut:
     def without_late_frames(self, table: pa.Table) -> pa.Table:
         if not self.ids or not table.num_rows:
             return table
-        late = pc.is_in(_ids(table), value_set=string_array(self.ids))
+        late = pc.is_in(_ids(table), value_set=pa.array(self.ids, pa.string()))
         if not pc.any(late).as_py():
             return table
         counts = pc.value_counts(_ids(table.filter(late))).to_pylist()
@@ -140,7 +138,7 @@ def _end(facts: dict[str, Any]) -> float:
 
 
 def _id_array(facts: Sequence[dict[str, Any]]) -> pa.Array:
-    return string_array([str(f["session_id"]) for f in facts])
+    return pa.array([str(f["session_id"]) for f in facts], pa.string())
 
 
 def filtered_windows(
