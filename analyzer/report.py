@@ -33,6 +33,7 @@ from analyzer.report_transcription import (
     summary_transcription,
     transcription_turn,
 )
+from analyzer.session_usage import session_audio_seconds, with_duration_cost
 from analyzer.sizes import (
     WindowSizes,
     session_cost,
@@ -169,6 +170,8 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
+    for sid, seconds in session_audio_seconds(events).items():  # GPT-Live: billed by duration
+        setups.setdefault(sid, {})["audio_seconds"] = seconds
     sizes = WindowSizes.of(table)
     dialects = _dialects(table)
     for facts in clean:
@@ -392,7 +395,12 @@ def session_dict(
         "turns": turn_dicts,
         "sizes": analysis.size_totals(),
         "usage": token_totals(turns),
-        "cost": session_cost(turns, facts.get("model"), prices)
+        "cost": with_duration_cost(
+            session_cost(turns, facts.get("model"), prices),
+            analysis.setup.get("audio_seconds"),
+            facts.get("model"),
+            prices,
+        )
         if kind != "transcription"
         else NO_REPLY_COST,
         **session_transcription(turn_dicts, analysis.setup.get("transcription_model"), prices),
