@@ -89,8 +89,7 @@ def reply_audio_section(turns_a: pd.DataFrame, turns_b: pd.DataFrame) -> dict[st
     out["p50_ms_per_reply"] = _pair(median(played[0]), median(played[1]), 3)
     for key in ("replies_with_audio", "total_bytes"):  # counts read as integers
         out[key] = {
-            k: int(v) if k != "ratio" and isinstance(v, float) else v
-            for k, v in out[key].items()
+            k: int(v) if k != "ratio" and isinstance(v, float) else v for k, v in out[key].items()
         }
     return out
 
