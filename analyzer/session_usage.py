@@ -43,12 +43,18 @@ def with_duration_cost(
     prices: Mapping[str, Prices] | None = None,
 ) -> dict[str, Any]:
     """``cost`` (a session's token estimate) plus its billed seconds at the model's per-minute
-    rate, when the model is priced by the minute and the session reported its seconds;
-    ``cost`` unchanged otherwise."""
+    rate, when the model is priced by the minute (unknown when it reported no seconds);
+    ``cost`` unchanged for a model priced by tokens."""
     found = prices_for(model, prices)
-    if audio_seconds is None or found is None or not found[1].audio_minute:
+    if found is None or not found[1].audio_minute:
         return cost
     key, table = found
+    if audio_seconds is None:  # its tokens alone would read as a (wrong) price
+        return {
+            "usd": None,
+            "priced_as": key,
+            "note": "billed by the minute, and the session reported no billed seconds",
+        }
     usd = audio_seconds / 60.0 * table.audio_minute + (cost.get("usd") or 0.0)
     return {
         "usd": round(usd, 6),

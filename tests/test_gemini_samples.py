@@ -136,3 +136,15 @@ def test_gemini_model_names_find_their_prices() -> None:
         1.50,
         8.50,
     )
+
+
+def test_duration_cost_adds_the_minutes_and_is_unknown_without_seconds() -> None:
+    from analyzer.session_usage import with_duration_cost
+
+    tokens = {"usd": 0.0, "priced_as": "gpt-live-1", "note": "estimate from list prices"}
+    assert with_duration_cost(tokens, 90.0, "gpt-live-1")["usd"] == 0.075  # 1.5 min x $0.05
+    unknown = with_duration_cost(tokens, None, "gpt-live-1")
+    assert unknown["usd"] is None and unknown["priced_as"] == "gpt-live-1"
+    realtime = {"usd": 0.028336, "priced_as": "gpt-realtime", "note": "estimate from list prices"}
+    assert with_duration_cost(realtime, 30.0, "gpt-realtime") is realtime  # priced by tokens
+    assert with_duration_cost(realtime, None, "no-such-model") is realtime
