@@ -19,6 +19,7 @@ from analyzer.jsonio import plain
 from analyzer.protocol import dialect_of_event
 from analyzer.reader import Capture, Sessions
 from analyzer.session_summary import WindowSummaries
+from analyzer.session_usage import session_audio_seconds
 from analyzer.sizes import WindowSizes, size_table
 from analyzer.transcription import session_setups
 from analyzer.turns import turn_table, turns_from_events
@@ -133,6 +134,8 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
+    for sid, seconds in session_audio_seconds(events).items():  # GPT-Live: billed by duration
+        setups.setdefault(sid, {})["audio_seconds"] = seconds
     sizes = WindowSizes.of(table)
     summaries = WindowSummaries.of(turn_rows)
     dialects = _dialects(table, [sid for sid, f in facts_of.items() if not f.get("dialect")])

@@ -177,7 +177,7 @@ def _console() -> Console:
 # --- datasets: many runs from many proxies, filtered, read run file by run file ---------------
 
 ENGINES = ("local", "spark")
-DIALECTS = ("beta", "ga", "other")
+DIALECTS = ("beta", "ga", "live", "gemini", "other")  # live: GPT-Live; gemini: Gemini Live
 # A 95% percentile interval puts 2.5% of the resamples beyond each end: at least a few.
 MIN_BOOTSTRAP = 100
 SPARK_MASTER = "local[2]"

@@ -1,5 +1,5 @@
 """Compare two sets of sessions: latency percentiles side by side and whether they differ beyond
-noise, with sizes and tokens.
+noise, with sizes, tokens, reply audio and estimated cost (sides may be different protocols).
 
 A difference is "beyond noise" when the bootstrap 95% confidence interval of the difference of
 medians (B minus A, resampling turns, seeded) excludes zero. The Mann-Whitney U test's two-sided
@@ -10,7 +10,7 @@ are computed with numpy alone.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,9 +19,11 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from analyzer.compare_cost import cost_section, read_side, reply_audio_section
 from analyzer.dataset import Dataset
-from analyzer.dataset_analysis import dataset_sizes, dataset_turns
+from analyzer.dataset_analysis import dataset_sizes
 from analyzer.latency import LATENCY_METRICS, metric_stats
+from analyzer.pricing import Prices
 from analyzer.render import short
 from analyzer.sizes import size_totals, token_totals
 from analyzer.turns import rows_of
@@ -222,17 +224,27 @@ def comparison_table(result: dict[str, Any]) -> pd.DataFrame:
 
 
 def compare_datasets(
-    a: Dataset, b: Dataset, samples: int = BOOTSTRAP_SAMPLES, seed: int = SEED
+    a: Dataset,
+    b: Dataset,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = SEED,
+    prices: Mapping[str, Prices] | None = None,
 ) -> dict[str, Any]:
-    """:func:`compare_turns` of two datasets (each read run file by run file)."""
-    return compare_turns(
-        dataset_turns(a),
-        dataset_turns(b),
+    """:func:`compare_turns` of two datasets (each read run file by run file), with each
+    side's reply audio and estimated cost (:mod:`analyzer.compare_cost`): sides of different
+    protocols compare on the same measures."""
+    side_a, side_b = read_side(a, prices), read_side(b, prices)
+    result = compare_turns(
+        side_a.turns,
+        side_b.turns,
         dataset_sizes(a),
         dataset_sizes(b),
         samples=samples,
         seed=seed,
     )
+    result["reply_audio"] = reply_audio_section(side_a.turns, side_b.turns)
+    result["cost"] = cost_section(side_a, side_b)
+    return result
 
 
 def _fmt(value: Any) -> str:
@@ -247,11 +259,16 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+def _fmt_usd(value: Any) -> str:
+    """Dollars to the micro-dollar: a session's cost is often under a cent."""
+    return f"{value:.6f}" if isinstance(value, float) else _fmt(value)
+
+
 SIDE_LABEL_WIDTH = 60
 
 
 def render_comparison(result: dict[str, Any], console: Console) -> None:
-    """The comparison as three rich tables: latency, sizes, tokens."""
+    """The comparison as rich tables: latency, sizes, tokens, reply audio, cost."""
     counts = result["counts"]
     # Labels cut short: rich folds a long word in time quadratic in its length (a 100 kB
     # --a-where took 40 s to print), and a reader needs only the start of it.
@@ -289,14 +306,17 @@ def render_comparison(result: dict[str, Any], console: Console) -> None:
         ("sizes", result.get("sizes")),
         ("tokens", result.get("tokens")),
         ("tokens per response", result.get("tokens_per_response")),
+        ("reply audio", result.get("reply_audio")),
+        ("cost (USD, estimate)", result.get("cost")),
     ):
         if not section:
             continue
         side = Table(title=title)
         for name in ("", "A", "B", "B / A"):
             side.add_column(name, justify="left" if not name else "right")
+        cell = _fmt_usd if title.startswith("cost") else _fmt
         for key, values in section.items():
-            side.add_row(key, _fmt(values["a"]), _fmt(values["b"]), _fmt(values["ratio"]))
+            side.add_row(key, cell(values["a"]), cell(values["b"]), _fmt(values["ratio"]))
         console.print(side)
 
 

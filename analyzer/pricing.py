@@ -6,7 +6,9 @@ snapshots from the 2024-10-01 and 2024-12-17 announcements). They are estimates:
 and Azure and other providers bill differently. Input transcription is billed apart, at the
 transcriber's prices (``transcription_cost`` in the report): gpt-4o-transcribe and
 gpt-4o-mini-transcribe by tokens (text and audio), whisper-1 and gpt-realtime-whisper by the
-minute of audio (``audio_minute``; model pages checked 2026). Override or extend them with a
+minute of audio (``audio_minute``; model pages checked 2026). GPT-Live sessions are billed by
+duration too (``audio_minute`` of the session's reported seconds), Gemini Live by tokens per
+modality (see the entries' comments for their sources). Override or extend them with a
 JSON file (``--prices prices.json``)::
 
     {"gpt-realtime": {"input_audio": 32, "output_audio": 64},
@@ -63,6 +65,27 @@ DEFAULT_PRICES: dict[str, Prices] = {
     "gpt-4o-mini-transcribe": Prices(1.25, 1.25, 5.00, 3.00, 3.00, 0.0),
     "whisper-1": Prices(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, audio_minute=0.006),
     "gpt-realtime-whisper": Prices(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, audio_minute=0.017),
+    # GPT-Live voice sessions are billed by duration, per second at the active rate: $0.05 a
+    # minute (developers.openai.com/api/docs/models/gpt-live-1.1, "same price as GPT-Live-1",
+    # and the GPT-Live cost guide's example, api/docs/guides/voice-latency-cost; checked
+    # 2026-12-04). Priced here from the session's cumulative ``session.usage.updated`` seconds.
+    # Not covered: the WebRTC standby rate ($0.02 a minute; the capture does not tell standby
+    # time apart) and the delegated Responses backend's tokens, billed at its own model's prices.
+    "gpt-live-1": Prices(0.0, 0.0, 0.0, 0.0, 0.0, 0.0, audio_minute=0.05),
+    # Gemini Live (Gemini API, paid tier, USD per 1M tokens by modality; "audio" is Google's
+    # audio/image/video rate). No cached-input price is published for the Live models: cached
+    # tokens are priced as input. Sources, checked 2026-12-04 through the stored pages:
+    # gemini-2.0-flash-live-001 $0.35 text / $2.10 audio in, $1.50 text / $8.50 audio out (a
+    # Google staff answer on discuss.ai.google.dev/t/110407, as on ai.google.dev/pricing);
+    # Gemini 2.5 Flash native audio (gemini-2.5-flash-native-audio-preview-09-2025/-12-2025)
+    # $0.50 / $3.00 in, $2.00 / $12.00 out (ai.google.dev/pricing as quoted on a model profile
+    # page verified 2026-05-16). gemini-live-2.5-flash-preview (half-cascade) and Vertex AI's
+    # gemini-live-2.5-flash-* are ASSUMED to cost what 2.5 Flash native audio costs: no page
+    # found gives their own price; verify before relying on it.
+    "gemini-2.0-flash-live": Prices(0.35, 0.35, 1.50, 2.10, 2.10, 8.50),
+    "gemini-2.5-flash-native-audio": Prices(0.50, 0.50, 2.00, 3.00, 3.00, 12.00),
+    "gemini-2.5-flash-preview-native-audio": Prices(0.50, 0.50, 2.00, 3.00, 3.00, 12.00),
+    "gemini-live-2.5-flash": Prices(0.50, 0.50, 2.00, 3.00, 3.00, 12.00),
 }
 
 
@@ -132,6 +155,10 @@ def prices_for(
     table = DEFAULT_PRICES if prices is None else prices
     name = model.lower()
     matches = [key for key in table if name.startswith(key.lower())]
+    if not matches and "/" in name:
+        # Gemini names its models "models/gemini-..." (Vertex AI: "projects/.../models/...").
+        name = name.rsplit("/", 1)[1]
+        matches = [key for key in table if name.startswith(key.lower())]
     if not matches:
         return None
     key = max(matches, key=len)

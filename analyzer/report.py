@@ -26,6 +26,7 @@ from analyzer.report_transcription import (
     transcription_turn,
 )
 from analyzer.session_summary import SUMMARY_INPUTS
+from analyzer.session_usage import with_duration_cost
 from analyzer.sizes import (
     size_totals,
     token_totals,
@@ -161,7 +162,12 @@ def session_dict(
         "turns": turn_dicts,
         "sizes": analysis.size_totals(),
         "usage": summaries.tokens_of(sid),
-        "cost": summaries.cost_of(sid, facts.get("model"), prices)
+        "cost": with_duration_cost(
+            summaries.cost_of(sid, facts.get("model"), prices),
+            analysis.setup.get("audio_seconds"),
+            facts.get("model"),
+            prices,
+        )
         if kind != "transcription"
         else NO_REPLY_COST,
         **session_transcription(turn_dicts, analysis.setup.get("transcription_model"), prices),

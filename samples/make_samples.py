@@ -12,12 +12,16 @@
   (``/v1/live/sessions``: a barge-in, a function call for the delegated backend) at real-time
   pace; ``live-sideband`` records only the sideband (``.../attach``) of a call whose primary
   socket bypasses the proxy, as a WebRTC call's would.
+* ``gemini-voice``: the default scripted conversation over Gemini Live (BidiGenerateContent:
+  JSON in binary frames, URL-safe audio, automatic activity detection, input and output
+  transcription, a barge-in, a tool call, usageMetadata per turn) at real-time pace.
 
 * ``ga-transcription``: a GA transcription session (``?intent=transcription``, gpt-4o-transcribe,
   server VAD, log probabilities): three utterances, each streamed as transcript deltas, then
   the transcript with its token usage; nothing replies.
 
-``make_samples.py NAME...`` makes only those samples (``live`` stands for both GPT-Live ones).
+``make_samples.py NAME...`` makes only those samples (``live`` stands for both GPT-Live
+ones, ``gemini`` for ``gemini-voice``).
 
 Each sample is ``NAME.parquet`` + ``NAME.jsonl``, and ``NAME.server-turns.json`` (for the
 transcription session ``NAME.server-transcriptions.json``): the peer's own record of when it
@@ -37,8 +41,11 @@ from pathlib import Path
 from typing import Any
 
 from analyzer.peer.client import run_conversation_sync
+from analyzer.peer.gemini_client import run_gemini_conversation_sync
+from analyzer.peer.gemini_server import run_gemini_server
 from analyzer.peer.harness import run_mitmdump, run_server
 from analyzer.peer.live_client import run_live_conversation_sync
+from analyzer.peer.record import read_timeline
 from analyzer.peer.scenarios import DEFAULT_TURNS, Scenario, scenario_named
 from analyzer.replay import frames_from_markdown, replay_client, replay_server
 
@@ -129,6 +136,23 @@ def make_live(work: Path, name: str, sideband: bool) -> None:
     _move_run(rt_dir, name, keep_journal=True)
 
 
+GEMINI_SAMPLES = ("gemini-voice",)
+
+
+def make_gemini(work: Path, name: str) -> None:
+    rt_dir = work / name
+    record = work / f"{name}.server.jsonl"
+    with (
+        run_gemini_server(record_path=record) as port,  # real-time reply audio
+        run_mitmdump(port, rt_dir=rt_dir) as proxy,  # default options: the default rt_filter
+    ):
+        run_gemini_conversation_sync(proxy.url(""), scenario="default", speed=1.0)
+        proxy.stop()
+    turns = read_timeline(record).turns()
+    (SAMPLES / f"{name}.server-turns.json").write_text(json.dumps(turns, indent=1) + "\n")
+    _move_run(rt_dir, name, keep_journal=True)
+
+
 def _transcription_facts(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     keep = ("trigger", "model", "utterance", "transcript", "usage", "delta_at_s")
     return [
@@ -148,12 +172,13 @@ def main(names: list[str]) -> None:
         "ga-g711-manual": ("ga", g711_manual),
         "ga-transcription": ("ga", scenario_named("transcription")),
     }
-    names = sorted({n for name in names for n in (LIVE_SAMPLES if name == "live" else [name])})
-    unknown = sorted(set(names) - {"seed-beta", *conversations, *LIVE_SAMPLES})
+    groups = {"live": LIVE_SAMPLES, "gemini": GEMINI_SAMPLES}
+    names = sorted({n for name in names for n in groups.get(name, [name])})
+    unknown = sorted(set(names) - {"seed-beta", *conversations, *LIVE_SAMPLES, *GEMINI_SAMPLES})
     if unknown:
         sys.exit(
             f"unknown sample(s) {', '.join(unknown)}; choose from seed-beta, "
-            + ", ".join([*conversations, *LIVE_SAMPLES])
+            + ", ".join([*conversations, *LIVE_SAMPLES, *GEMINI_SAMPLES])
         )
     with tempfile.TemporaryDirectory(prefix="rt-samples-") as tmp:
         work = Path(tmp)
@@ -165,6 +190,9 @@ def main(names: list[str]) -> None:
         for name, sideband in (("live-voice", False), ("live-sideband", True)):
             if not names or name in names:
                 make_live(work, name, sideband)
+        for name in GEMINI_SAMPLES:
+            if not names or name in names:
+                make_gemini(work, name)
     for path in sorted(SAMPLES.glob("*.*")):
         if path.suffix != ".py":
             print(f"{path.name:40} {path.stat().st_size:>10,} bytes")

@@ -104,7 +104,7 @@ def test_a_where_dialect_is_one_of_the_dialects(captures: Path) -> None:
     usage_error(
         run("compare", captures, "--a-where", "dialect=ga", "--b-where", "dialect=klingon"),
         "Error: Invalid value for dialect=klingon: 'klingon' is not a dialect; use one of beta, "
-        "ga, other.",
+        "ga, live, gemini, other.",
     )
 
 

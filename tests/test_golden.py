@@ -25,7 +25,7 @@ NAMES = sorted(p.name.removesuffix(".json") for p in golden_path("x").parent.glo
 
 def test_every_sample_has_a_golden() -> None:
     assert "ga-voice.parquet" in NAMES and "corpus.jsonl" in NAMES
-    assert len(NAMES) == 16  # the samples as Parquet and journal, the corpus as both
+    assert len(NAMES) == 18  # the samples as Parquet and journal, the corpus as both
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -182,7 +182,7 @@ def test_sizes_grouped_in_arrow_equal_sizes_by_event(tmp_path: Path) -> None:
     files.append(write_capture(tmp_path, garbage))
     frames = _sorted_frames(read_capture(files).frames)
     expected = size_rows_by_session(sizes_by_event(frames))
-    assert len(expected) == 8  # every sample session, and the garbage one
+    assert len(expected) == 9  # every sample session, and the garbage one
     assert any(row["event_type"] == NO_TYPE for rows in expected.values() for row in rows)
     tables = [pq.read_table(f) for f in files]
     table = _sorted_table(pa.concat_tables(tables, promote_options="default"))

@@ -309,7 +309,8 @@ class GeminiDecoder:
                 self._user_text(text, out, request=True)
         content = field(message, "clientContent")
         if isinstance(content, dict):
-            for turn in field(content, "turns") or []:
+            turns = field(content, "turns")
+            for turn in turns if isinstance(turns, list) else []:
                 parts = field(turn, "parts") if isinstance(turn, dict) else None
                 for part in parts if isinstance(parts, list) else []:
                     if isinstance(part, dict) and isinstance(field(part, "text"), str):

@@ -243,6 +243,7 @@ class RealtimeCapture:
             self._fall_back()  # it starts this session too, from self.facts
             return
         assert self.recorder is not None
+        self.turns.start(facts)  # the live log follows GPT-Live / Gemini by their events
         self.recorder.start_session(facts)
 
     def _fall_back(self) -> None:
@@ -254,6 +255,7 @@ class RealtimeCapture:
         self.handles.clear()
         self.recorder = _inline_recorder(self.directory)
         for facts in self.facts.values():
+            self.turns.start(facts)
             self.recorder.start_session({**facts, "run_id": self.recorder.run_id})
         self.facts.clear()
 

@@ -1,11 +1,20 @@
-"""What the proxy prints while recording: one line per finished turn."""
+"""What the proxy prints while recording: one line per finished turn.
+
+Realtime sessions are followed from their event types (as they always were); sessions of every
+other protocol (GPT-Live, Gemini Live) from their adapter's normalized events
+(:mod:`analyzer.recording.live_events`), which :meth:`LiveTurnLog.start` sets up from the
+session's facts. Nothing here loads pyarrow or numpy: the proxy's process imports this module.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from analyzer.protocol import SERVER_AUDIO_EVENTS
 from analyzer.recording.frames import FrameRecord
+from analyzer.recording.live_events import EventTurnLog
 
 _TURN_STARTS = frozenset({"input_audio_buffer.speech_stopped"})
 _MANUAL_TURN_STARTS = frozenset({"input_audio_buffer.commit", "response.create"})
@@ -25,8 +34,15 @@ class LiveTurnLog:
 
     def __init__(self) -> None:
         self._sessions: dict[str, _SessionTurns] = {}
+        self._by_events = EventTurnLog()
+
+    def start(self, facts: Mapping[str, Any]) -> None:
+        """A session begins: one of another protocol than Realtime is followed by its events."""
+        self._by_events.start(facts)
 
     def observe(self, rec: FrameRecord) -> str | None:
+        if self._by_events.follows(rec.session_id):
+            return self._by_events.observe(rec)
         event_type = rec.event_type
         if event_type is None:
             return None
@@ -64,3 +80,4 @@ class LiveTurnLog:
 
     def forget(self, session_id: str) -> None:
         self._sessions.pop(session_id, None)
+        self._by_events.forget(session_id)

@@ -168,6 +168,7 @@ class _Serve:
         elif kind == KIND_SESSION:
             payload = json.loads(body[1:])
             self.sessions[payload["handle"]] = payload["facts"]["session_id"]
+            self.turns.start(payload["facts"])
             self.recorder.start_session(payload["facts"])
         elif kind == KIND_END:
             payload = json.loads(body[1:])
