@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from analyzer.arrowbuffers import string_array
-from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
+from analyzer.protocols.realtime_events import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import (
     RECORDING_RECENT_S,
     FrameRecord,

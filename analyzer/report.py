@@ -26,7 +26,7 @@ from analyzer.latency import (
     streaming_stats,
 )
 from analyzer.pricing import Prices
-from analyzer.protocol import dialect_of_event
+from analyzer.protocols.realtime_events import dialect_of_event
 from analyzer.reader import Capture, Sessions
 from analyzer.report_transcription import (
     session_transcription,

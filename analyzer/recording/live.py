@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analyzer.protocol import SERVER_AUDIO_EVENTS
+from analyzer.protocols.realtime_events import SERVER_AUDIO_EVENTS
 from analyzer.recording.frames import FrameRecord
 
 _TURN_STARTS = frozenset({"input_audio_buffer.speech_stopped"})
