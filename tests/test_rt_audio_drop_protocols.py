@@ -23,6 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analyzer.protocols.audio_paths import declare, find_fields
 from analyzer.protocols.gemini_wire import AUDIO, BLOBS, event_type
 from analyzer.recording.frames import build_frame, restore_frame_text
 from tests.audio_fields import Needles, leaks, sample, written_bytes
@@ -134,6 +135,38 @@ def test_a_blob_that_says_it_is_not_audio_is_kept_and_not_counted() -> None:
     text = json.dumps({"clientContent": {"turns": [{"parts": parts}], "turnComplete": True}})
     rec = build_frame("s", 0, T0, True, True, text.encode(), keep_audio=False)
     assert (rec.content, rec.audio_bytes, rec.audio_b64_bytes) == (text, None, None)
+
+
+def test_a_path_reads_both_spellings_and_a_blob_only_when_its_type_may_be_audio() -> None:
+    declared = declare(
+        {"x": ["realtimeInput.mediaChunks[*].data"]},
+        urlsafe=True,
+        snake_case=True,
+        audio_mime=True,
+    )
+    message = {
+        "realtime_input": {
+            "media_chunks": [
+                {"data": "AAAA", "mime_type": "audio/pcm"},
+                {"data": "BBBB", "mimeType": "image/jpeg"},
+                {"data": "CCCC"},  # no type stated: it may be audio
+            ]
+        },
+        "realtimeInput": {"mediaChunks": [{"data": "DDDD", "mimeType": "Audio/L16"}]},
+    }
+    found = find_fields(message, declared["x"])
+    assert [(f.key, f.value) for f in found] == [
+        ("data", "DDDD"),
+        ("data", "AAAA"),
+        ("data", "CCCC"),
+    ]
+
+
+def test_a_required_field_missing_under_both_spellings_is_reported_once() -> None:
+    paths = declare({"x": ["voice.sampleAudio"]}, snake_case=True)["x"]
+    assert [(f.key, f.value) for f in find_fields({"voice": {}}, paths)] == [("sampleAudio", None)]
+    spelled = {"voice": {"sample_audio": "AA=="}}
+    assert [(f.key, f.value) for f in find_fields(spelled, paths)] == [("sample_audio", "AA==")]
 
 
 # --- every field of every protocol at once: generated sessions ------------------------------
