@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
 from analyzer.jsonio import plain
-from analyzer.protocol import dialect_of_event
+from analyzer.protocols.realtime_events import dialect_of_event
 from analyzer.reader import Capture, Sessions
 from analyzer.session_summary import WindowSummaries
 from analyzer.session_usage import session_audio_seconds

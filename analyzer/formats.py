@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyzer.jsonio import loads_json
-from analyzer.protocol import CONFIG_EVENTS
+from analyzer.protocols.realtime_events import CONFIG_EVENTS
 
 PCM16 = "pcm16"
 ULAW = "g711_ulaw"

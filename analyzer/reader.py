@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from analyzer.protocol import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
+from analyzer.protocols.realtime_events import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import (
     RECORDING_RECENT_S,
     FrameRecord,

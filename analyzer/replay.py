@@ -17,7 +17,7 @@ from pathlib import Path
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
-from analyzer.protocol import CLIENT_EVENTS
+from analyzer.protocols.realtime_events import CLIENT_EVENTS
 
 _JSON_BLOCK = re.compile(r"```json\s*\n(.*?)\n```", re.S)
 

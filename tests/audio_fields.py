@@ -14,8 +14,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from analyzer.protocol import CLIENT_EVENTS
 from analyzer.protocols.audio_paths import EVERY, parse_path
+from analyzer.protocols.realtime_events import CLIENT_EVENTS
 
 SDK_PATHS_FILE = Path(__file__).resolve().parent / "sdk" / "realtime_audio_paths.json"
 # Client events of the SDK's translation sessions (types/realtime/realtime_translation_*).

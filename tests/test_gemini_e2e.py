@@ -69,7 +69,7 @@ def test_every_frame_is_recorded_with_its_opcode_and_exact_bytes(
             data = row["binary_content"]
             if data is None:
                 data = restore_frame_text(
-                    row["content"], row["audio_offset"], row["audio"]
+                    row["content"], row["audio_offset"], row["audio"], row["audio_cuts"]
                 ).encode()
             recorded.append((row["opcode"], data))
         assert recorded == sent

@@ -200,7 +200,6 @@ def test_without_an_end_of_speech_signal_the_input_ends_at_the_reply() -> None:
         (1, Kind.USER_AUDIO),
         (2, Kind.USER_AUDIO),
         (3, Kind.USER_TRANSCRIPT_DELTA),
-        (4, Kind.USER_TRANSCRIPT),
         (4, Kind.SPEECH_END),
         (4, Kind.INPUT_COMMITTED),
         (4, Kind.REPLY_START),
@@ -210,6 +209,9 @@ def test_without_an_end_of_speech_signal_the_input_ends_at_the_reply() -> None:
         (6, Kind.REPLY_TRANSCRIPT),
         (6, Kind.REPLY_END),
         (6, Kind.REPLY_ITEM),
+        # The input's transcript is complete at the reply's end (its words may come during the
+        # reply), timed at its last delta.
+        (6, Kind.USER_TRANSCRIPT),
         (7, Kind.REPLY_END),  # the usage that came after the turn's end
     ]
     by_kind = {e["kind"]: e for e in events}
@@ -218,6 +220,7 @@ def test_without_an_end_of_speech_signal_the_input_ends_at_the_reply() -> None:
     assert by_kind[Kind.INPUT_COMMITTED]["audio_ms"] == 200.0
     assert by_kind[Kind.SPEECH_END]["stream_ms"] == 200.0
     assert by_kind[Kind.USER_TRANSCRIPT]["transcript"] == "Hello"
+    assert by_kind[Kind.USER_TRANSCRIPT]["at_s"] == 3.0  # the delta's frame
     assert by_kind[Kind.REPLY_TRANSCRIPT]["transcript"] == "Hi!"
     late = events[-1]
     assert (late["reply_id"], late["status"], late["total_tokens"]) == (

@@ -16,7 +16,7 @@ from analyzer.peer.record import Timeline
 from analyzer.peer.scenarios import SCENARIOS
 from analyzer.peer.server import PeerConfig, RealtimeServer
 from analyzer.peer.voices import utterance
-from analyzer.protocol import BETA_ONLY_EVENTS, GA_ONLY_EVENTS
+from analyzer.protocols.realtime_events import BETA_ONLY_EVENTS, GA_ONLY_EVENTS
 
 pytestmark = pytest.mark.timeout(30)
 

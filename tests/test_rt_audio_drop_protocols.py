@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,7 +24,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from analyzer.peer.gemini_client import run_gemini_conversation_sync
+from analyzer.peer.gemini_server import GeminiPeerConfig, run_gemini_server
+from analyzer.peer.harness import run_mitmdump, run_server
+from analyzer.peer.live_client import run_live_conversation_sync
+from analyzer.peer.server import PeerConfig
+from analyzer.protocols.audio_paths import AudioPaths, declare, find_fields
 from analyzer.protocols.gemini_wire import AUDIO, BLOBS, event_type
+from analyzer.protocols.gemini_wire import audio_paths as gemini_audio_paths
+from analyzer.protocols.live import ADAPTER as LIVE_ADAPTER
 from analyzer.recording.frames import build_frame, restore_frame_text
 from tests.audio_fields import Needles, leaks, sample, written_bytes
 from tests.capture_factory import T0
@@ -136,6 +145,38 @@ def test_a_blob_that_says_it_is_not_audio_is_kept_and_not_counted() -> None:
     assert (rec.content, rec.audio_bytes, rec.audio_b64_bytes) == (text, None, None)
 
 
+def test_a_path_reads_both_spellings_and_a_blob_only_when_its_type_may_be_audio() -> None:
+    declared = declare(
+        {"x": ["realtimeInput.mediaChunks[*].data"]},
+        urlsafe=True,
+        snake_case=True,
+        audio_mime=True,
+    )
+    message = {
+        "realtime_input": {
+            "media_chunks": [
+                {"data": "AAAA", "mime_type": "audio/pcm"},
+                {"data": "BBBB", "mimeType": "image/jpeg"},
+                {"data": "CCCC"},  # no type stated: it may be audio
+            ]
+        },
+        "realtimeInput": {"mediaChunks": [{"data": "DDDD", "mimeType": "Audio/L16"}]},
+    }
+    found = find_fields(message, declared["x"])
+    assert [(f.key, f.value) for f in found] == [
+        ("data", "DDDD"),
+        ("data", "AAAA"),
+        ("data", "CCCC"),
+    ]
+
+
+def test_a_required_field_missing_under_both_spellings_is_reported_once() -> None:
+    paths = declare({"x": ["voice.sampleAudio"]}, snake_case=True)["x"]
+    assert [(f.key, f.value) for f in find_fields({"voice": {}}, paths)] == [("sampleAudio", None)]
+    spelled = {"voice": {"sample_audio": "AA=="}}
+    assert [(f.key, f.value) for f in find_fields(spelled, paths)] == [("sample_audio", "AA==")]
+
+
 # --- every field of every protocol at once: generated sessions ------------------------------
 
 
@@ -234,3 +275,69 @@ def test_sizes_count_the_audio_of_every_field_as_audio(tmp_path: Path, protocol:
         assert (rows[key]["audio_bytes"], rows[key]["audio_b64_bytes"]) == (audio_bytes, b64_bytes)
     total = json.loads(result.stdout)["total"]
     assert total["audio_bytes"] == sum(len(a) for audios in blobs for a in audios)
+
+
+# --- through real mitmdump, with each protocol's local peer --------------------------------
+
+
+def _audio_of(message: Any, paths: AudioPaths) -> list[bytes]:
+    """The decoded audio at ``paths`` in a message (either base64 alphabet)."""
+    if not isinstance(message, dict):
+        return []
+    texts = [f.value for f in find_fields(message, paths) if isinstance(f.value, str)]
+    return [base64.b64decode(t.translate(str.maketrans("-_", "+/"))) for t in texts if t]
+
+
+def _assert_dropped_through_mitmdump(out: Path, sent: list[bytes]) -> None:
+    assert len(sent) > 50 and all(len(a) >= 32 for a in sent)
+    assert leaks(Needles(sent), written_bytes(out)) == []
+    (parquet,) = out.glob("*.parquet")
+    table = pq.read_table(parquet)
+    assert table["audio"].null_count == table.num_rows
+    assert sum(x or 0 for x in table["audio_bytes"].to_pylist()) == sum(map(len, sent))
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(150)
+def test_rt_audio_drop_through_mitmdump_keeps_no_gemini_sample(tmp_path: Path) -> None:
+    """The Gemini peer's conversation (URL-safe audio up, binary frames down) recorded with
+    rt_audio=drop: no sample of either side in any file, every byte counted."""
+    out = tmp_path / "captures"
+    config = GeminiPeerConfig(first_audio_delay_ms=150, audio_pace=8.0)
+    drop = ["--set", "rt_audio=drop"]
+    with (
+        run_gemini_server(tmp_path / "server.jsonl", config) as port,
+        run_mitmdump(port, rt_dir=out, extra_args=drop) as proxy,
+    ):
+        result = run_gemini_conversation_sync(proxy.url(""), scenario="default", speed=8.0)
+        assert proxy.stop(signal.SIGINT) == 0
+    sent = [
+        audio
+        for frame in result.frames
+        for message in [json.loads(frame["data"])]
+        for audio in _audio_of(message, gemini_audio_paths(event_type(message) or ""))
+    ]
+    assert {f["opcode"] for f in result.frames if f["direction"] == "server"} == {"binary"}
+    _assert_dropped_through_mitmdump(out, sent)
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(150)
+def test_rt_audio_drop_through_mitmdump_keeps_no_gpt_live_sample(tmp_path: Path) -> None:
+    out = tmp_path / "captures"
+    config = PeerConfig(first_response_delay_ms=120, first_audio_delay_ms=90, audio_pace=8.0)
+    drop = ["--set", "rt_audio=drop"]
+    with (
+        run_server(config=config, record_path=tmp_path / "server.jsonl") as server,
+        run_mitmdump(server.port, rt_dir=out, extra_args=drop) as proxy,
+    ):
+        result = run_live_conversation_sync(proxy.url("/v1/live/sessions"), speed=4.0)
+        assert proxy.stop(signal.SIGINT) == 0
+    assert result.errors() == []
+    sent = [
+        audio
+        for frame in result.frames
+        for event in [json.loads(frame["text"])]
+        for audio in _audio_of(event, LIVE_ADAPTER.audio_paths(str(event.get("type"))))
+    ]
+    _assert_dropped_through_mitmdump(out, sent)

@@ -24,9 +24,11 @@ from analyzer.report import build_report
 from tests.capture_factory import T0
 from tests.protocol_audio_fields import GEMINI_URL, LIVE_URL, Frame, record_frames
 
-# Proxy receive time vs the peer's send time (as tests/test_e2e_live.py allows on a loaded
-# 2-core machine; typically a few ms).
-TOLERANCE_MS = 25
+# Proxy receive time vs the peer's send time: typically a few ms; on a loaded 2-core machine
+# one frame now and then reaches the proxy tens of ms late (as tests/test_e2e_transcription.py
+# saw), so the median deviation is held to TOLERANCE_MS and every one to STALL_MS.
+TOLERANCE_MS = 10
+STALL_MS = 100
 
 
 def _turns(capture: Path) -> list[dict[str, Any]]:
@@ -137,6 +139,7 @@ def test_gpt_live_peer_transcription_latencies_match_the_peers_own_timeline(
     ]
     turns = _turns(out)
     assert len(turns) == len(truth) == 4
+    deviations: list[float] = []
     for turn, fact in zip(turns, truth, strict=True):
         mine = [
             sent_s
@@ -147,9 +150,13 @@ def test_gpt_live_peer_transcription_latencies_match_the_peers_own_timeline(
         last_ms = (mine[-1] - fact["speech_end_at_s"]) * 1000
         assert turn["transcription_deltas"] == len(mine) == len(turn["user_transcript"].split())
         latency = turn["latency_ms"]
-        assert latency["transcription_first_delta"] == pytest.approx(first_ms, abs=TOLERANCE_MS)
-        assert latency["transcription"] == pytest.approx(last_ms, abs=TOLERANCE_MS)
+        deviations += [
+            abs(latency["transcription_first_delta"] - first_ms),
+            abs(latency["transcription"] - last_ms),
+        ]
         assert latency["transcription"] >= latency["transcription_first_delta"] >= 60 - 1
+    assert max(deviations) <= STALL_MS, deviations
+    assert sorted(deviations)[len(deviations) // 2] <= TOLERANCE_MS, deviations
 
 
 @pytest.mark.e2e

@@ -24,20 +24,24 @@ stopped": this decoder makes them up.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from analyzer.kinds import Kind
 from analyzer.protocols import Event, Frame
 from analyzer.protocols.audio_paths import AudioPaths
+from analyzer.protocols.gemini_fields import (
+    as_dict,
+    blob_bytes,
+    function_call_fields,
+    function_outputs,
+    setup_config,
+    transcription_text,
+    usage_fields,
+)
 from analyzer.protocols.gemini_wire import (
-    AUDIO_PATHS,
     DIALECT,
-    ENDPOINT_RE,
     MESSAGE_FIELDS,
-    SECRET_HEADERS,
-    SECRET_QUERY_PARAMS,
     URL_PATTERN,
     audio_fields,
     audio_paths,
@@ -45,72 +49,12 @@ from analyzer.protocols.gemini_wire import (
     field,
     is_endpoint,
 )
-from analyzer.protocols.gemini_wire import event_type as message_type
 
-__all__ = [
-    "ADAPTER",
-    "AUDIO_PATHS",
-    "DIALECT",
-    "ENDPOINT_RE",
-    "SECRET_HEADERS",
-    "SECRET_QUERY_PARAMS",
-    "URL_PATTERN",
-    "is_endpoint",
-    "message_type",
-]
+__all__ = ["ADAPTER", "is_gemini"]
 
 INPUT_RATE_HZ = 16000
 OUTPUT_RATE_HZ = 24000
 _NAN = float("nan")
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NAN
-
-
-def _dict(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _by_modality(details: Any) -> dict[str, float]:
-    """``[{modality: AUDIO, tokenCount: 5}, ...]`` -> {"AUDIO": 5.0}."""
-    out: dict[str, float] = {}
-    for entry in details if isinstance(details, list) else []:
-        if isinstance(entry, dict) and isinstance(field(entry, "modality"), str):
-            out[field(entry, "modality")] = _num(field(entry, "tokenCount"))
-    return out
-
-
-def usage_fields(usage: Mapping[str, Any]) -> Event:
-    """Token counts of a ``usageMetadata``. Input: prompt (+ tool-use prompt) tokens; output:
-    response (+ thinking) tokens, as billed; by modality from the ``*TokensDetails`` lists."""
-    prompt, response = (
-        _num(field(usage, "promptTokenCount")),
-        _num(field(usage, "responseTokenCount")),
-    )
-    tool_prompt = _num(field(usage, "toolUsePromptTokenCount"))
-    thoughts = _num(field(usage, "thoughtsTokenCount"))
-    prompt_by = _by_modality(field(usage, "promptTokensDetails"))
-    response_by = _by_modality(field(usage, "responseTokensDetails"))
-    cache_by = _by_modality(field(usage, "cacheTokensDetails"))
-    add = lambda a, b: a if b != b else (b if a != a else a + b)  # noqa: E731 (NaN-aware sum)
-    return {
-        "input_tokens": add(prompt, tool_prompt),
-        "output_tokens": add(response, thoughts),
-        "total_tokens": _num(field(usage, "totalTokenCount")),
-        "input_text_tokens": prompt_by.get("TEXT", _NAN),
-        "input_audio_tokens": prompt_by.get("AUDIO", _NAN),
-        "input_cached_tokens": _num(field(usage, "cachedContentTokenCount")),
-        "output_text_tokens": response_by.get("TEXT", _NAN),
-        "output_audio_tokens": response_by.get("AUDIO", _NAN),
-        "input_cached_text_tokens": cache_by.get("TEXT", _NAN),
-        "input_cached_audio_tokens": cache_by.get("AUDIO", _NAN),
-    }
-
-
-def _text(transcription: Any) -> str | None:
-    text = field(transcription, "text") if isinstance(transcription, dict) else None
-    return text if isinstance(text, str) else None
 
 
 class GeminiDecoder:
@@ -185,7 +129,7 @@ class GeminiDecoder:
         blobs = audio_fields(message)
         for blob, key in blobs:
             data = blob.get(key)
-            size = self._blob_bytes(data, frame.audio_bytes, len(blobs))
+            size = blob_bytes(data, frame.audio_bytes, len(blobs))
             rate = audio_rate(field(blob, "mimeType"), INPUT_RATE_HZ)
             audio_ms = size / (rate * 2 / 1000.0)
             self._user()
@@ -200,14 +144,6 @@ class GeminiDecoder:
             self.user_ms += audio_ms
             self.input_bytes += size
             self.input_ms += audio_ms
-
-    @staticmethod
-    def _blob_bytes(data: Any, frame_bytes: int | None, blobs: int) -> int:
-        """A blob's decoded size: from its base64 when still in the message, else its share of
-        the frame's audio size (the recorder cut it out; exact for a one-blob frame)."""
-        if isinstance(data, str) and data:
-            return len(data) * 3 // 4 - len(data) + len(data.rstrip("="))
-        return int(frame_bytes or 0) // max(blobs, 1)
 
     # -- replies -----------------------------------------------------------------------------
     def _start_reply(self, out: list[Event]) -> str:
@@ -284,19 +220,9 @@ class GeminiDecoder:
     def _client(self, frame: Frame, message: Mapping[str, Any], out: list[Event]) -> None:
         setup = field(message, "setup")
         if isinstance(setup, dict):
-            detection = _dict(
-                field(_dict(field(setup, "realtimeInputConfig")), "automaticActivityDetection")
-            )
-            self.manual = field(detection, "disabled") is True
-            out.append(
-                {
-                    "kind": Kind.CONFIG,
-                    "input_format": f"pcm16/{INPUT_RATE_HZ}",
-                    "output_format": f"pcm16/{OUTPUT_RATE_HZ}",
-                    "turn_detection": "none" if self.manual else "automatic_activity_detection",
-                    "silence_ms": _num(field(detection, "silenceDurationMs")),
-                }
-            )
+            config = setup_config(setup, INPUT_RATE_HZ, OUTPUT_RATE_HZ)
+            self.manual = config["turn_detection"] == "none"
+            out.append(config)
         realtime = field(message, "realtimeInput")
         if isinstance(realtime, dict):
             if field(realtime, "activityStart") is not None:
@@ -319,22 +245,7 @@ class GeminiDecoder:
                 self._request(out)
         tool = field(message, "toolResponse")
         if isinstance(tool, dict):
-            responses = field(tool, "functionResponses")
-            for response in responses if isinstance(responses, list) else []:
-                if isinstance(response, dict):
-                    out.append(
-                        {
-                            "kind": Kind.ITEM_CREATE,
-                            "item_kind": "function_call_output",
-                            "call_id": field(response, "id")
-                            if isinstance(field(response, "id"), str)
-                            else None,
-                            "name": field(response, "name")
-                            if isinstance(field(response, "name"), str)
-                            else None,
-                            "output": json.dumps(field(response, "response"), ensure_ascii=False),
-                        }
-                    )
+            out.extend(function_outputs(tool))
             self._request(out)
 
     def _request(self, out: list[Event]) -> None:
@@ -360,19 +271,13 @@ class GeminiDecoder:
         content = field(message, "serverContent")
         if isinstance(content, dict):
             self._content(frame, message, content, out)
-        calls = field(_dict(field(message, "toolCall")), "functionCalls")
+        calls = field(as_dict(field(message, "toolCall")), "functionCalls")
         if isinstance(calls, list):
             reply = self._start_reply(out)
             for call in calls:
                 if not isinstance(call, dict):
                     continue
-                name, call_id = field(call, "name"), field(call, "id")
-                fields: Event = {
-                    "item_kind": "function_call",
-                    "name": name if isinstance(name, str) else None,
-                    "call_id": call_id if isinstance(call_id, str) else None,
-                    "arguments": json.dumps(field(call, "args") or {}, ensure_ascii=False),
-                }
+                fields = function_call_fields(call)
                 added = {"kind": Kind.REPLY_ITEM, "stage": "added", "reply_id": reply, **fields}
                 self.reply_calls.append(added)
                 out.append(added)
@@ -388,7 +293,7 @@ class GeminiDecoder:
         content: Mapping[str, Any],
         out: list[Event],
     ) -> None:
-        heard = _text(field(content, "inputTranscription"))
+        heard = transcription_text(field(content, "inputTranscription"))
         if heard is not None:
             # After the input's end (told, or a reply began) transcription is still of it.
             ended = self.reply is not None or self.input_ended
@@ -403,7 +308,7 @@ class GeminiDecoder:
                     self._end_input(out)
                 self._finish_user_transcript(out)
         turn = field(content, "modelTurn")
-        said = _text(field(content, "outputTranscription"))
+        said = transcription_text(field(content, "outputTranscription"))
         starts = (
             isinstance(turn, dict) or said is not None or field(content, "turnComplete") is True
         )
@@ -417,7 +322,7 @@ class GeminiDecoder:
                 continue
             blob = field(part, "inlineData")
             if any(blob is b for b, _ in blobs):
-                size = self._blob_bytes(blob.get("data"), frame.audio_bytes, len(blobs))
+                size = blob_bytes(blob.get("data"), frame.audio_bytes, len(blobs))
                 rate = audio_rate(field(blob, "mimeType"), OUTPUT_RATE_HZ)
                 audio_ms = size / (rate * 2 / 1000.0)
                 out.append(

@@ -33,7 +33,7 @@ from analyzer.formats import OPENAI_PCM, AudioFormat, parse_format
 from analyzer.kinds import Kind
 from analyzer.protocols import Event, Frame
 from analyzer.protocols.audio_paths import AudioPaths, declare
-from analyzer.protocols.realtime import item_fields
+from analyzer.protocols.realtime_fields import item_fields
 
 # Paths this adapter records and decodes (matched anywhere in the URL, as mitmproxy's ``~u``).
 ENDPOINTS: tuple[str, ...] = (r"/live/sessions($|[?])", r"/live/sessions/[^/?]+/attach($|[?])")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from analyzer.formats import AudioFormat, default_formats, formats_in_session, provider_of
+from analyzer.formats import default_formats, formats_in_session, provider_of
 from analyzer.kinds import Kind
-from analyzer.protocol import (
+from analyzer.protocols import Event, Frame
+from analyzer.protocols.audio_paths import AudioPaths, declare
+from analyzer.protocols.realtime_events import (
     AUDIO_TRANSCRIPT_DELTA_EVENTS,
     AUDIO_TRANSCRIPT_DONE_EVENTS,
     CLIENT_AUDIO_EVENTS,
@@ -20,8 +21,21 @@ from analyzer.protocol import (
     TEXT_DELTA_EVENTS,
     TEXT_DONE_EVENTS,
 )
-from analyzer.protocols import Event, Frame
-from analyzer.protocols.audio_paths import AudioPaths, declare
+from analyzer.protocols.realtime_fields import (
+    format_name,
+    intent_of,
+    item_fields,
+    logprob_fields,
+    non_empty_str,
+    number,
+    raw_str,
+    session_kind_of,
+    transcription_config,
+    transcription_usage_fields,
+    truncation,
+    turn_detection,
+    usage_fields,
+)
 
 TRANSCRIPTION_COMPLETED = "conversation.item.input_audio_transcription.completed"
 TRANSCRIPTION_DELTA = "conversation.item.input_audio_transcription.delta"
@@ -64,165 +78,6 @@ AUDIO_PATHS: dict[str, AudioPaths] = declare(
 _NO_AUDIO: AudioPaths = ()
 
 
-def _str(value: Any) -> str | None:
-    """A non-empty string, else None."""
-    return value if isinstance(value, str) and value != "" else None
-
-
-def _raw_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _num(value: Any) -> float:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else _NAN
-
-
-def _format_name(fmt: AudioFormat) -> str:
-    return f"{fmt.encoding}/{fmt.sample_rate}"
-
-
-def item_fields(item: Mapping[str, Any]) -> Event:
-    """An item's fields as event fields: role, kind and status only when non-empty; the
-    transcript and text joined from its content parts."""
-    fields: Event = {
-        "role": _str(item.get("role")),
-        "item_kind": _str(item.get("type")),
-        "status": _str(item.get("status")),
-        "name": _raw_str(item.get("name")),
-        "call_id": _raw_str(item.get("call_id")),
-        "arguments": _raw_str(item.get("arguments")),
-        "output": _raw_str(item.get("output")),
-    }
-    content = item.get("content")
-    if content:
-        transcripts: list[str] = []
-        texts: list[str] = []
-        for part in content if isinstance(content, list) else []:
-            if not isinstance(part, dict):
-                continue
-            if isinstance(part.get("transcript"), str):
-                transcripts.append(part["transcript"])
-            if isinstance(part.get("text"), str):
-                texts.append(part["text"])
-        fields["transcript"] = "".join(transcripts) or None
-        fields["text"] = "".join(texts) or None
-    return fields
-
-
-def usage_fields(usage: Any) -> Event:
-    """Token counts of a response's ``usage`` (NaN where not reported)."""
-    out: Event = {}
-    if not isinstance(usage, dict):
-        return out
-    out["input_tokens"] = _num(usage.get("input_tokens"))
-    out["output_tokens"] = _num(usage.get("output_tokens"))
-    out["total_tokens"] = _num(usage.get("total_tokens"))
-    inp = usage.get("input_token_details")
-    if isinstance(inp, dict):
-        out["input_text_tokens"] = _num(inp.get("text_tokens"))
-        out["input_audio_tokens"] = _num(inp.get("audio_tokens"))
-        out["input_cached_tokens"] = _num(inp.get("cached_tokens"))
-        cached = inp.get("cached_tokens_details")
-        if isinstance(cached, dict):
-            out["input_cached_text_tokens"] = _num(cached.get("text_tokens"))
-            out["input_cached_audio_tokens"] = _num(cached.get("audio_tokens"))
-    outp = usage.get("output_token_details")
-    if isinstance(outp, dict):
-        out["output_text_tokens"] = _num(outp.get("text_tokens"))
-        out["output_audio_tokens"] = _num(outp.get("audio_tokens"))
-    return out
-
-
-def transcription_usage_fields(usage: Any) -> Event:
-    """A transcription's ``usage``: token counts (``type: "tokens"``) or the seconds of audio
-    billed (``type: "duration"``)."""
-    if not isinstance(usage, dict):
-        return {}
-    if usage.get("type") == "duration" or "seconds" in usage:
-        return {"audio_seconds": _num(usage.get("seconds"))}
-    out: Event = {
-        "input_tokens": _num(usage.get("input_tokens")),
-        "output_tokens": _num(usage.get("output_tokens")),
-        "total_tokens": _num(usage.get("total_tokens")),
-    }
-    details = usage.get("input_token_details")
-    if isinstance(details, dict):
-        out["input_text_tokens"] = _num(details.get("text_tokens"))
-        out["input_audio_tokens"] = _num(details.get("audio_tokens"))
-    return out
-
-
-def logprob_fields(logprobs: Any) -> Event:
-    """How many token log probabilities an event carries, and their mean."""
-    if not isinstance(logprobs, list):
-        return {}
-    values = [_num(p.get("logprob")) for p in logprobs if isinstance(p, dict)]
-    values = [v for v in values if not math.isnan(v)]
-    if not values:
-        return {"logprob_count": 0}
-    return {"logprob_count": len(values), "logprob_mean": round(sum(values) / len(values), 6)}
-
-
-def _transcription_config(session: Mapping[str, Any]) -> Event:
-    """The input transcription model a session object names (GA ``audio.input.transcription``,
-    beta ``input_audio_transcription``), if it says."""
-    audio = session.get("audio")
-    if isinstance(audio, dict) and isinstance(audio.get("input"), dict):
-        config = audio["input"].get("transcription")
-    else:
-        config = session.get("input_audio_transcription")
-    model = config.get("model") if isinstance(config, dict) else None
-    return {"transcription_model": _str(model)}
-
-
-def _session_kind(session: Mapping[str, Any], event_type: str) -> str | None:
-    """``transcription`` for a transcription session (GA ``type``, beta event names)."""
-    if event_type.startswith("transcription_session."):
-        return "transcription"
-    kind = session.get("type")
-    if kind == "transcription":
-        return "transcription"
-    return "conversation" if kind == "realtime" else None
-
-
-def _intent(url: Any) -> str | None:
-    """The session kind a connection URL asks for (``?intent=transcription``)."""
-    if not isinstance(url, str):
-        return None
-    query = parse_qs(urlsplit(url).query)
-    return "transcription" if "transcription" in query.get("intent", []) else None
-
-
-def _turn_detection(session: Mapping[str, Any]) -> Event:
-    """The VAD a session object declares (beta flat or GA ``audio.input``), if it says."""
-    audio = session.get("audio")
-    holder = (
-        audio["input"]
-        if isinstance(audio, dict) and isinstance(audio.get("input"), dict)
-        else session
-    )
-    if "turn_detection" not in holder:
-        return {}
-    detection = holder["turn_detection"]
-    if not isinstance(detection, dict):
-        return {"turn_detection": "none", "silence_ms": _NAN}
-    kind = detection.get("type")
-    return {
-        "turn_detection": kind if isinstance(kind, str) else "server_vad",
-        "silence_ms": _num(detection.get("silence_duration_ms")),
-    }
-
-
-def _truncation(kind: Kind, item_id: str | None, event: Mapping[str, Any]) -> Event:
-    """A reply item cut at the audio the client played (``audio_end_ms``)."""
-    played = event.get("audio_end_ms")
-    return {
-        "kind": kind,
-        "item_id": item_id,
-        "stream_ms": float(played) if isinstance(played, int | float) else None,
-    }
-
-
 class RealtimeDecoder:
     """One Realtime session: formats in force, the input buffer, the replies seen."""
 
@@ -238,7 +93,7 @@ class RealtimeDecoder:
         self.reply_ms = 0.0  # the reply audio clock
         self.replies: set[str] = set()
         # Until a config says, the kind the URL asked for (only transcription can be asked).
-        self.session_kind = _intent(facts.get("url"))
+        self.session_kind = intent_of(facts.get("url"))
 
     def _buffer(self) -> Event:
         """Size and play time of the input audio appended since the last commit or clear."""
@@ -291,16 +146,16 @@ class RealtimeDecoder:
         new_in, new_out = formats_in_session(session, self.provider)
         self.input_format = new_in or self.input_format
         self.output_format = new_out or self.output_format
-        self.session_kind = _session_kind(session, frame.event_type or "") or self.session_kind
+        self.session_kind = session_kind_of(session, frame.event_type or "") or self.session_kind
         config: Event = {
             "kind": Kind.CONFIG,
-            "input_format": _format_name(self.input_format),
-            "output_format": _format_name(self.output_format),
+            "input_format": format_name(self.input_format),
+            "output_format": format_name(self.output_format),
             "session_kind": self.session_kind,
-            **_transcription_config(session),
+            **transcription_config(session),
         }
         if server and not (frame.event_type or "").endswith(".update"):
-            config.update(_turn_detection(session))
+            config.update(turn_detection(session))
         return config
 
     def _client(self, frame: Frame, t: str, event: Mapping[str, Any], out: list[Event]) -> None:
@@ -319,17 +174,17 @@ class RealtimeDecoder:
             item = event.get("item")
             item = item if isinstance(item, dict) else {}
             fields = item_fields(item)
-            fields["item_kind"] = _raw_str(item.get("type"))
+            fields["item_kind"] = raw_str(item.get("type"))
             out.append(
                 {
                     "kind": Kind.ITEM_CREATE,
-                    "item_id": _str(item.get("id")),
-                    "previous_item_id": _str(event.get("previous_item_id")),
+                    "item_id": non_empty_str(item.get("id")),
+                    "previous_item_id": non_empty_str(event.get("previous_item_id")),
                     **fields,
                 }
             )
         elif t == "conversation.item.truncate":
-            out.append(_truncation(Kind.TRUNCATE, frame.item_id, event))
+            out.append(truncation(Kind.TRUNCATE, frame.item_id, event))
         elif t == "response.create":
             out.append({"kind": Kind.REPLY_REQUEST})
 
@@ -347,24 +202,24 @@ class RealtimeDecoder:
             )
         elif t in AUDIO_TRANSCRIPT_DELTA_EVENTS or t in TEXT_DELTA_EVENTS:
             kind = Kind.REPLY_TEXT_DELTA if t in TEXT_DELTA_EVENTS else Kind.REPLY_TRANSCRIPT_DELTA
-            delta = _raw_str(event.get("delta"))
+            delta = raw_str(event.get("delta"))
             out.append({"kind": kind, "reply_id": reply_id, "item_id": item_id, "text": delta})
         elif t in CONFIG_EVENTS:
             config = self._config(frame, event, server=True)
             if config is not None:
                 out.append(config)
         elif t == "input_audio_buffer.speech_started":
-            start = _num(event.get("audio_start_ms"))
+            start = number(event.get("audio_start_ms"))
             out.append({"kind": Kind.SPEECH_START, "stream_ms": start})
         elif t == "input_audio_buffer.speech_stopped":
-            end = _num(event.get("audio_end_ms"))
+            end = number(event.get("audio_end_ms"))
             out.append({"kind": Kind.SPEECH_END, "item_id": item_id, "stream_ms": end})
         elif t == "input_audio_buffer.committed":
             out.append(
                 {
                     "kind": Kind.INPUT_COMMITTED,
                     "item_id": item_id,
-                    "previous_item_id": _str(event.get("previous_item_id")),
+                    "previous_item_id": non_empty_str(event.get("previous_item_id")),
                     **self._buffer(),
                 }
             )
@@ -377,7 +232,7 @@ class RealtimeDecoder:
                 {
                     "kind": Kind.ITEM,
                     "item_id": item_id,
-                    "previous_item_id": _str(event.get("previous_item_id")),
+                    "previous_item_id": non_empty_str(event.get("previous_item_id")),
                     "placed": "previous_item_id" in event,
                     **fields,
                 }
@@ -398,11 +253,11 @@ class RealtimeDecoder:
             self._response_done(event, reply_id, out)
         elif t in AUDIO_TRANSCRIPT_DONE_EVENTS or t in TEXT_DONE_EVENTS:
             is_text = t in TEXT_DONE_EVENTS
-            value = _raw_str(event.get("text" if is_text else "transcript"))
+            value = raw_str(event.get("text" if is_text else "transcript"))
             out.append(
                 {
                     "kind": Kind.REPLY_TEXT if is_text else Kind.REPLY_TRANSCRIPT,
-                    "reply_id": _str(event.get("response_id")),
+                    "reply_id": non_empty_str(event.get("response_id")),
                     "item_id": item_id,
                     "text" if is_text else "transcript": value,
                 }
@@ -412,7 +267,7 @@ class RealtimeDecoder:
                 {
                     "kind": Kind.USER_TRANSCRIPT_DELTA,
                     "item_id": item_id,
-                    "text": _raw_str(event.get("delta")),
+                    "text": raw_str(event.get("delta")),
                     **logprob_fields(event.get("logprobs")),
                 }
             )
@@ -421,7 +276,7 @@ class RealtimeDecoder:
                 {
                     "kind": Kind.USER_TRANSCRIPT,
                     "item_id": item_id,
-                    "transcript": _raw_str(event.get("transcript")),
+                    "transcript": raw_str(event.get("transcript")),
                     **transcription_usage_fields(event.get("usage")),
                     **logprob_fields(event.get("logprobs")),
                 }
@@ -430,20 +285,20 @@ class RealtimeDecoder:
             error = event.get("error")
             message = error.get("message") if isinstance(error, dict) else None
             out.append(
-                {"kind": Kind.USER_TRANSCRIPT_FAILED, "item_id": item_id, "text": _raw_str(message)}
+                {"kind": Kind.USER_TRANSCRIPT_FAILED, "item_id": item_id, "text": raw_str(message)}
             )
         elif t == "response.function_call_arguments.done":
             out.append(
                 {
                     "kind": Kind.TOOL_CALL,
                     "item_id": item_id,
-                    "name": _raw_str(event.get("name")),
-                    "call_id": _raw_str(event.get("call_id")),
-                    "arguments": _raw_str(event.get("arguments")),
+                    "name": raw_str(event.get("name")),
+                    "call_id": raw_str(event.get("call_id")),
+                    "arguments": raw_str(event.get("arguments")),
                 }
             )
         elif t == "conversation.item.truncated":
-            out.append(_truncation(Kind.TRUNCATED, item_id, event))
+            out.append(truncation(Kind.TRUNCATED, item_id, event))
         elif t == "conversation.item.deleted":
             out.append({"kind": Kind.ITEM_DELETED, "item_id": item_id})
         elif t == "error":
@@ -452,11 +307,11 @@ class RealtimeDecoder:
             out.append(
                 {
                     "kind": Kind.ERROR,
-                    "text": _str(error.get("message")),
-                    "error_type": _str(error.get("type")),
-                    "error_code": _str(error.get("code")),
-                    "error_param": _str(error.get("param")),
-                    "client_event_id": _str(error.get("event_id")),
+                    "text": non_empty_str(error.get("message")),
+                    "error_type": non_empty_str(error.get("type")),
+                    "error_code": non_empty_str(error.get("code")),
+                    "error_param": non_empty_str(error.get("param")),
+                    "client_event_id": non_empty_str(error.get("event_id")),
                 }
             )
 
@@ -471,8 +326,8 @@ class RealtimeDecoder:
             {
                 "kind": Kind.REPLY_END,
                 "reply_id": reply_id,
-                "status": _raw_str(response.get("status")),
-                "reason": _raw_str(reason),
+                "status": raw_str(response.get("status")),
+                "reason": raw_str(reason),
                 **usage_fields(response.get("usage")),
             }
         )
@@ -484,7 +339,7 @@ class RealtimeDecoder:
                         "kind": Kind.REPLY_ITEM,
                         "stage": "final",
                         "reply_id": reply_id,
-                        "item_id": _raw_str(item.get("id")),
+                        "item_id": raw_str(item.get("id")),
                         **item_fields(item),
                     }
                 )

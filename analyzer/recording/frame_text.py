@@ -13,8 +13,8 @@ import orjson
 import pybase64
 
 from analyzer.formats import AudioFormat, default_formats, formats_in_session, parse_format
-from analyzer.protocol import CLIENT_AUDIO_EVENTS, CONFIG_EVENTS
 from analyzer.protocols import streamed_audio_field
+from analyzer.protocols.realtime_events import CLIENT_AUDIO_EVENTS, CONFIG_EVENTS
 
 # A string this long that is valid base64 is a payload (audio, image), not a word.
 MIN_BLOB_CHARS = 256

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from analyzer.protocol import SERVER_AUDIO_EVENTS
+from analyzer.protocols.realtime_events import SERVER_AUDIO_EVENTS
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.live_events import EventTurnLog
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from analyzer.protocol import dialect_of_event
 from analyzer.protocols import gemini_wire
 from analyzer.protocols.live import is_live_path
+from analyzer.protocols.realtime_events import dialect_of_event
 from analyzer.recording.frames import FrameRecord
 from analyzer.recording.redact import redact_headers, redact_url
 

@@ -1,4 +1,5 @@
-"""Realtime protocol facts both the recorder and the analyzer match on (by ``type`` string only)."""
+"""Realtime protocol facts both the recorder and the analyzer match on (by ``type`` string only):
+event-name sets per dialect and direction, and which dialect an event type belongs to."""
 
 from __future__ import annotations
 
