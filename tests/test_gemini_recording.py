@@ -14,8 +14,8 @@ from mitmproxy.test import tflow
 from analyzer.kinds import Kind
 from analyzer.protocols import Frame, adapter_for, decode_session
 from analyzer.protocols.gemini_wire import event_type
-from analyzer.recording.addon import DEFAULT_FILTER
 from analyzer.recording.frames import build_frame, restore_frame_text
+from analyzer.recording.options import DEFAULT_FILTER
 from analyzer.recording.session import handshake_facts, refine_facts
 
 PATH = "/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent"
