@@ -20,6 +20,11 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_transcription_ms",
     "latency_transcription_first_delta_ms",
     "perceived_first_audio_ms",
+    # as heard in the audio (analyzer.heard)
+    "latency_heard_first_audio_ms",
+    "latency_heard_first_voice_ms",
+    "latency_barge_in_stop_ms",
+    "latency_barge_in_cancel_ms",
 )
 # Percentiles use linear interpolation between the closest ranks (numpy's default).
 QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p99": 0.99}

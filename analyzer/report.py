@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
+from analyzer.heard import heard_turn
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
     LATENCY_METRICS,
@@ -53,6 +54,10 @@ TURN_LATENCIES: dict[str, str] = {
     "transcription": "latency_transcription_ms",
     "transcription_first_delta": "latency_transcription_first_delta_ms",
     "perceived_first_audio": "perceived_first_audio_ms",
+    "heard_first_audio": "latency_heard_first_audio_ms",
+    "heard_first_voice": "latency_heard_first_voice_ms",
+    "barge_in_stop": "latency_barge_in_stop_ms",
+    "barge_in_cancel": "latency_barge_in_cancel_ms",
 }
 
 
@@ -339,6 +344,7 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "usage": _usage(row),
         "function_calls": [str(name) for name in row["function_calls"]],
         **transcription_turn(row),
+        **heard_turn(row),
     }
 
 

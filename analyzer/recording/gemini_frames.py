@@ -138,6 +138,8 @@ def _cut_audio(
         start = at + offset + 1
         spans.append((start, start + len(data)))
         at = start + len(data)
+    if not keep_audio:
+        rec.dropped_audio = b"".join(audios)  # for the writer's voice detector only
     if not spans:  # not verbatim: rebuilt from the parsed message when samples are dropped
         if keep_audio:
             rec.audio = b"".join(audios)
