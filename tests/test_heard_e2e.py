@@ -46,9 +46,11 @@ def report_of(out: Path) -> dict[str, Any]:
 def _client_audio(frame: dict[str, Any]) -> bytes | None:
     """The PCM16 a peer client sent in one frame (Realtime, GPT-Live or Gemini), or None."""
     text = frame.get("text", frame.get("data"))
+    if not isinstance(text, str | bytes):
+        return None
     try:
         event = json.loads(text)
-    except (TypeError, ValueError):
+    except ValueError:
         return None
     audio = event.get("audio") if isinstance(event, dict) else None
     if isinstance(event, dict) and isinstance(event.get("realtime_input"), dict):
