@@ -17,7 +17,11 @@ from click.testing import CliRunner
 
 from analyzer.cli import main as cli
 from analyzer.peer.client import run_conversation_sync
+from analyzer.peer.gemini_client import run_gemini_conversation_sync
+from analyzer.peer.gemini_server import GeminiPeerConfig, run_gemini_server
 from analyzer.peer.harness import run_mitmdump, run_server
+from analyzer.peer.live_client import run_live_conversation_sync
+from analyzer.peer.record import read_timeline
 from analyzer.peer.server import PeerConfig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
@@ -197,3 +201,58 @@ def _check_realtime(tmp_path: Path, extra: list[str]) -> dict[str, Any]:
     summary = report["summary"]["latency_ms"]["heard_first_audio"]
     assert summary["count"] == 4 and summary["p50"] is not None
     return report
+
+
+def _record_other(tmp_path: Path, protocol: str) -> tuple[Path, list[dict[str, Any]], list[Any]]:
+    """A GPT-Live or Gemini Live session of the local peers through mitmdump: (captures, the
+    client's frames, the server's turn records)."""
+    out = tmp_path / "captures"
+    if protocol == "live":
+        live_config = PeerConfig(first_response_delay_ms=120, first_audio_delay_ms=90)
+        with (
+            run_server(config=live_config, record_path=tmp_path / "server.jsonl") as server,
+            run_mitmdump(server.port, rt_dir=out) as proxy,
+        ):
+            live = run_live_conversation_sync(proxy.url("/v1/live/sessions"), speed=SPEED)
+            proxy.stop(signal.SIGINT)
+        assert live.errors() == []
+        return out, live.frames, server.read_record().turns(live.session_id)
+    server_record = tmp_path / "server.jsonl"
+    with (
+        run_gemini_server(server_record, GeminiPeerConfig(first_audio_delay_ms=150)) as port,
+        run_mitmdump(port, rt_dir=out) as proxy,
+    ):
+        gemini = run_gemini_conversation_sync(proxy.url(""), scenario="default", speed=SPEED)
+        proxy.stop(signal.SIGINT)
+    return out, gemini.frames, read_timeline(server_record).turns()
+
+
+@pytest.mark.parametrize(("protocol", "rate_hz"), [("live", 24000), ("gemini", 16000)])
+def test_gpt_live_and_gemini_turns_are_heard_alike(
+    tmp_path: Path, protocol: str, rate_hz: int
+) -> None:
+    """No server event says where speech ended: the audio does, the same way as for Realtime."""
+    out, frames, truth_turns = _record_other(tmp_path, protocol)
+    (session,) = report_of(out)["sessions"]
+    turns = session["turns"]
+    chunks = client_chunks(frames)
+    passed = capture_chunk_times(out)
+    assert len(passed) == len(chunks)
+    edges = speech_edges(chunks, rate_hz)
+    heard = [t for t in turns if t["user_speech_end_s"] is not None]
+    assert len(heard) == len(edges) >= 3
+    for turn, (_, last) in zip(heard, edges, strict=True):
+        assert turn["user_speech_end_s"] == pytest.approx(passed[last], abs=END_TOLERANCE_MS / 1000)
+        assert turn["latency_ms"]["heard_first_audio"] > 0
+        assert turn["latency_ms"]["heard_first_voice"] >= turn["latency_ms"]["heard_first_audio"]
+        assert turn["levels"]["user_rms_dbfs"] == pytest.approx(-21, abs=2)
+        assert turn["levels"]["reply_rms_dbfs"] == pytest.approx(-19, abs=3)
+    # Heard latency vs the server's own record of its first audio.
+    firsts = [t["first_audio_at_s"] for t in truth_turns if t.get("first_audio_at_s")]
+    assert len(firsts) == len(heard)
+    off = [
+        t["latency_ms"]["heard_first_audio"] - (first - passed[last]) * 1000
+        for t, first, (_, last) in zip(heard, firsts, edges, strict=True)
+    ]
+    assert statistics.median(abs(o) for o in off) <= TYPICAL_MS, off
+    assert max(abs(o) for o in off) <= PROXY_LAG_MS, off
