@@ -4,7 +4,8 @@ someone spoke.
 
 * ``user_speech_end_s``: where the user's speech ended in the audio (capture time): the last
   span of user speech that ended before the turn's first reply audio, unless an earlier turn
-  took it (a tool call's follow-up reply is heard after the same speech).
+  took it (a tool call's follow-up reply is heard after the same speech);
+  ``user_speech_start_s``: where that span started.
 * ``latency_heard_first_audio_ms``: that -> the reply's first audio at the proxy;
   ``latency_heard_first_voice_ms``: -> its first *voiced* audio (a reply may open silent).
 * Barge-in: the first user speech starting while the reply plays (playback simulated at real
@@ -46,6 +47,7 @@ HEARD_LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_barge_in_cancel_ms",
 )
 HEARD_FLOAT_COLUMNS: tuple[str, ...] = (
+    "user_speech_start_s",
     "user_speech_end_s",
     "first_voice_s",
     "barge_in_s",
@@ -142,6 +144,7 @@ def turn_heard(row: Mapping[str, Any], voices: Voices, claimed: set[int]) -> dic
     if before and before[-1] not in claimed:
         claimed.add(before[-1])
         spoken = voices.user[before[-1]]
+        out["user_speech_start_s"] = spoken.start_s
         out["user_speech_end_s"] = spoken.end_s
         out["latency_heard_first_audio_ms"] = _ms(first_audio, spoken.end_s)
         out["user_rms_dbfs"], out["user_peak_dbfs"], out["user_clipped_share"] = spoken.levels
@@ -221,6 +224,7 @@ def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
 
     false_barge_in = row.get("false_barge_in")
     return {
+        "user_speech_start_s": num("user_speech_start_s"),
         "user_speech_end_s": num("user_speech_end_s"),
         "first_voice_s": num("first_voice_s"),
         "barge_in_s": num("barge_in_s"),
@@ -239,3 +243,17 @@ def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
         },
         "mic_flag": row.get("mic_flag") if isinstance(row.get("mic_flag"), str) else None,
     }
+
+
+def heard_notes(turn: Mapping[str, Any]) -> str:
+    """What the terminal report adds to a turn's "interrupted" cell: the barge-in as heard
+    and a microphone flag (report turn dict in)."""
+    notes = ""
+    stop = turn["latency_ms"].get("barge_in_stop")
+    if stop is not None:
+        notes += f", barge-in stop {stop:.0f} ms"
+    if turn.get("false_barge_in"):
+        notes += ", FALSE barge-in (no user speech)"
+    if turn.get("mic_flag"):
+        notes += f", mic {turn['mic_flag']}"
+    return notes
