@@ -46,6 +46,7 @@ class VoiceMark:
     clipped_share: float | None = None
 
 
+_VOICED_POWER = (FULL_SCALE * 10 ** (VOICE_DBFS / 20)) ** 2  # mean square of a voiced frame
 _Sums = tuple[float, float, float, float]  # sum of squares, samples, peak, clipped samples
 _EMPTY: _Sums = (0.0, 0.0, 0.0, 0.0)
 
@@ -104,23 +105,29 @@ class VoiceDetector:
     def _frames(self, samples: npt.NDArray[np.int16]) -> list[VoiceMark]:
         count, size = samples.shape
         values = samples.astype(np.float64)
-        squares = np.einsum("ij,ij->i", values, values)
-        voiced = squares >= (FULL_SCALE * 10 ** (VOICE_DBFS / 20)) ** 2 * size
+        energies = np.einsum("ij,ij->i", values, values)
+        voiced = energies >= _VOICED_POWER * size
         marks: list[VoiceMark] = []
         if self._start is None and not voiced.any():  # silence: nothing to follow
             self.position += count * size
             return marks
-        magnitude = np.abs(samples.astype(np.int32))
-        peaks = magnitude.max(axis=1)
-        clipped = (magnitude >= CLIP_LEVEL).sum(axis=1)
-        for i in range(count):
+        # Plain Python numbers for the loop (numpy scalars cost more than they save here).
+        squares = energies.tolist()
+        magnitude = np.abs(values, out=values)
+        peaks = magnitude.max(axis=1).tolist()
+        clipped = [0] * count  # counted only where some sample reaches full scale (rare)
+        if max(peaks) >= CLIP_LEVEL:
+            clipped = (magnitude >= CLIP_LEVEL).sum(axis=1).tolist()
+        for i, is_voiced in enumerate(voiced.tolist()):
             at = self.position + i * size
-            sums = (float(squares[i]), float(size), float(peaks[i]), float(clipped[i]))
-            if voiced[i]:
+            sums = (squares[i], float(size), peaks[i], float(clipped[i]))
+            if is_voiced:
                 if self._start is None:
                     self._start, self._span, self._gap = at, _EMPTY, _EMPTY
-                self._span = _merge(_merge(self._span, self._gap), sums)
-                self._gap = _EMPTY
+                elif self._gap[1]:
+                    self._span = _merge(self._span, self._gap)
+                    self._gap = _EMPTY
+                self._span = _merge(self._span, sums)
                 self._last_end = at + size
                 if not self._started and self._last_end - self._start >= self.min_speech:
                     self._started = True
