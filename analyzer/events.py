@@ -176,6 +176,14 @@ def frames_to_arrow(frames: Any) -> pa.Table:
     import pandas as pd
 
     assert isinstance(frames, pd.DataFrame)
-    # Recorded events do not survive pandas (NaN becomes null): decode them again.
     plain = frames.drop(columns=["events"], errors="ignore").reset_index(drop=True)
-    return pa.Table.from_pandas(plain, preserve_index=False)
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    if "events" not in frames.columns:
+        return table
+    # Recorded events back as they were: not through from_pandas, which would turn NaN into
+    # null. Kept rather than decoded again: the speech found in the audio (VOICE_START/END)
+    # was found before the samples could be dropped, and the audio is not read here.
+    recorded = frames["events"].tolist()
+    return table.append_column(
+        "events", pa.array(recorded, type=pa.list_(EVENT_STRUCT), from_pandas=False)
+    )

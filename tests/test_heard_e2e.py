@@ -23,6 +23,8 @@ from analyzer.peer.harness import run_mitmdump, run_server
 from analyzer.peer.live_client import run_live_conversation_sync
 from analyzer.peer.record import read_timeline
 from analyzer.peer.server import PeerConfig
+from analyzer.reader import read_capture
+from analyzer.report import build_report
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -200,6 +202,8 @@ def _check_realtime(tmp_path: Path, extra: list[str]) -> dict[str, Any]:
     assert max(abs(o) for o in off) <= PROXY_LAG_MS, off
     summary = report["summary"]["latency_ms"]["heard_first_audio"]
     assert summary["count"] == 4 and summary["p50"] is not None
+    # The library's pandas path (notebooks, read_capture) keeps the recorded events alike.
+    assert build_report(read_capture(out))["sessions"][0]["turns"] == turns
     return report
 
 
