@@ -15,7 +15,9 @@ someone spoke.
   of the interrupted reply (the server's cancel, interruption or truncation).
   ``false_barge_in`` (replies the server cut, reason turn_detected): no user speech of
   BARGE_IN_MIN_MS over the reply (noise, echo or a cough took the turn).
-  ``talk_over_ms``: user speech overlapping the reply's playback.
+  ``talk_over_ms``: user speech overlapping the reply's playback. ``false_turn`` (turns the
+  server's VAD declared): under BARGE_IN_MIN_MS of user speech between its speech_started
+  (less SPEECH_LOOKBACK_S) and speech_stopped.
 * ``reply_dead_air_ms``: the longest silence inside the reply's audio, between its spans of
   speech (playback stalls are ``stall_ms``).
 * Levels: ``user_rms_dbfs``, ``user_peak_dbfs``, ``user_clipped_share`` of the user's speech
@@ -39,6 +41,9 @@ from analyzer.kinds import Kind
 BARGE_IN_MIN_MS = 250.0  # user speech shorter than this over a reply does not explain its cut
 QUIET_DBFS = -35.0  # a microphone whose speech is quieter than this is near silent
 CLIPPING_SHARE = 0.001  # a microphone with more of its speech at full scale is clipping
+# The server's speech_started passes the proxy after the audio it heard speech in (its VAD
+# needs some of it): user speech this long before it still counts as what it heard.
+SPEECH_LOOKBACK_S = 0.5
 
 HEARD_LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_heard_first_audio_ms",
@@ -60,7 +65,12 @@ HEARD_FLOAT_COLUMNS: tuple[str, ...] = (
     "reply_rms_dbfs",
     "reply_peak_dbfs",
 )
-HEARD_COLUMNS: tuple[str, ...] = (*HEARD_FLOAT_COLUMNS, "false_barge_in", "mic_flag")
+HEARD_COLUMNS: tuple[str, ...] = (
+    *HEARD_FLOAT_COLUMNS,
+    "false_barge_in",
+    "false_turn",
+    "mic_flag",
+)
 
 _NAN = float("nan")
 _FIELDS = ("kind", "role", "reply_id", "stream_ms", "at_s", "time_s", "audio_ms")
@@ -135,6 +145,7 @@ def turn_heard(row: Mapping[str, Any], voices: Voices, claimed: set[int]) -> dic
     """One turn's heard columns; ``claimed``: the user spans earlier turns took."""
     out: dict[str, Any] = dict.fromkeys(HEARD_FLOAT_COLUMNS, _NAN)
     out["false_barge_in"] = None
+    out["false_turn"] = _false_turn(row, voices.user)
     out["mic_flag"] = None
     first_audio = _num(row.get("first_audio_s"))
     if math.isnan(first_audio):
@@ -183,6 +194,17 @@ def _barge_in(row: Mapping[str, Any], user: Sequence[Span], first_audio: float) 
     return out
 
 
+def _false_turn(row: Mapping[str, Any], user: Sequence[Span]) -> bool | None:
+    """A turn the server's VAD declared (speech_started .. speech_stopped) while the user's
+    audio holds under BARGE_IN_MIN_MS of speech there; None for other turns."""
+    started, stopped = _num(row.get("speech_started_s")), _num(row.get("speech_stopped_s"))
+    if row.get("trigger") != "vad" or math.isnan(started) or math.isnan(stopped):
+        return None
+    begin = started - SPEECH_LOOKBACK_S
+    spoken = sum(max(0.0, min(s.end_s, stopped) - max(s.start_s, begin)) for s in user)
+    return spoken * 1000.0 < BARGE_IN_MIN_MS
+
+
 def _reply_levels(spans: Sequence[Span]) -> dict[str, float]:
     """The reply's levels over its spans (RMS weighted by length) and its longest silence."""
     if not spans:
@@ -207,6 +229,13 @@ def _mic_flag(span: Span) -> str | None:
     return None
 
 
+def _flag(value: Any) -> bool | None:
+    """A yes/no column's value; None (or NaN, from a table) when it does not apply."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return bool(value)
+
+
 def _num(value: Any) -> float:
     return float(value) if isinstance(value, int | float) and value is not None else _NAN
 
@@ -222,13 +251,13 @@ def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
         value = _num(row.get(column))
         return None if math.isnan(value) else value
 
-    false_barge_in = row.get("false_barge_in")
     return {
         "user_speech_start_s": num("user_speech_start_s"),
         "user_speech_end_s": num("user_speech_end_s"),
         "first_voice_s": num("first_voice_s"),
         "barge_in_s": num("barge_in_s"),
-        "false_barge_in": None if false_barge_in is None else bool(false_barge_in),
+        "false_barge_in": _flag(row.get("false_barge_in")),
+        "false_turn": _flag(row.get("false_turn")),
         "talk_over_ms": num("talk_over_ms"),
         "reply_dead_air_ms": num("reply_dead_air_ms"),
         "levels": {
@@ -254,6 +283,8 @@ def heard_notes(turn: Mapping[str, Any]) -> str:
         notes += f", barge-in stop {stop:.0f} ms"
     if turn.get("false_barge_in"):
         notes += ", FALSE barge-in (no user speech)"
+    if turn.get("false_turn"):
+        notes += ", FALSE turn (no user speech)"
     if turn.get("mic_flag"):
         notes += f", mic {turn['mic_flag']}"
     return notes

@@ -119,3 +119,16 @@ def test_a_format_1_capture_has_the_columns_through_read_time_decoding() -> None
         "reply_rms_dbfs",
         "reply_peak_dbfs",
     }
+
+
+def test_planted_false_turn_the_server_vad_heard_nothing() -> None:
+    """The server declared speech from 20.0 to 21.0 s; the audio holds none there (noise the
+    server took for speech), or only a 100 ms click."""
+    row = turn(trigger="vad", speech_started_s=20.0, speech_stopped_s=21.0, first_audio_s=21.5)
+    assert turn_heard(row, Voices(user=[span(8.0, 10.0)]), set())["false_turn"] is True
+    click = Voices(user=[span(8.0, 10.0), span(20.2, 20.3)])
+    assert turn_heard(row, click, set())["false_turn"] is True
+    # Speech that began before the server said so (its VAD needs some audio) counts.
+    spoken = Voices(user=[span(19.7, 20.9)])
+    assert turn_heard(row, spoken, set())["false_turn"] is False
+    assert turn_heard(turn(trigger="commit"), spoken, set())["false_turn"] is None

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import statistics
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +36,6 @@ SPEED = 2.0
 END_TOLERANCE_MS = 20  # heard end of speech vs when its last voiced chunk passed the proxy
 # A frame's wait in the proxy at worst (seen: 120 ms with 4x more runnable tasks than cores).
 PROXY_LAG_MS = 150
-TYPICAL_MS = 25  # a latency vs the peers' timeline, the median over a session's
 SILENCE_SPLIT_MS = 150  # the peer's utterances pause < 100 ms inside, 600 ms between turns
 
 
@@ -92,6 +90,17 @@ def capture_time(out: Path, event_type: str, response_id: str) -> float:
         r["time_s"]
         for r in rows
         if r["event_type"] == event_type and r["response_id"] == response_id
+    )
+
+
+def first_reply_audio(out: Path, reply_id: str) -> float:
+    """When the first chunk of a reply's audio passed the proxy (from the recorded events)."""
+    (parquet,) = out.glob("*.parquet")
+    rows = pq.read_table(parquet, columns=["time_s", "events"]).to_pylist()
+    return min(
+        r["time_s"]
+        for r in rows
+        if any(e["kind"] == "reply_audio" and e["reply_id"] == reply_id for e in r["events"])
     )
 
 
@@ -175,8 +184,11 @@ def _check_realtime(tmp_path: Path, extra: list[str]) -> dict[str, Any]:
             assert turn["latency_ms"]["heard_first_audio"] is None
             continue
         end_s = ends[heard.index(turn)]
-        expected = (truth["first_audio_at_s"] - end_s) * 1000
-        off.append(turn["latency_ms"]["heard_first_audio"] - expected)
+        at_proxy = (first_reply_audio(out, turn["response_id"]) - end_s) * 1000
+        assert turn["latency_ms"]["heard_first_audio"] == pytest.approx(at_proxy, abs=1)
+        off.append(
+            turn["latency_ms"]["heard_first_audio"] - (truth["first_audio_at_s"] - end_s) * 1000
+        )
         # The assets open voiced: the first audio is the first voice.
         assert turn["latency_ms"]["heard_first_voice"] == turn["latency_ms"]["heard_first_audio"]
         assert turn["levels"]["user_rms_dbfs"] == pytest.approx(-21, abs=2)
@@ -196,9 +208,10 @@ def _check_realtime(tmp_path: Path, extra: list[str]) -> dict[str, Any]:
         (cancelled - barge_truth) * 1000, abs=END_TOLERANCE_MS
     )
     assert [t["false_barge_in"] for t in turns[1:]] == [None] * 4
+    # Every turn the server's VAD declared holds the user's speech (a clean session).
+    assert [t["false_turn"] for t in turns] == [False, False, False, None, False]
     # Heard latency vs the peers' own timeline: the proxy's receive times vs the server's send
-    # times, typically ~1 ms apart; on a loaded 2-core machine a frame may queue in the proxy.
-    assert statistics.median(abs(o) for o in off) <= TYPICAL_MS, off
+    # times, typically a few ms apart; on a loaded 2-core machine a frame may queue in the proxy.
     assert max(abs(o) for o in off) <= PROXY_LAG_MS, off
     summary = report["summary"]["latency_ms"]["heard_first_audio"]
     assert summary["count"] == 4 and summary["p50"] is not None
@@ -245,8 +258,12 @@ def test_gpt_live_and_gemini_turns_are_heard_alike(
     edges = speech_edges(chunks, rate_hz)
     heard = [t for t in turns if t["user_speech_end_s"] is not None]
     assert len(heard) == len(edges) >= 3
+    assert {t["false_turn"] for t in turns} <= {False, None}  # a clean session
+    assert {t["false_barge_in"] for t in turns} <= {False, None}
     for turn, (_, last) in zip(heard, edges, strict=True):
         assert turn["user_speech_end_s"] == pytest.approx(passed[last], abs=END_TOLERANCE_MS / 1000)
+        at_proxy = (first_reply_audio(out, turn["response_id"]) - passed[last]) * 1000
+        assert turn["latency_ms"]["heard_first_audio"] == pytest.approx(at_proxy, abs=1)
         assert turn["latency_ms"]["heard_first_audio"] > 0
         assert turn["latency_ms"]["heard_first_voice"] >= turn["latency_ms"]["heard_first_audio"]
         assert turn["levels"]["user_rms_dbfs"] == pytest.approx(-21, abs=2)
@@ -258,5 +275,4 @@ def test_gpt_live_and_gemini_turns_are_heard_alike(
         t["latency_ms"]["heard_first_audio"] - (first - passed[last]) * 1000
         for t, first, (_, last) in zip(heard, firsts, edges, strict=True)
     ]
-    assert statistics.median(abs(o) for o in off) <= TYPICAL_MS, off
     assert max(abs(o) for o in off) <= PROXY_LAG_MS, off
