@@ -17,7 +17,9 @@ someone spoke.
   BARGE_IN_MIN_MS over the reply (noise, echo or a cough took the turn).
   ``talk_over_ms``: user speech overlapping the reply's playback. ``false_turn`` (turns the
   server's VAD declared): under BARGE_IN_MIN_MS of user speech between its speech_started
-  (less SPEECH_LOOKBACK_S) and speech_stopped.
+  (less SPEECH_LOOKBACK_S) and speech_stopped. Both false_* are judged only in sessions where
+  some user speech was found (else the user's audio was not there to judge: a sideband, audio
+  recorded before this, or a muted microphone).
 * ``reply_dead_air_ms``: the longest silence inside the reply's audio, between its spans of
   speech (playback stalls are ``stall_ms``).
 * Levels: ``user_rms_dbfs``, ``user_peak_dbfs``, ``user_clipped_share`` of the user's speech
@@ -188,7 +190,7 @@ def _barge_in(row: Mapping[str, Any], user: Sequence[Span], first_audio: float) 
         out["latency_barge_in_stop_ms"] = _ms(last_audio, barge.start_s)
         if row.get("interrupted"):
             out["latency_barge_in_cancel_ms"] = _ms(_num(row.get("response_done_s")), barge.start_s)
-    if row.get("interrupted") and row.get("status_reason") == "turn_detected":
+    if row.get("interrupted") and row.get("status_reason") == "turn_detected" and user:
         spoken = sum(s.ms for s in over if not math.isnan(s.ms))
         out["false_barge_in"] = spoken < BARGE_IN_MIN_MS
     return out
@@ -198,8 +200,8 @@ def _false_turn(row: Mapping[str, Any], user: Sequence[Span]) -> bool | None:
     """A turn the server's VAD declared (speech_started .. speech_stopped) while the user's
     audio holds under BARGE_IN_MIN_MS of speech there; None for other turns."""
     started, stopped = _num(row.get("speech_started_s")), _num(row.get("speech_stopped_s"))
-    if row.get("trigger") != "vad" or math.isnan(started) or math.isnan(stopped):
-        return None
+    if row.get("trigger") != "vad" or math.isnan(started) or math.isnan(stopped) or not user:
+        return None  # (no speech in the whole session: its audio was not seen, or is mute)
     begin = started - SPEECH_LOOKBACK_S
     spoken = sum(max(0.0, min(s.end_s, stopped) - max(s.start_s, begin)) for s in user)
     return spoken * 1000.0 < BARGE_IN_MIN_MS

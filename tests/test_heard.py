@@ -78,6 +78,8 @@ def test_planted_false_barge_ins_are_flagged() -> None:
     assert turn_heard(row, cough, set())["false_barge_in"] is True
     nothing = Voices(user=[span(8.0, 10.0)])
     assert turn_heard(row, nothing, set())["false_barge_in"] is True
+    # a session without any user speech found: its audio is not there to judge
+    assert turn_heard(row, Voices(), set())["false_barge_in"] is None
     # a client's own cancel is no barge-in to judge
     cancelled = turn(interrupted=True, status_reason="client_cancelled")
     assert turn_heard(cancelled, nothing, set())["false_barge_in"] is None
@@ -132,3 +134,4 @@ def test_planted_false_turn_the_server_vad_heard_nothing() -> None:
     spoken = Voices(user=[span(19.7, 20.9)])
     assert turn_heard(row, spoken, set())["false_turn"] is False
     assert turn_heard(turn(trigger="commit"), spoken, set())["false_turn"] is None
+    assert turn_heard(row, Voices(), set())["false_turn"] is None
