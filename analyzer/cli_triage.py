@@ -31,6 +31,10 @@ LATENCY_KEYS = (
     "transcription",
     "transcription_first_delta",
     "perceived_first_audio",
+    "heard_first_audio",  # as heard in the audio (analyzer.heard)
+    "heard_first_voice",
+    "barge_in_stop",
+    "barge_in_cancel",
 )
 
 

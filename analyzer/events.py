@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from analyzer.jsonio import loads_json
 from analyzer.protocols import Event, Frame, adapter_for
 from analyzer.schema import EVENT_STRUCT
+from analyzer.voice_events import SessionVoices
 
 # The frame columns every event row carries.
 FRAME_KEYS: tuple[str, ...] = ("session_id", "seq", "time_s", "direction")
@@ -37,8 +38,10 @@ DECODE_COLUMNS: tuple[str, ...] = (
     "audio_bytes",
     "content",
 )
-# Columns only decoding events needs: not read from captures that carry their events.
-DECODE_ONLY_COLUMNS: tuple[str, ...] = ("item_id", "response_id", "content")
+# Columns only decoding events needs: not read from captures that carry their events. The
+# decoded ``audio`` is where the voice detector finds speech (VOICE_START/END): read only to
+# decode; without it, an old capture's turns lack the speech heard in the audio.
+DECODE_ONLY_COLUMNS: tuple[str, ...] = ("item_id", "response_id", "content", "audio")
 
 
 def event_table(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
@@ -89,16 +92,19 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
     """Each frame's events, decoded by its session's adapter (frames sorted by session, seq)."""
     out: list[list[Event]] = []
     columns = {c: frames.column(c).to_pylist() for c in DECODE_COLUMNS if c in frames.column_names}
+    audio = frames.column("audio").to_pylist() if "audio" in frames.column_names else None
     session_ids = columns["session_id"]
     current: str | None = None
     decoder: Any = None
     needs_event: Any = None
+    voices = SessionVoices()
     for i, session_id in enumerate(session_ids):
         if session_id != current or decoder is None:
             current = session_id
             facts = sessions.get(session_id, {})
             adapter = adapter_for(facts)
             decoder, needs_event = adapter.decoder(facts), adapter.needs_event
+            voices = SessionVoices()
         event_type = columns["event_type"][i]
         content = columns["content"][i] if "content" in columns else None
         event: Any = {}
@@ -119,7 +125,10 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
             audio_bytes=columns["audio_bytes"][i],
             event=event,
         )
-        out.append(decoder.feed(frame))
+        events = decoder.feed(frame)
+        samples = audio[i] if audio is not None else None
+        events.extend(voices.feed(frame.time_s, events, samples))
+        out.append(events)
     return out
 
 
@@ -167,6 +176,14 @@ def frames_to_arrow(frames: Any) -> pa.Table:
     import pandas as pd
 
     assert isinstance(frames, pd.DataFrame)
-    # Recorded events do not survive pandas (NaN becomes null): decode them again.
     plain = frames.drop(columns=["events"], errors="ignore").reset_index(drop=True)
-    return pa.Table.from_pandas(plain, preserve_index=False)
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    if "events" not in frames.columns:
+        return table
+    # Recorded events back as they were: not through from_pandas, which would turn NaN into
+    # null. Kept rather than decoded again: the speech found in the audio (VOICE_START/END)
+    # was found before the samples could be dropped, and the audio is not read here.
+    recorded = frames["events"].tolist()
+    return table.append_column(
+        "events", pa.array(recorded, type=pa.list_(EVENT_STRUCT), from_pandas=False)
+    )

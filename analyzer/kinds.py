@@ -37,6 +37,11 @@ class Kind(StrEnum):
     TRUNCATED = "truncated"  # the server confirms a truncation
     ERROR = "error"  # the server reports an error
     USAGE = "usage"  # the session's cumulative usage so far (audio_seconds); never summed
+    # Speech found in the audio itself (analyzer.voice), role "user" or "assistant" (reply_id):
+    # stream_ms on that stream's clock, at_s when the chunk holding it passed the proxy; an
+    # end carries the span's length (audio_ms) and levels (rms_dbfs, peak_dbfs, clipped_share).
+    VOICE_START = "voice_start"
+    VOICE_END = "voice_end"
     UNKNOWN = "unknown"  # an event type the protocol does not define (name)
 
 

@@ -27,6 +27,11 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_transcription_ms",
     "latency_transcription_first_delta_ms",
     "perceived_first_audio_ms",
+    # as heard in the audio (analyzer.heard)
+    "latency_heard_first_audio_ms",
+    "latency_heard_first_voice_ms",
+    "latency_barge_in_stop_ms",
+    "latency_barge_in_cancel_ms",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = ("scope", "metric", "count", "p50", "p90", "p99", "max")
 STREAMING_COLUMNS: tuple[str, ...] = (

@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from analyzer.heard import heard_notes
 from analyzer.report import TURN_LATENCIES
 
 MISSING = "-"
@@ -113,6 +114,7 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
             ("1st transcript", "right"),
             ("1st audio", "right"),
             ("perceived", "right"),
+            ("heard", "right"),  # end of speech in the audio -> first reply audio
             ("done", "right"),
             ("transcription", "right"),
             ("user", "left"),
@@ -127,6 +129,7 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
             interrupted = fmt(turn["interrupted"])
             if turn["played_ms"] is not None:
                 interrupted += f", played {fmt(turn['played_ms'])} ms"
+            interrupted += heard_notes(turn)
             turns.add_row(
                 str(turn["index"]),
                 safe(turn["trigger"] or MISSING),
@@ -139,6 +142,7 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
                         "first_transcript",
                         "first_audio",
                         "perceived_first_audio",
+                        "heard_first_audio",
                         "response_done",
                         "transcription",
                     )

@@ -11,6 +11,7 @@ import numpy as np
 
 from analyzer.analysis import SessionAnalysis, all_turns, analyze_capture
 from analyzer.formats import provider_of
+from analyzer.heard import heard_turn
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
     TurnColumns,
@@ -43,6 +44,10 @@ TURN_LATENCIES: dict[str, str] = {
     "transcription": "latency_transcription_ms",
     "transcription_first_delta": "latency_transcription_first_delta_ms",
     "perceived_first_audio": "perceived_first_audio_ms",
+    "heard_first_audio": "latency_heard_first_audio_ms",
+    "heard_first_voice": "latency_heard_first_voice_ms",
+    "barge_in_stop": "latency_barge_in_stop_ms",
+    "barge_in_cancel": "latency_barge_in_cancel_ms",
 }
 
 
@@ -119,6 +124,7 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "usage": _usage(row),
         "function_calls": [str(name) for name in row["function_calls"]],
         **transcription_turn(row),
+        **heard_turn(row),
     }
 
 

@@ -80,6 +80,11 @@ EVENT_STRUCT = pa.struct(
         # USER_TRANSCRIPT(_DELTA): the token log probabilities it carries (count and mean)
         pa.field("logprob_count", pa.int64()),
         pa.field("logprob_mean", pa.float64()),
+        # VOICE_END: the levels of the span of speech it ends (analyzer.voice): RMS and peak in
+        # dB relative to PCM16 full scale, and the share of its samples at full scale (clipped).
+        pa.field("rms_dbfs", pa.float64()),
+        pa.field("peak_dbfs", pa.float64()),
+        pa.field("clipped_share", pa.float64()),
     ]
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in EVENT_STRUCT)
@@ -145,9 +150,12 @@ ANALYSIS_COLUMNS: tuple[str, ...] = tuple(
     c for c in FRAME_COLUMNS if c not in ("audio", "binary_content", "audio_cuts")
 )
 # What ``rt-analyze report`` reads (turns, conversation, sizes, usage): no opcode, event ids or
-# audio offsets, which only replay and audio rebuilding need.
-REPORT_COLUMNS: tuple[str, ...] = tuple(
-    c for c in ANALYSIS_COLUMNS if c not in ("opcode", "event_id", "audio_offset")
+# audio offsets, which only replay and audio rebuilding need. The ``audio`` only from files
+# whose events are decoded at read time (``analyzer.events.DECODE_ONLY_COLUMNS``): speech is
+# found in it then; a file that carries its events has its speech in them.
+REPORT_COLUMNS: tuple[str, ...] = (
+    *(c for c in ANALYSIS_COLUMNS if c not in ("opcode", "event_id", "audio_offset")),
+    "audio",
 )
 
 SESSION_FIELDS: tuple[str, ...] = (

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.events import session_event_rows
+from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, add_heard
 from analyzer.kinds import TOKEN_FIELDS, Kind
 from analyzer.transcription import (
     FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
@@ -85,6 +86,7 @@ TURN_COLUMNS: tuple[str, ...] = (
     *TOKEN_COLUMNS,
     "function_calls",
     *TRANSCRIPTION_COLUMNS,
+    *HEARD_COLUMNS,  # the turn as heard in the audio (analyzer.heard)
 )
 
 INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
@@ -319,6 +321,7 @@ def turns_from_events(
             )
             for index, turn in enumerate(walk_turns(rows), start=1)
         ]
+    add_heard(events, out)
     return out
 
 
@@ -431,7 +434,14 @@ def turn_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
     table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
     wanted: dict[str, Any] = dict.fromkeys(
-        (*TIME_COLUMNS, *LATENCY_COLUMNS, *TOKEN_COLUMNS, *TRANSCRIPTION_FLOAT_COLUMNS), float
+        (
+            *TIME_COLUMNS,
+            *LATENCY_COLUMNS,
+            *TOKEN_COLUMNS,
+            *TRANSCRIPTION_FLOAT_COLUMNS,
+            *HEARD_FLOAT_COLUMNS,
+        ),
+        float,
     )
     wanted["interrupted"] = bool
     table = table.astype(wanted)

@@ -58,6 +58,11 @@ def test_seed_report(tmp_path: Path) -> None:
         "transcription": 800.0,
         "transcription_first_delta": None,  # the seed has no transcript deltas
         "perceived_first_audio": 1100.0,
+        # the seed's audio is a few bytes of no speech: nothing heard (analyzer.heard)
+        "heard_first_audio": None,
+        "heard_first_voice": None,
+        "barge_in_stop": None,
+        "barge_in_cancel": None,
     }
     usage = turn["usage"]
     assert (usage["total_tokens"], usage["input_tokens"], usage["output_tokens"]) == (

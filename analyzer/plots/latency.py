@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,6 +38,7 @@ TIMELINE_MARKERS: tuple[tuple[str, str, str], ...] = (
     ("response_created_s", "response.created", "o"),
     ("first_audio_s", "first audio", "^"),
     ("response_done_s", "response.done", "s"),
+    ("barge_in_s", "barge-in (user speech in the audio)", "v"),
 )
 
 
@@ -63,6 +65,25 @@ def reply_play_ms(turns: pd.DataFrame) -> np.ndarray:
     played = floats(turns["played_ms"]) if "played_ms" in turns else np.full(len(turns), np.nan)
     cut = np.where(~np.isnan(played), np.minimum(reply, played), reply)
     return np.where(reply > 0, cut, np.nan)
+
+
+def _heard_speech(ax: Any, session: pd.DataFrame, y: np.ndarray, t0: float) -> None:
+    """The user's speech as found in the audio (analyzer.heard), a thin bar beside the
+    server's VAD bar: every protocol has it, with or without a server VAD."""
+    if "user_speech_start_s" not in session:
+        return
+    start = floats(session["user_speech_start_s"]) - t0
+    stop = floats(session["user_speech_end_s"]) - t0
+    heard = ~np.isnan(start) & ~np.isnan(stop)
+    if heard.any():
+        ax.barh(
+            y[heard] - BAR_HEIGHT * 1.2,
+            (stop - start)[heard],
+            left=start[heard],
+            height=BAR_HEIGHT / 3,
+            color="#54A24B",
+            label="user speech (in the audio)",
+        )
 
 
 def plot_turn_timeline(turns: pd.DataFrame, session_id: str, t0_s: float | None = None) -> Figure:
@@ -98,6 +119,7 @@ def plot_turn_timeline(turns: pd.DataFrame, session_id: str, t0_s: float | None 
             label="user speech",
         )
 
+    _heard_speech(ax, session, y, t0)
     first_audio = floats(session["first_audio_s"]) - t0
     play_s = reply_play_ms(session) / 1000.0
     interrupted = session["interrupted"].fillna(False).astype(bool).to_numpy()

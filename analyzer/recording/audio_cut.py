@@ -127,6 +127,7 @@ def _split_streamed(rec: FrameRecord, text: str, b64: str, key: str, keep_audio:
         if b64 in content:  # it also stood elsewhere, under a key of that name
             return False
         rec.content = rec.journal_content = content
+        rec.dropped_audio = audio  # for the writer's voice detector only
     else:
         rec.audio = audio
         rec.journal_content = prefix + b64 + suffix
@@ -211,6 +212,8 @@ def split_audio(
         audio_bytes = (audio_bytes or 0) + len(decoded[0])
     rec.audio_b64_bytes = b64_bytes
     rec.audio_bytes = audio_bytes
+    if not keep_audio:  # for the writer's voice detector only
+        rec.dropped_audio = b"".join(a.audio for a in found if a.audio is not None)
     # Where each field stands. Kept audio that is not base64 is no audio: it stays in the text,
     # redacted as the rest; dropped, whatever an audio field holds goes.
     taken: set[int] = set()

@@ -41,6 +41,9 @@ class FrameRecord:
     journal_content: str | None = None  # for the journal: the whole redacted text
     event: dict[str, Any] | None = None  # the parsed event (not written), for live trackers
     events: list[dict[str, Any]] | None = None  # normalized events (Parquet only)
+    # The decoded samples of audio dropped (rt_audio=drop), never written: the writer's voice
+    # detector reads them before the frame is recorded, so speech is found in dropped audio too.
+    dropped_audio: bytes | None = None
 
     def journal_line(self) -> dict[str, Any]:
         """The journal's JSON object for this frame."""

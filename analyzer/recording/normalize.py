@@ -8,6 +8,7 @@ from typing import Any
 from analyzer.jsonio import loads_json
 from analyzer.protocols import Adapter, Decoder, Event, Frame, adapter_for
 from analyzer.recording.frames import FrameRecord
+from analyzer.voice_events import SessionVoices
 
 
 class SessionDecoders:
@@ -16,11 +17,13 @@ class SessionDecoders:
     def __init__(self, sessions: Mapping[str, dict[str, Any]] | None = None) -> None:
         """``sessions``: where the facts of a session not started here are found."""
         self._decoders: dict[str, tuple[Adapter, Decoder]] = {}
+        self._voices: dict[str, SessionVoices] = {}
         self._sessions = sessions if sessions is not None else {}
 
     def start(self, facts: dict[str, Any]) -> None:
         adapter = adapter_for(facts)
         self._decoders[str(facts["session_id"])] = (adapter, adapter.decoder(facts))
+        self._voices[str(facts["session_id"])] = SessionVoices()
 
     def events(self, rec: FrameRecord) -> list[Event]:
         """The frame's events. Decoded from the redacted ``content`` (what reaches disk), never
@@ -44,7 +47,13 @@ class SessionDecoders:
             audio_bytes=rec.audio_bytes,
             event=event if isinstance(event, dict) else {},
         )
-        return decoder.feed(frame)
+        events = decoder.feed(frame)
+        # Speech in the frame's audio, found before it is written (or its samples dropped).
+        audio = rec.audio if rec.audio is not None else rec.dropped_audio
+        rec.dropped_audio = None
+        events.extend(self._voices[rec.session_id].feed(rec.time_s, events, audio))
+        return events
 
     def end(self, session_id: str) -> None:
         self._decoders.pop(session_id, None)
+        self._voices.pop(session_id, None)
