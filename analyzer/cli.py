@@ -40,8 +40,26 @@ force_option = click.option(
 )
 
 
+_wide = [False]  # --wide of the command being run (set by wide_option's callback)
+
+
+def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    _wide[0] = bool(value)
+
+
+wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_wide,
+    help="Tables as wide as their contents: no column left out, no number wrapped (pipe to "
+    "less -S).",
+)
+
+
 def _format_option(*choices: str) -> Any:
-    return click.option(
+    """``--format``, and ``--wide`` for a command that prints tables."""
+    option = click.option(
         "--format",
         "output_format",
         type=click.Choice(choices),
@@ -49,6 +67,9 @@ def _format_option(*choices: str) -> Any:
         show_default=True,
         help="Output format (json and csv go to stdout; warnings always go to stderr).",
     )
+    if "table" not in choices:
+        return option
+    return lambda command: option(wide_option(command))
 
 
 class _Group(click.Group):
@@ -167,10 +188,14 @@ def _echo_csv(frame: pd.DataFrame) -> None:
 def _console() -> Console:
     from rich.console import Console
 
+    from analyzer.layout import UNLIMITED
+
+    if _wide[0]:
+        return Console(width=UNLIMITED)
     # Piped or redirected output gets wide tables instead of rich's 80-column default, unless
     # COLUMNS says how wide (rich reads it when given no width).
-    wide = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
-    return Console(width=None if wide else 160)
+    sized = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
+    return Console(width=None if sized else 160)
 
 
 # --- datasets: many runs from many proxies, filtered, read run file by run file ---------------

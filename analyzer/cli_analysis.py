@@ -189,9 +189,9 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
         elif output_format == "csv":
             _echo_csv(table)
         else:
-            from analyzer.render import frame_table
+            from analyzer.render import render_turn_latencies
 
-            _console().print(frame_table(table, "latency per turn (ms)", widths={"session_id": 12}))
+            render_turn_latencies(table, _console())
         return
     summary = latency_summary(turns)
     streaming = streaming_summary(turns)

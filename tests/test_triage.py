@@ -162,17 +162,18 @@ def test_slowest_table_at_100_columns() -> None:
         main, ["slowest", str(GA), "-n", "2", "--metric", "response_done"], env={"COLUMNS": "100"}
     )
     assert result.exit_code == 0, result.output
-    # The numbers keep their width; what the user said wraps.
+    # The numbers keep their width (the header wraps at "_", never inside a word); what the
+    # user said wraps.
     assert [line.rstrip() for line in result.stdout.splitlines()] == [
         "slowest turns by response_done",
-        "┏━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┓",
-        "┃ session  ┃ turn ┃ started (UTC)            ┃ response_done (ms) ┃ trigger         ┃ user said    ┃",  # noqa: E501
-        "┡━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━┩",
-        "│ c720777e │    2 │ 2026-11-23T21:15:38.693Z │              1,719 │ vad             │ Wait, make   │",  # noqa: E501
-        "│          │      │                          │                    │                 │ it shorter   │",  # noqa: E501
-        "│          │      │                          │                    │                 │ please.      │",  # noqa: E501
-        "│ c720777e │    4 │ 2026-11-23T21:15:44.525Z │              1,469 │ response.create │ -            │",  # noqa: E501
-        "└──────────┴──────┴──────────────────────────┴────────────────────┴─────────────────┴──────────────┘",
+        "┏━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┓",
+        "┃          ┃      ┃                          ┃ response_ ┃                 ┃                       ┃",  # noqa: E501
+        "┃ session  ┃ turn ┃ started (UTC)            ┃ done (ms) ┃ trigger         ┃ user said             ┃",  # noqa: E501
+        "┡━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━┩",
+        "│ c720777e │    2 │ 2026-11-23T21:15:38.693Z │     1,719 │ vad             │ Wait, make it shorter │",  # noqa: E501
+        "│          │      │                          │           │                 │ please.               │",  # noqa: E501
+        "│ c720777e │    4 │ 2026-11-23T21:15:44.525Z │     1,469 │ response.create │ -                     │",  # noqa: E501
+        "└──────────┴──────┴──────────────────────────┴───────────┴─────────────────┴───────────────────────┘",
     ]  # fmt: skip
 
 
