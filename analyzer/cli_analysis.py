@@ -167,6 +167,7 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
 
         rt-analyze latency captures/ --format csv > latency.csv
     """
+    from analyzer.cli_shape import named_metrics, whole_numbers
     from analyzer.dataset_analysis import dataset_turns
     from analyzer.latency import latency_summary, streaming_summary
     from analyzer.turns import TURN_COLUMNS
@@ -183,7 +184,7 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
             or c
             in ("perceived_first_audio_ms", "silence_duration_ms", "stream_ratio", "would_stall")
         ]
-        table = turns[columns]
+        table = whole_numbers(turns[columns])
         if output_format == "json":
             _echo_json(_records(table))
         elif output_format == "csv":
@@ -193,7 +194,7 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
 
             render_turn_latencies(table, _console())
         return
-    summary = latency_summary(turns)
+    summary = named_metrics(latency_summary(turns))
     streaming = streaming_summary(turns)
     if output_format == "json":
         _echo_json({"latency": _records(summary), "streaming": _records(streaming)})
@@ -297,6 +298,7 @@ def turns(
 
         rt-analyze turns captures/ > turns.csv
     """
+    from analyzer.cli_shape import whole_numbers
     from analyzer.dataset_analysis import dataset_turns
 
     spark_master = _master(engine, master)
@@ -312,6 +314,7 @@ def turns(
     else:
         table = dataset_turns(dataset)
         _echo_warnings(dataset)
+    table = whole_numbers(table)
     if output_format == "json":
         _echo_json(_records(table))
     else:

@@ -39,6 +39,7 @@ from analyzer.html_parts import (
     esc,
 )
 from analyzer.latency import latency_summary
+from analyzer.metric_names import metric_name
 from analyzer.pricing import Prices
 from analyzer.private_files import open_private
 from analyzer.progress import track
@@ -75,8 +76,8 @@ def _summary_section(summary: Mapping[str, Any], capture: Capture) -> str:
         ("turns", esc(summary.get("turns"))),
         ("interrupted", esc(summary.get("interrupted_turns"))),
         ("server errors", esc(summary.get("errors"))),
-        ("p50 speech stopped → first audio", _num(first_audio, 0, " ms")),
-        ("p50 perceived (+ VAD silence)", _num(perceived, 0, " ms")),
+        ("p50 first_audio (speech stopped → first audio)", _num(first_audio, 0, " ms")),
+        ("p50 perceived_first_audio (+ VAD silence)", _num(perceived, 0, " ms")),
         ("on the wire", _size(sizes.get("total_bytes"))),
         ("audio share", _num(None if share is None else 100 * share, 1, " %")),
         (
@@ -104,14 +105,14 @@ def _latency_section(turns: pd.DataFrame) -> str:
         metric = str(row["metric"])
         rows.append(
             [
+                esc(metric_name(metric)),
                 esc(plots.METRIC_LABELS.get(metric, metric)),
-                esc(metric),
                 _num(row["count"]),
                 *(_num(row[k], 1) for k in ("p50", "p90", "p99", "max")),
             ]
         )
     table = _table(
-        ["latency", "turn table column", "turns", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        ["metric", "measures", "turns", "p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"],
         rows,
         {2, 3, 4, 5, 6},
     )
@@ -131,11 +132,11 @@ _TURN_HEADERS = (
     "#",
     "trigger",
     "status",
-    "first audio ms",
-    "perceived ms",
-    "done ms",
-    "transcription ms",
-    "reply audio ms",
+    "first_audio (ms)",
+    "perceived_first_audio (ms)",
+    "response_done (ms)",
+    "transcription (ms)",
+    "reply_audio (ms)",
     "in / out tokens",
     "user said",
     "assistant said",

@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from analyzer.layout import MISSING, Column, Fitted, console_width, fit_table
+from analyzer.metric_names import metric_name
 from analyzer.report import TURN_LATENCIES
 
 # Terminal control characters (ESC sequences clear screens, retitle windows, forge links).
@@ -303,11 +304,10 @@ def _render_transcription_session(session: Mapping[str, Any], console: Console) 
 
 def render_latency(summary: pd.DataFrame, streaming: pd.DataFrame, console: Console) -> None:
     """Latency percentiles per scope (metrics no turn has left out), then streaming health."""
-    names = {column: key for key, column in TURN_LATENCIES.items()}
     rows = [
         [
             short(row["scope"], 13),
-            safe(names.get(row["metric"], row["metric"])),
+            safe(metric_name(row["metric"])),
             fmt(row["count"]),
             *(percentile_cell(n, row[n], row["count"]) for n in ("p50", "p90", "p99", "max")),
         ]

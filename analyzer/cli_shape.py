@@ -1,0 +1,34 @@
+"""Tables as the CLI writes them to CSV and JSON: counts as integers (``96``, not ``96.0``; a
+column of counts with a missing value is float in pandas), latency metrics under their one name.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analyzer.metric_names import metric_name
+
+# Turn-table columns that count things or hold whole milliseconds the protocol gives as integers.
+COUNT_SUFFIXES = ("_tokens", "_deltas", "_bytes", "_count", "_calls_count")
+WHOLE_COLUMNS = frozenset({"index", "played_ms", "silence_duration_ms"})
+
+
+def whole_numbers(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with its count columns as nullable integers when every value is whole."""
+    changed: dict[str, pd.Series] = {}
+    for column in table.columns:
+        name = str(column)
+        if not (name.endswith(COUNT_SUFFIXES) or name in WHOLE_COLUMNS):
+            continue
+        values = table[column]
+        if not pd.api.types.is_float_dtype(values):
+            continue
+        present = values.dropna()
+        if (present % 1 == 0).all():
+            changed[name] = values.astype("Int64")
+    return table.assign(**changed) if changed else table
+
+
+def named_metrics(summary: pd.DataFrame) -> pd.DataFrame:
+    """A latency summary with its ``metric`` column under the metrics' one names."""
+    return summary.assign(metric=summary["metric"].map(metric_name))
