@@ -261,7 +261,7 @@ COMPARE_COLUMNS = (
     Column("p90 A", "ms", priority=5),
     Column("p90 B", "ms", priority=5),
     Column("p50 diff", "ms", priority=9),
-    Column("95% CI", "ms", text=True, priority=7, min_width=9),
+    Column("95% CI", "ms", text=True, priority=7, min_width=9, whole_words=True),
     Column("MW p", priority=6),
     Column("beyond noise", text=True, priority=9, min_width=6),
 )

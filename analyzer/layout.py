@@ -35,6 +35,7 @@ class Column:
     ``priority``: when the terminal is too narrow the lowest goes first (ties: the rightmost).
     ``text``: wraps down to ``min_width`` instead of keeping its cells whole.
     ``justify``: of a column kept whole (a name, such as a metric's, is kept whole too).
+    ``whole_words``: a text column that wraps between words only (numbers, as in an interval).
     """
 
     name: str
@@ -43,6 +44,7 @@ class Column:
     priority: int = 0
     min_width: int = 10
     justify: Literal["left", "right"] = "right"
+    whole_words: bool = False
 
     @property
     def header(self) -> str:
@@ -73,7 +75,11 @@ def _natural(column: Column, cells: Sequence[str]) -> tuple[int, int]:
     widest_cell = max((cell_len(line) for cell in cells for line in cell.split("\n")), default=1)
     widest = max(longest_piece, widest_cell)
     if column.text:
-        return min(widest, max(longest_piece, column.min_width)), max(widest, len(column.header))
+        narrowest = min(widest, max(longest_piece, column.min_width))
+        if column.whole_words:
+            words = (word for cell in cells for word in cell.split())
+            narrowest = max(narrowest, max((cell_len(w) for w in words), default=1))
+        return narrowest, max(widest, len(column.header))
     return widest, max(widest, min(len(column.header), 14))
 
 
