@@ -250,23 +250,27 @@ def sizes(captures: tuple[Path, ...], output_format: str, by: str, **filters: An
 @main.command()
 @captures_argument
 @_format_option("table", "json", "csv")
-def conversation(captures: tuple[Path, ...], output_format: str) -> None:
+@dataset_options
+def conversation(captures: tuple[Path, ...], output_format: str, **filters: Any) -> None:
     """Each session's conversation items in order: role, kind, status, transcript or text,
     function calls and outputs, truncation.
 
     Example:
 
-        rt-analyze conversation captures/run.parquet
+        rt-analyze conversation captures/run.parquet --session c720777e
     """
     import pandas as pd
 
-    from analyzer.conversation import conversation_items
+    from analyzer.conversation import ITEM_COLUMNS
+    from analyzer.dataset_analysis import iter_analyses
 
-    capture = load_capture(captures)
-    tables = [
-        conversation_items(group) for _, group in capture.frames.groupby("session_id", sort=False)
-    ]
-    items = pd.concat(tables, ignore_index=True) if tables else conversation_items(capture.frames)
+    dataset = open_captures(captures, filters)
+    tables = [a.conversation.items for a in iter_analyses(dataset)]
+    _echo_warnings(dataset)
+    tables = [t for t in tables if len(t)]
+    items = (
+        pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(ITEM_COLUMNS))
+    )
     if output_format == "json":
         _echo_json(_records(items))
     elif output_format == "csv":
@@ -331,12 +335,16 @@ def turns(
     required=True,
     help="Directory to write the WAV files to.",
 )
-def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
+@_format_option("text", "json")
+@dataset_options
+def audio(captures: tuple[Path, ...], out_dir: Path, output_format: str, **filters: Any) -> None:
     """Export each conversation item's audio, and each session as stereo, to WAV files.
 
     Example:
 
         rt-analyze audio captures/run.parquet -o wav/
+
+        rt-analyze audio captures/ -o wav/ --session c720777e --format json
     """
     try:
         from analyzer.audio import export_audio
@@ -347,14 +355,29 @@ def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
     from analyzer.outputs import check_output_dir
 
     check_output_dir("-o", out_dir)
+    sessions = _chosen_sessions(captures, filters)
     try:
-        result = export_audio(list(captures), out_dir)
+        result = export_audio(list(captures), out_dir, sessions=sessions)
     except Exception as exc:
         if isinstance(exc, _input_errors()):  # a CaptureError, without importing the reader
             raise click.ClickException(str(exc)) from exc
         raise
     for warning in result.warnings:
         click.echo(f"Warning: {warning}", err=True)
-    for path in result.files:
-        click.echo(str(path))
+    if output_format == "json":
+        _echo_json({"files": [str(path) for path in result.files], "warnings": result.warnings})
+    else:
+        for path in result.files:
+            click.echo(str(path))
     click.echo(f"Wrote {len(result.files)} file(s) to {out_dir}.", err=True)
+
+
+def _chosen_sessions(captures: Sequence[Path], filters: dict[str, Any]) -> set[str] | None:
+    """The session ids the filters keep (None without filters: every session, nothing read
+    twice); a filter that matches nothing is an error naming what is there."""
+    if not any(filters.values()):  # (no filter module imported: it loads pandas)
+        return None
+    dataset = open_captures(captures, filters)
+    chosen = {str(sid) for sid in dataset.sessions()["session_id"]}
+    _echo_warnings(dataset, len(chosen))
+    return chosen

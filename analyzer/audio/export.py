@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -240,7 +240,12 @@ def export_capture_audio(
     return result
 
 
-def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -> ExportResult:
+def export_audio(
+    paths: Sequence[Path],
+    out_dir: Path,
+    progress: bool = False,
+    sessions: Collection[str] | None = None,
+) -> ExportResult:
     """Write ``<session>/<NN>-<role>-<item_id>.wav`` for every item that carries audio (samples
     byte for byte as sent: pcm16, or G.711 µ-law/A-law WAV; mp3 as ``.mp3``) and
     ``<session>/session-stereo.wav`` (user left, assistant right, 24 kHz) under ``out_dir``.
@@ -252,6 +257,8 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
     :func:`export_capture_audio` of :func:`load_audio`. A big Parquet capture is split in two
     stretches of the file where there are two CPUs, the second exported by a forked process."""
     scan = _scan(list(paths))
+    if sessions is not None:
+        scan = _only(scan, sessions)
     make_private_dir(out_dir)
     dirs = session_dirs(scan.session_ids)
     with _progress(progress, len(scan.session_ids)) as bar:
@@ -263,6 +270,15 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
         result.files.extend(done[index][2].files)
         result.warnings.extend(done[index][2].warnings)
     return result
+
+
+def _only(scan: _Scan, sessions: Collection[str]) -> _Scan:
+    """``scan`` with only these sessions (the CLI's filters chose them)."""
+    wanted = [i for i, sid in enumerate(scan.session_ids) if sid in sessions]
+    if scan.by_row_group is not None:
+        return replace(scan, sessions=scan.by_row_group.sessions(wanted), by_row_group=None)
+    keep = set(wanted)
+    return replace(scan, sessions=((i, s) for i, s in scan.sessions if i in keep))
 
 
 # per session, by its index in the scan's session ids: (start_s, its own warnings, export's)
