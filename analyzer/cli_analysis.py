@@ -182,7 +182,13 @@ def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **fi
             if c in ("session_id", "index", "trigger", "status", "interrupted")
             or c.startswith("latency_")
             or c
-            in ("perceived_first_audio_ms", "silence_duration_ms", "stream_ratio", "would_stall")
+            in (
+                "perceived_first_audio_ms",
+                "tool_time_ms",
+                "silence_duration_ms",
+                "stream_ratio",
+                "would_stall",
+            )
         ]
         table = whole_numbers(turns[columns])
         if output_format == "json":

@@ -31,6 +31,7 @@ LATENCY_KEYS = (
     "transcription",
     "transcription_first_delta",
     "perceived_first_audio",
+    "answer_first_audio",
 )
 
 

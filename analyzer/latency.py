@@ -20,6 +20,7 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_transcription_ms",
     "latency_transcription_first_delta_ms",
     "perceived_first_audio_ms",
+    "latency_answer_first_audio_ms",  # a tool call's whole wait (analyzer.tool_turns)
 )
 # Percentiles use linear interpolation between the closest ranks (numpy's default).
 QUANTILES: dict[str, float] = {"p50": 0.5, "p90": 0.9, "p99": 0.99}

@@ -140,6 +140,7 @@ REPORT_LATENCIES: tuple[tuple[str, int], ...] = (
     ("perceived_first_audio", 6),
     ("response_done", 5),
     ("transcription", 0),
+    ("answer_first_audio", 7),
 )
 REPORT_TURN_COLUMNS: tuple[Column, ...] = (
     Column("#", priority=10),
@@ -147,6 +148,7 @@ REPORT_TURN_COLUMNS: tuple[Column, ...] = (
     Column("status", text=True, priority=3, min_width=9),
     Column("interrupted", text=True, priority=7, min_width=11),
     *(Column(name, "ms", priority=priority) for name, priority in REPORT_LATENCIES),
+    Column("tool_time", "ms", priority=4),
     Column("user", text=True, priority=9, min_width=12),
     Column("assistant", text=True, priority=8, min_width=12),
 )
@@ -166,6 +168,7 @@ def _turn_cells(turn: Mapping[str, Any]) -> list[str]:
         status,
         interrupted,
         *(fmt(latency[name]) for name, _ in REPORT_LATENCIES),
+        fmt(turn.get("tool_time_ms")),
         short(turn["user_transcript"], 60),
         short(turn["assistant_transcript"] or turn["assistant_text"], 80),
     ]
@@ -378,6 +381,7 @@ PER_TURN_COLUMNS: dict[str, Column] = {
         column: Column(name, "ms", priority=PER_TURN_PRIORITY.get(name, 3))
         for name, column in TURN_LATENCIES.items()
     },
+    "tool_time_ms": Column("tool_time", "ms", priority=4),
     "silence_duration_ms": Column("silence_duration", "ms", priority=2),
     "stream_ratio": Column("stream_ratio", "x", priority=2),
     "would_stall": Column("would_stall", text=True, priority=2, min_width=5),

@@ -53,6 +53,7 @@ TURN_LATENCIES: dict[str, str] = {
     "transcription": "latency_transcription_ms",
     "transcription_first_delta": "latency_transcription_first_delta_ms",
     "perceived_first_audio": "perceived_first_audio_ms",
+    "answer_first_audio": "latency_answer_first_audio_ms",  # analyzer.tool_turns
 }
 
 
@@ -338,6 +339,8 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "stall_count": _num(row["stall_count"]),
         "usage": _usage(row),
         "function_calls": [str(name) for name in row["function_calls"]],
+        "tool_time_ms": _num(row["tool_time_ms"]),
+        "answer_response_id": _opt(row["answer_response_id"]),
         **transcription_turn(row),
     }
 

@@ -89,26 +89,19 @@ def test_report_at_100_columns_keeps_the_latencies_and_names_what_it_left_out() 
     lines = out.splitlines()
     assert headers(lines)[0] == [
         "#",
-        "trigger",
         "interrupted",
         "first_audio (ms)",
         "perceived_first_audio (ms)",
         "response_done (ms)",
+        "answer_first_audio (ms)",
         "user",
         "assistant",
     ]
     row = next(line for line in lines if line.startswith("│ 2 "))
-    assert cells_of(row)[:6] == [
-        "2",
-        "vad",
-        "no",
-        "258",
-        "458",
-        "1,719",
-    ]
+    assert cells_of(row)[:6] == ["2", "no", "258", "458", "1,719", "-"]
     assert (
-        "not shown for lack of width: status, response_created (ms), first_transcript (ms), "
-        "transcription" in " ".join(lines)
+        "not shown for lack of width: trigger, status, response_created (ms), first_transcript "
+        "(ms), transcription (ms), tool_time (ms)" in " ".join(line.strip() for line in lines)
     )
     # p90 and p99 of 4 or 5 turns are marked, and the mark explained.
     assert "│ first_audio           │     4 │  260 │   260* │   261* │   261 │" in lines
@@ -118,10 +111,11 @@ def test_report_at_100_columns_keeps_the_latencies_and_names_what_it_left_out() 
 def test_wide_shows_every_column_whatever_the_terminal() -> None:
     out = run([*COMMANDS["per-turn"], "--wide"], 80)
     assert "not shown" not in out
-    assert headers(out.splitlines())[0][-3:] == [
-        "perceived_first_audio (ms)",
+    assert headers(out.splitlines())[0][-4:] == [
         "stream_ratio (x)",
         "would_stall",
+        "answer_first_audio (ms)",
+        "tool_time (ms)",
     ]
     assert max(cell_len(line) for line in out.splitlines()) > 150
 

@@ -57,6 +57,7 @@ def test_seed_report(tmp_path: Path) -> None:
         "transcription": 800.0,
         "transcription_first_delta": None,  # the seed has no transcript deltas
         "perceived_first_audio": 1100.0,
+        "answer_first_audio": None,  # no tool was called
     }
     usage = turn["usage"]
     assert (usage["total_tokens"], usage["input_tokens"], usage["output_tokens"]) == (
