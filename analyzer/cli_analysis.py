@@ -122,7 +122,7 @@ def report(
     if output_format == "json":
         _echo_json(result)
     else:
-        from analyzer.render import render_report
+        from analyzer.render_report import render_report
 
         render_report(result, _console())
 
@@ -267,16 +267,21 @@ def conversation(captures: tuple[Path, ...], output_format: str, **filters: Any)
     """
     import pandas as pd
 
+    from analyzer.cli_shape import with_iso_times
     from analyzer.conversation import ITEM_COLUMNS
     from analyzer.dataset_analysis import iter_analyses
 
     dataset = open_captures(captures, filters)
-    tables = [a.conversation.items for a in iter_analyses(dataset)]
+    tables = [
+        a.conversation.items.assign(provider_session_id=a.facts.get("provider_session_id"))
+        for a in iter_analyses(dataset)
+    ]
     _echo_warnings(dataset)
     tables = [t for t in tables if len(t)]
     items = (
         pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=list(ITEM_COLUMNS))
     )
+    items = with_iso_times(items, {"first_seen_s": "first_seen"})
     if output_format == "json":
         _echo_json(_records(items))
     elif output_format == "csv":
@@ -308,7 +313,7 @@ def turns(
 
         rt-analyze turns captures/ > turns.csv
     """
-    from analyzer.cli_shape import whole_numbers
+    from analyzer.cli_shape import whole_numbers, with_iso_times
     from analyzer.dataset_analysis import dataset_turns
 
     spark_master = _master(engine, master)
@@ -324,7 +329,7 @@ def turns(
     else:
         table = dataset_turns(dataset)
         _echo_warnings(dataset)
-    table = whole_numbers(table)
+    table = with_iso_times(whole_numbers(table), {"turn_start_s": "turn_started"})
     if output_format == "json":
         _echo_json(_records(table))
     else:

@@ -24,9 +24,23 @@ def whole_numbers(table: pd.DataFrame) -> pd.DataFrame:
         if not pd.api.types.is_float_dtype(values):
             continue
         present = values.dropna()
-        if (present % 1 == 0).all():
+        # Whole and exact in a float (hostile input can hold 1e300 tokens): else left as it is.
+        if ((present % 1 == 0) & (present.abs() <= 2**53)).all():
             changed[name] = values.astype("Int64")
     return table.assign(**changed) if changed else table
+
+
+def with_iso_times(table: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """``table`` with ISO 8601 (UTC, ms) columns of its epoch-seconds ones, named by
+    ``columns`` (epoch column -> new column), each right after its epoch column."""
+    from analyzer.identity import iso_ms
+
+    out = table.copy()
+    for source, name in columns.items():
+        if source in out and name not in out:
+            after = list(out.columns).index(source) + 1
+            out.insert(after, name, [iso_ms(v) for v in out[source]])
+    return out
 
 
 def named_metrics(summary: pd.DataFrame) -> pd.DataFrame:

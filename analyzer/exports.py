@@ -38,6 +38,7 @@ _STRING_TURN_COLUMNS = (
     "assistant_transcript",
     "assistant_text",
     "transcription_model",
+    "answer_response_id",  # analyzer.tool_turns
 )
 
 

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
 from analyzer.formats import provider_of
+from analyzer.identity import iso_ms, provider_session_ids
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
     LATENCY_METRICS,
@@ -170,6 +171,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
+    provider_ids = provider_session_ids(table)
     sizes = WindowSizes.of(table)
     dialects = _dialects(table)
     for facts in clean:
@@ -180,7 +182,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
         conversation = found.get(sid, Conversation())
         yield SessionAnalysis(
             session_id=sid,
-            facts=facts,
+            facts={**facts, "provider_session_id": provider_ids.get(sid)},
             dialect=facts.get("dialect") or dialects.get(sid),
             turn_rows=turn_rows.get(sid, []),
             conversation=conversation,
@@ -329,6 +331,7 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "assistant_transcript": _opt(row["assistant_transcript"]),
         "assistant_text": _opt(row["assistant_text"]),
         "turn_start_s": _num(row["turn_start_s"]),
+        "started": iso_ms(row["turn_start_s"]),
         "latency_ms": {key: _num(row[column]) for key, column in TURN_LATENCIES.items()},
         "silence_duration_ms": _num(row["silence_duration_ms"]),
         "user_audio_ms": _num(row["user_audio_ms"]),
@@ -386,7 +389,9 @@ def session_dict(
         "model": model,
         "provider": provider_of(facts.get("host"), facts.get("path")),
         "url": facts.get("url"),
+        "provider_session_id": facts.get("provider_session_id"),
         "start_s": start,
+        "started": iso_ms(start),
         "end_s": end,
         "duration_s": round(end - start, 3) if start is not None and end is not None else None,
         "close_code": facts.get("close_code"),
