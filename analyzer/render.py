@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from analyzer.layout import MISSING, Column, Fitted, console_width, fit_table
-from analyzer.metric_names import metric_name
+from analyzer.metric_names import PERCENTILE_MIN_COUNT, metric_name
 from analyzer.report import TURN_LATENCIES
 
 # Terminal control characters (ESC sequences clear screens, retitle windows, forge links).
@@ -77,8 +77,6 @@ def frame_table(
     return fit_table(specs, rows, console_width(console), title)
 
 
-# A percentile needs this many values before it is more than the largest one or two.
-PERCENTILE_MIN_COUNT = {"p90": 10, "p99": 100}
 FEW = "*"
 
 
