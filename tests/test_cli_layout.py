@@ -150,3 +150,29 @@ def test_the_lowest_priority_columns_go_first_and_text_narrows_before() -> None:
     assert fitted.hidden == ["dropped (ms)"]
     # The number keeps its 5 characters; the text takes the rest of the 25.
     assert [c.width for c in fitted.table.columns] == [25 - 1 - 2 * 3 - 5, 5]
+
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_transcript(command: str) -> list[str]:
+    """The lines the README shows after ``$ <command>``, up to the next prompt or fence."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"$ {command}"))
+    end = next(i for i in range(start + 1, len(lines)) if lines[i].startswith(("$ ", "```")))
+    return [line for line in lines[start + 1 : end] if line]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "rt-analyze report samples/ga-voice.parquet",
+        "rt-analyze slowest samples/ --metric first_audio -n 6",
+        "rt-analyze slowest samples/ --metric answer_first_audio",
+        "rt-analyze conversation samples/beta-voice.parquet",
+    ],
+)
+def test_the_readme_shows_real_output_at_100_columns(command: str) -> None:
+    args = [a.replace("samples/", f"{SAMPLES}/") for a in command.split()[1:]]
+    out = [line.rstrip() for line in run(args, 100).splitlines() if line.strip()]
+    assert readme_transcript(command) == out
