@@ -136,6 +136,7 @@ _TURN_HEADERS = (
     "perceived_first_audio (ms)",
     "response_done (ms)",
     "transcription (ms)",
+    "answer_first_audio (ms)",
     "reply_audio (ms)",
     "in / out tokens",
     "user said",
@@ -161,6 +162,7 @@ def _turn_rows(turns: pd.DataFrame) -> list[list[str]]:
                 _num(turn["perceived_first_audio_ms"]),
                 _num(turn["latency_response_done_ms"]),
                 _num(turn["latency_transcription_ms"]),
+                _num(turn["latency_answer_first_audio_ms"]),  # a tool call's whole wait
                 _num(turn["reply_audio_ms"]),
                 f"{_num(turn['input_tokens'])} / {_num(turn['output_tokens'])}",
                 esc(_short(turn["user_transcript"])),
@@ -260,7 +262,7 @@ def _session_section(
     ]
     if len(turns):
         parts.append("<h3>Turns</h3>")
-        parts.append(_table(list(_TURN_HEADERS), _turn_rows(turns), {0, 3, 4, 5, 6, 7, 8}))
+        parts.append(_table(list(_TURN_HEADERS), _turn_rows(turns), {0, 3, 4, 5, 6, 7, 8, 9}))
         parts.append(_img(plots.plot_turn_timeline(turns, analysis.session_id), "turn timeline"))
     errors = report.get("errors") or []
     if errors:

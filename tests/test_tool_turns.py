@@ -73,3 +73,19 @@ def test_report_and_latency_summary_show_it_under_one_name() -> None:
         main, ["slowest", str(SAMPLES), "--metric", "answer_first_audio", "--format", "json"]
     )
     assert [r["latency_ms"] for r in json.loads(slowest.stdout)] == [662.718, 660.912, 573.164]
+
+
+def test_html_report_has_the_whole_wait_column(tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main, ["report", str(SAMPLES / "ga-voice.parquet"), "--html", str(page)]
+    )
+    assert result.exit_code == 0, result.output
+    html = page.read_text(encoding="utf-8")
+    assert "<th>answer_first_audio (ms)</th>" in html
+    # turn 3: no first audio of its own (–), 663 ms until the answer's
+    assert (
+        '<td class="num">3</td><td>vad</td><td>completed</td><td class="num">–</td>'
+        '<td class="num">–</td><td class="num">310</td><td class="num">121</td>'
+        '<td class="num">663</td>' in html
+    )
