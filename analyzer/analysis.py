@@ -15,6 +15,7 @@ import pyarrow.compute as pc
 
 from analyzer.conversation import Conversation, conversations
 from analyzer.events import event_table, frames_to_arrow
+from analyzer.identity import provider_session_ids
 from analyzer.jsonio import plain
 from analyzer.protocols.realtime_events import dialect_of_event
 from analyzer.reader import Capture, Sessions
@@ -134,6 +135,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
+    provider_ids = provider_session_ids(table)
     for sid, seconds in session_audio_seconds(events).items():  # GPT-Live: billed by duration
         setups.setdefault(sid, {})["audio_seconds"] = seconds
     sizes = WindowSizes.of(table)
@@ -147,7 +149,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
         conversation = found.get(sid, Conversation())
         yield SessionAnalysis(
             session_id=sid,
-            facts=facts,
+            facts={**facts, "provider_session_id": provider_ids.get(sid)},
             dialect=facts.get("dialect") or dialects.get(sid),
             turn_rows=turn_rows.get(sid, []),
             conversation=conversation,

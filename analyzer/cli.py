@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from analyzer.dataset import Dataset
-    from analyzer.dataset_analysis import ReportParts
     from analyzer.filters import Filters
     from analyzer.pricing import Prices
     from analyzer.reader import Capture
@@ -41,8 +40,26 @@ force_option = click.option(
 )
 
 
+_wide = [False]  # --wide of the command being run (set by wide_option's callback)
+
+
+def _set_wide(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    _wide[0] = bool(value)
+
+
+wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    expose_value=False,
+    callback=_set_wide,
+    help="Tables as wide as their contents: no column left out, no number wrapped (pipe to "
+    "less -S).",
+)
+
+
 def _format_option(*choices: str) -> Any:
-    return click.option(
+    """``--format``, and ``--wide`` for a command that prints tables."""
+    option = click.option(
         "--format",
         "output_format",
         type=click.Choice(choices),
@@ -50,6 +67,9 @@ def _format_option(*choices: str) -> Any:
         show_default=True,
         help="Output format (json and csv go to stdout; warnings always go to stderr).",
     )
+    if "table" not in choices:
+        return option
+    return lambda command: option(wide_option(command))
 
 
 class _Group(click.Group):
@@ -168,10 +188,14 @@ def _echo_csv(frame: pd.DataFrame) -> None:
 def _console() -> Console:
     from rich.console import Console
 
+    from analyzer.layout import UNLIMITED
+
+    if _wide[0]:
+        return Console(width=UNLIMITED)
     # Piped or redirected output gets wide tables instead of rich's 80-column default, unless
     # COLUMNS says how wide (rich reads it when given no width).
-    wide = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
-    return Console(width=None if wide else 160)
+    sized = sys.stdout.isatty() or (os.environ.get("COLUMNS") or "").isdigit()
+    return Console(width=None if sized else 160)
 
 
 # --- datasets: many runs from many proxies, filtered, read run file by run file ---------------
@@ -293,322 +317,5 @@ def main() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
-@main.command()
-@captures_argument
-@_format_option("table", "json")
-@click.option(
-    "--prices",
-    type=click.Path(path_type=Path),
-    help="JSON file of USD prices per 1M tokens by model, overriding the built-in estimates.",
-)
-@click.option(
-    "--html",
-    "html_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write one self-contained HTML report (plots, chat, audio players) to this file.",
-)
-@click.option(
-    "--engine",
-    type=click.Choice(ENGINES),
-    default="local",
-    show_default=True,
-    help="local: run file by run file in bounded memory; spark: sessions analyzed on Spark "
-    "(pip install 'rt-analyze[spark]').",
-)
-@master_option
-@force_option
-@dataset_options
-def report(
-    captures: tuple[Path, ...],
-    output_format: str,
-    prices: Path | None,
-    html_path: Path | None,
-    engine: str = "local",
-    master: str | None = None,
-    force: bool = False,
-    **filters: Any,
-) -> None:
-    """Per session: turns with latencies, transcripts and usage; sizes, tokens, cost.
-
-    Example:
-
-        rt-analyze report captures/rt-20250101T120000Z-abc123.parquet --format json
-
-        rt-analyze report captures/ --html report.html
-
-        rt-analyze report 'fleet/date=2025-01-*' --host proxy-a --engine spark
-    """
-    price_table = _prices(prices)
-    spark_master = _master(engine, master)
-    if html_path is None:
-        parts, dataset = _report_parts(captures, engine, spark_master, price_table, filters)
-        if output_format == "json":  # written session by session: a fleet's report is big
-            parts.write_json(sys.stdout, dataset.files_read, dataset.warnings)
-            sys.stdout.write("\n")
-            return
-        result = parts.report(dataset.files_read, dataset.warnings)
-    else:  # the HTML report embeds plots and audio of every session: it reads captures whole
-        if engine != "local" or _filters(filters).active:
-            raise click.ClickException("--html reads captures whole; drop --engine and filters.")
-        from analyzer.outputs import check_outputs
-        from analyzer.reader import find_capture_files
-        from analyzer.report import build_report
-
-        reads = [*find_capture_files(captures), *([prices] if prices else [])]
-        check_outputs({"--html": html_path}, reads, force)
-
-        capture = load_capture(captures)
-        result = build_report(capture, price_table)
-    if html_path is not None:
-        from analyzer.html_report import render_html_report
-
-        try:
-            written = render_html_report(capture, html_path, prices=price_table)
-        except OSError as exc:
-            raise click.ClickException(f"cannot write {html_path}: {exc.strerror}.") from exc
-        for warning in written.warnings:
-            click.echo(f"warning: {warning}", err=True)
-        skipped = (
-            f", {written.audio_skipped} audio player(s) left out" if written.audio_skipped else ""
-        )
-        click.echo(f"wrote {written.path} ({written.bytes_written:,} bytes{skipped})", err=True)
-    if output_format == "json":
-        _echo_json(result)
-    else:
-        from analyzer.render import render_report
-
-        render_report(result, _console())
-
-
-def _report_parts(
-    captures: Sequence[Path],
-    engine: str,
-    master: str,
-    prices: dict[str, Prices] | None,
-    filters: dict[str, Any],
-) -> tuple[ReportParts, Dataset]:
-    from analyzer.dataset_analysis import report_parts
-
-    dataset = open_captures(captures, filters)
-    if engine == "spark":
-        from analyzer.spark import SparkUnavailable, spark_report_parts, spark_session
-
-        try:
-            parts = spark_report_parts(dataset, spark_session(master), prices)
-        except SparkUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
-    else:
-        parts = report_parts(dataset, prices)
-    _echo_warnings(dataset, len(parts.sessions))
-    return parts, dataset
-
-
-@main.command()
-@captures_argument
-@_format_option("table", "json", "csv")
-@click.option(
-    "--per-turn", is_flag=True, help="One row per turn (its latencies) instead of percentiles."
-)
-@dataset_options
-def latency(captures: tuple[Path, ...], output_format: str, per_turn: bool, **filters: Any) -> None:
-    """Latency percentiles (count, p50, p90, p99, max) per session and overall, from the turn
-    start (speech stopped, or the client's commit / response.create) to the response's
-    created, first transcript, first audio, first text and done events, and of the input
-    transcription; plus streaming health (audio speed vs real time, stalls).
-
-    Example:
-
-        rt-analyze latency captures/ --format csv > latency.csv
-    """
-    from analyzer.dataset_analysis import dataset_turns
-    from analyzer.latency import latency_summary, streaming_summary
-    from analyzer.turns import TURN_COLUMNS
-
-    dataset = open_captures(captures, filters)
-    turns = dataset_turns(dataset)
-    _echo_warnings(dataset)
-    if per_turn:
-        columns = [
-            c
-            for c in TURN_COLUMNS
-            if c in ("session_id", "index", "trigger", "status", "interrupted")
-            or c.startswith("latency_")
-            or c
-            in ("perceived_first_audio_ms", "silence_duration_ms", "stream_ratio", "would_stall")
-        ]
-        table = turns[columns]
-        if output_format == "json":
-            _echo_json(_records(table))
-        elif output_format == "csv":
-            _echo_csv(table)
-        else:
-            from analyzer.render import frame_table
-
-            _console().print(frame_table(table, "latency per turn (ms)", widths={"session_id": 12}))
-        return
-    summary = latency_summary(turns)
-    streaming = streaming_summary(turns)
-    if output_format == "json":
-        _echo_json({"latency": _records(summary), "streaming": _records(streaming)})
-    elif output_format == "csv":
-        _echo_csv(summary)
-    else:
-        from analyzer.render import render_latency
-
-        render_latency(summary, streaming, _console())
-
-
-@main.command()
-@captures_argument
-@_format_option("table", "json", "csv")
-@click.option(
-    "--by",
-    type=_LazyChoice(_groupings),
-    default="event",
-    show_default=True,
-    help="Group by event type (and direction), by direction, or by session.",
-)
-@dataset_options
-def sizes(captures: tuple[Path, ...], output_format: str, by: str, **filters: Any) -> None:
-    """Frames, bytes on the wire, audio bytes (base64 and decoded) and the audio share.
-
-    Reads only the size columns, so it is fast on big captures.
-
-    Example:
-
-        rt-analyze sizes captures/ --by direction
-    """
-    import pandas as pd
-
-    from analyzer.dataset_analysis import dataset_sizes
-    from analyzer.sizes import GROUPINGS, sizes_rollup
-
-    dataset = open_captures(captures, filters)
-    by_event = dataset_sizes(dataset)
-    _echo_warnings(dataset)
-    table = sizes_rollup(by_event, GROUPINGS[by])
-    if output_format == "json":
-        total = sizes_rollup(by_event, ())
-        _echo_json({"by": by, "rows": _records(table), "total": _records(total)[0]})
-    elif output_format == "csv":
-        _echo_csv(table)
-    else:
-        from analyzer.render import render_sizes
-
-        total = sizes_rollup(by_event, ()).assign(**{k: "total" for k in GROUPINGS[by]})
-        render_sizes(pd.concat([table, total], ignore_index=True), _console(), f"sizes by {by}")
-
-
-@main.command()
-@captures_argument
-@_format_option("table", "json", "csv")
-def conversation(captures: tuple[Path, ...], output_format: str) -> None:
-    """Each session's conversation items in order: role, kind, status, transcript or text,
-    function calls and outputs, truncation.
-
-    Example:
-
-        rt-analyze conversation captures/run.parquet
-    """
-    import pandas as pd
-
-    from analyzer.conversation import conversation_items
-
-    capture = load_capture(captures)
-    tables = [
-        conversation_items(group) for _, group in capture.frames.groupby("session_id", sort=False)
-    ]
-    items = pd.concat(tables, ignore_index=True) if tables else conversation_items(capture.frames)
-    if output_format == "json":
-        _echo_json(_records(items))
-    elif output_format == "csv":
-        _echo_csv(items)
-    else:
-        from analyzer.render import render_conversation
-
-        render_conversation(items, _console())
-
-
-@main.command()
-@captures_argument
-@_format_option("csv", "json")
-@click.option(
-    "--engine", type=click.Choice(ENGINES), default="local", show_default=True, help="See report."
-)
-@master_option
-@dataset_options
-def turns(
-    captures: tuple[Path, ...],
-    output_format: str,
-    engine: str,
-    master: str | None,
-    **filters: Any,
-) -> None:
-    """The full turn table (one row per turn, every column), for spreadsheets and notebooks.
-
-    Example:
-
-        rt-analyze turns captures/ > turns.csv
-    """
-    from analyzer.dataset_analysis import dataset_turns
-
-    spark_master = _master(engine, master)
-    dataset = open_captures(captures, filters)
-    if engine == "spark":
-        from analyzer.spark import SparkUnavailable, spark_session, spark_turns
-
-        try:
-            table = spark_turns(dataset, spark_session(spark_master))
-        except SparkUnavailable as exc:
-            raise click.ClickException(str(exc)) from exc
-        _echo_warnings(dataset, table["session_id"].nunique())
-    else:
-        table = dataset_turns(dataset)
-        _echo_warnings(dataset)
-    if output_format == "json":
-        _echo_json(_records(table))
-    else:
-        _echo_csv(table)
-
-
-@main.command()
-@captures_argument
-@click.option(
-    "-o",
-    "--output",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    required=True,
-    help="Directory to write the WAV files to.",
-)
-def audio(captures: tuple[Path, ...], out_dir: Path) -> None:
-    """Export each conversation item's audio, and each session as stereo, to WAV files.
-
-    Example:
-
-        rt-analyze audio captures/run.parquet -o wav/
-    """
-    try:
-        from analyzer.audio import export_audio
-    except ImportError as exc:
-        raise click.ClickException(
-            "audio export is not available in this installation (analyzer.audio is missing)."
-        ) from exc
-    from analyzer.outputs import check_output_dir
-
-    check_output_dir("-o", out_dir)
-    try:
-        result = export_audio(list(captures), out_dir)
-    except Exception as exc:
-        if isinstance(exc, _input_errors()):  # a CaptureError, without importing the reader
-            raise click.ClickException(str(exc)) from exc
-        raise
-    for warning in result.warnings:
-        click.echo(f"Warning: {warning}", err=True)
-    for path in result.files:
-        click.echo(str(path))
-    click.echo(f"Wrote {len(result.files)} file(s) to {out_dir}.", err=True)
-
-
 # Commands kept in their own modules; importing them adds them to ``main``.
-from analyzer import cli_capture, cli_fleet, cli_triage  # noqa: E402, F401
+from analyzer import cli_analysis, cli_capture, cli_fleet, cli_triage  # noqa: E402, F401

@@ -93,6 +93,7 @@ def compare(
         rt-analyze compare fleet/ --a-where host=proxy-eu --b-where host=proxy-us
     """
     from analyzer.compare import compare_datasets, render_comparison
+    from analyzer.metric_names import metric_name
 
     if b is None and not (a_where or b_where):
         raise click.UsageError(
@@ -104,6 +105,8 @@ def compare(
     result = compare_datasets(side_a, side_b, samples=bootstrap, seed=seed)
     result["a"] = " ".join([str(a), *a_where])
     result["b"] = " ".join([str(b if b is not None else a), *b_where])
+    # Each latency under its one name, as in the report and the latency summary.
+    result["latency_ms"] = {metric_name(k): v for k, v in result["latency_ms"].items()}
     _echo_warnings(side_a, result["counts"]["a"]["sessions"], "side A: ")
     _echo_warnings(side_b, result["counts"]["b"]["sessions"], "side B: ")
     if output_format == "json":

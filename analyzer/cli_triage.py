@@ -35,6 +35,7 @@ LATENCY_KEYS = (
     "heard_first_voice",
     "barge_in_stop",
     "barge_in_cancel",
+    "answer_first_audio",
 )
 
 

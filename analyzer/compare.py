@@ -23,6 +23,7 @@ from analyzer.compare_cost import cost_section, read_side, reply_audio_section
 from analyzer.dataset import Dataset
 from analyzer.dataset_analysis import dataset_sizes
 from analyzer.latency import LATENCY_METRICS, metric_stats
+from analyzer.layout import Column, console_width, fit_table
 from analyzer.pricing import Prices
 from analyzer.render import short
 from analyzer.sizes import size_totals, token_totals
@@ -267,6 +268,22 @@ def _fmt_usd(value: Any) -> str:
 SIDE_LABEL_WIDTH = 60
 
 
+# The latency table's columns, fitted to the terminal (analyzer.layout): numbers stay whole.
+COMPARE_COLUMNS = (
+    Column("metric", priority=10, justify="left"),
+    Column("n A", priority=3),
+    Column("n B", priority=3),
+    Column("p50 A", "ms", priority=8),
+    Column("p50 B", "ms", priority=8),
+    Column("p90 A", "ms", priority=5),
+    Column("p90 B", "ms", priority=5),
+    Column("p50 diff", "ms", priority=9),
+    Column("95% CI", "ms", text=True, priority=7, min_width=9, whole_words=True),
+    Column("MW p", priority=6),
+    Column("beyond noise", text=True, priority=9, min_width=6),
+)
+
+
 def render_comparison(result: dict[str, Any], console: Console) -> None:
     """The comparison as rich tables: latency, sizes, tokens, reply audio, cost."""
     counts = result["counts"]
@@ -277,12 +294,7 @@ def render_comparison(result: dict[str, Any], console: Console) -> None:
             f"{key.upper()}: {short(result.get(key, key.upper()), SIDE_LABEL_WIDTH)} "
             f"({counts[key]['sessions']} sessions, {counts[key]['turns']} turns)"
         )
-    table = Table(title="latency (ms): B - A")
-    for name in ("metric", "n A", "n B", "p50 A", "p50 B", "p90 A", "p90 B", "p50 diff"):
-        table.add_column(name, justify="left" if name == "metric" else "right")
-    table.add_column("95% CI", justify="right")
-    table.add_column("MW p", justify="right")
-    table.add_column("beyond noise", justify="center")
+    rows = []
     for row in comparison_table(result).to_dict("records"):
         if not row["count_a"] and not row["count_b"]:
             continue
@@ -291,17 +303,19 @@ def render_comparison(result: dict[str, Any], console: Console) -> None:
             if row["ci_low"] is not None and not pd.isna(row["ci_low"])
             else "-"
         )
-        table.add_row(
-            str(row["metric"]).removeprefix("latency_").removesuffix("_ms"),
-            *(
-                _fmt(_plain(row[k]))
-                for k in ("count_a", "count_b", "p50_a", "p50_b", "p90_a", "p90_b", "p50_diff")
-            ),
-            ci,
-            _p_value(_plain(row["mann_whitney_p"])),
-            _fmt(_plain(row["beyond_noise"])),
+        rows.append(
+            [
+                str(row["metric"]).removeprefix("latency_").removesuffix("_ms"),
+                *(
+                    _fmt(_plain(row[k]))
+                    for k in ("count_a", "count_b", "p50_a", "p50_b", "p90_a", "p90_b", "p50_diff")
+                ),
+                ci,
+                _p_value(_plain(row["mann_whitney_p"])),
+                _fmt(_plain(row["beyond_noise"])),
+            ]
         )
-    console.print(table)
+    fit_table(COMPARE_COLUMNS, rows, console_width(console), "latency: B - A").print(console)
     for title, section in (
         ("sizes", result.get("sizes")),
         ("tokens", result.get("tokens")),

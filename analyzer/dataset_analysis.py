@@ -46,6 +46,7 @@ def _with_keys(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
     keyed = turns.copy()
     for position, key in enumerate(DATASET_TURN_KEYS):
         keyed.insert(position, key, facts.get(key))
+    keyed["provider_session_id"] = facts.get("provider_session_id")  # analyzer.identity
     return keyed
 
 

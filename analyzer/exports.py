@@ -38,6 +38,7 @@ _STRING_TURN_COLUMNS = (
     "assistant_transcript",
     "assistant_text",
     "transcription_model",
+    "answer_response_id",  # analyzer.tool_turns
 )
 
 
@@ -71,6 +72,8 @@ def turns_to_arrow(turns: pd.DataFrame) -> pa.Table:
     """A turn table (with or without the dataset keys) as Arrow with a fixed schema."""
     keys = tuple(k for k in DATASET_TURN_KEYS if k in turns)
     schema = turn_arrow_schema(keys)
+    if "provider_session_id" in turns:  # from the sessions' frames (analyzer.identity)
+        schema = schema.append(pa.field("provider_session_id", pa.string()))
     columns = {}
     for f in schema:
         values = turns[f.name].tolist() if f.name in turns else [None] * len(turns)
@@ -144,6 +147,7 @@ def export_dataset(
         keyed = analysis.turns.copy()
         for position, key in enumerate(DATASET_TURN_KEYS):
             keyed.insert(position, key, facts.get(key))
+        keyed["provider_session_id"] = facts.get("provider_session_id")  # as dataset_turns
         if turns_path is not None:
             turn_parts.append(turns_to_arrow(keyed))
         if sizes_path is not None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from analyzer.latency import floats, metric_stats
+from analyzer.metric_names import PERCENTILE_MIN_COUNT
 from analyzer.report import TURN_LATENCIES
 
 if TYPE_CHECKING:
@@ -26,8 +27,6 @@ if TYPE_CHECKING:
 
 STATS: tuple[str, ...] = ("p50", "p90", "p99", "max", "mean")
 COUNTERS: tuple[str, ...] = ("errors", "turns", "interrupted", "stalls")
-# Below this many turns a percentile is mostly the largest value: said next to the verdict.
-FEW_TURNS = 5
 _UNITS_MS = {"ms": 1.0, "s": 1000.0, "": 1.0}
 _LATENCY_RULE = re.compile(
     r"^\s*(?P<stat>\w+)\s*\(\s*(?P<metric>\w+)\s*\)\s*=\s*(?P<value>[0-9.]+)\s*(?P<unit>ms|s)?\s*$"
@@ -104,7 +103,7 @@ class Verdict:
         sign = "<=" if self.passed else ">"
         text = f"{word} {self.rule.name} {_number(self.measured)}{unit} {sign} {limit}"
         if self.rule.is_latency:
-            few = self.rule.stat in ("p90", "p99") and self.turns < FEW_TURNS
+            few = self.turns < PERCENTILE_MIN_COUNT.get(self.rule.stat or "", 0)
             text += f" ({self.turns} turn{'s' if self.turns != 1 else ''}"
             text += ": few for a percentile)" if few else ")"
         return text

@@ -40,6 +40,7 @@ from analyzer.html_parts import (
     esc,
 )
 from analyzer.latency import latency_summary
+from analyzer.metric_names import metric_name
 from analyzer.pricing import Prices
 from analyzer.private_files import open_private
 from analyzer.progress import track
@@ -76,8 +77,8 @@ def _summary_section(summary: Mapping[str, Any], capture: Capture) -> str:
         ("turns", esc(summary.get("turns"))),
         ("interrupted", esc(summary.get("interrupted_turns"))),
         ("server errors", esc(summary.get("errors"))),
-        ("p50 speech stopped → first audio", _num(first_audio, 0, " ms")),
-        ("p50 perceived (+ VAD silence)", _num(perceived, 0, " ms")),
+        ("p50 first_audio (speech stopped → first audio)", _num(first_audio, 0, " ms")),
+        ("p50 perceived_first_audio (+ VAD silence)", _num(perceived, 0, " ms")),
         ("on the wire", _size(sizes.get("total_bytes"))),
         ("audio share", _num(None if share is None else 100 * share, 1, " %")),
         (
@@ -105,14 +106,14 @@ def _latency_section(turns: pd.DataFrame) -> str:
         metric = str(row["metric"])
         rows.append(
             [
+                esc(metric_name(metric)),
                 esc(plots.METRIC_LABELS.get(metric, metric)),
-                esc(metric),
                 _num(row["count"]),
                 *(_num(row[k], 1) for k in ("p50", "p90", "p99", "max")),
             ]
         )
     table = _table(
-        ["latency", "turn table column", "turns", "p50 ms", "p90 ms", "p99 ms", "max ms"],
+        ["metric", "measures", "turns", "p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"],
         rows,
         {2, 3, 4, 5, 6},
     )
@@ -132,11 +133,12 @@ _TURN_HEADERS = (
     "#",
     "trigger",
     "status",
-    "first audio ms",
-    "perceived ms",
-    "done ms",
-    "transcription ms",
-    "reply audio ms",
+    "first_audio (ms)",
+    "perceived_first_audio (ms)",
+    "response_done (ms)",
+    "transcription (ms)",
+    "answer_first_audio (ms)",
+    "reply_audio (ms)",
     "in / out tokens",
     "user said",
     "assistant said",
@@ -161,6 +163,7 @@ def _turn_rows(turns: pd.DataFrame) -> list[list[str]]:
                 _num(turn["perceived_first_audio_ms"]),
                 _num(turn["latency_response_done_ms"]),
                 _num(turn["latency_transcription_ms"]),
+                _num(turn["latency_answer_first_audio_ms"]),  # a tool call's whole wait
                 _num(turn["reply_audio_ms"]),
                 f"{_num(turn['input_tokens'])} / {_num(turn['output_tokens'])}",
                 esc(_short(turn["user_transcript"])),
@@ -260,7 +263,7 @@ def _session_section(
     ]
     if len(turns):
         parts.append("<h3>Turns</h3>")
-        parts.append(_table(list(_TURN_HEADERS), _turn_rows(turns), {0, 3, 4, 5, 6, 7, 8}))
+        parts.append(_table(list(_TURN_HEADERS), _turn_rows(turns), {0, 3, 4, 5, 6, 7, 8, 9}))
         parts.append(_img(plots.plot_turn_timeline(turns, analysis.session_id), "turn timeline"))
     errors = report.get("errors") or []
     if errors:

@@ -32,6 +32,7 @@ LATENCY_METRICS: tuple[str, ...] = (
     "latency_heard_first_voice_ms",
     "latency_barge_in_stop_ms",
     "latency_barge_in_cancel_ms",
+    "latency_answer_first_audio_ms",  # a tool call's whole wait (analyzer.tool_turns)
 )
 SUMMARY_COLUMNS: tuple[str, ...] = ("scope", "metric", "count", "p50", "p90", "p99", "max")
 STREAMING_COLUMNS: tuple[str, ...] = (

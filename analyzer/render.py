@@ -10,12 +10,11 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from analyzer.heard import heard_notes
+from analyzer.layout import MISSING, Column, Fitted, console_width, fit_table
+from analyzer.metric_names import PERCENTILE_MIN_COUNT, metric_name
 from analyzer.report import TURN_LATENCIES
 
-MISSING = "-"
 # Terminal control characters (ESC sequences clear screens, retitle windows, forge links).
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
@@ -50,233 +49,136 @@ def short(text: Any, width: int = 60) -> str:
 
 def frame_table(
     frame: pd.DataFrame,
+    console: Console,
     title: str | None = None,
     digits: Mapping[str, int] | None = None,
     widths: Mapping[str, int] | None = None,
-) -> Table:
-    """A rich table of a DataFrame's rows; numeric columns right-aligned."""
-    table = Table(title=title, title_justify="left")
+    columns: Mapping[str, Column] | None = None,
+) -> Fitted:
+    """A DataFrame's rows fitted to the console: numeric columns keep their digits, text columns
+    (``widths``: cut to so many characters) wrap; ``columns`` names and ranks a column."""
     digits = digits or {}
     widths = widths or {}
-    for column in frame.columns:
-        numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(
-            frame[column]
-        )
-        table.add_column(
-            str(column),
-            justify="right" if numeric else "left",
-            overflow="fold",
-            no_wrap=not numeric and column not in widths,
-        )
-    for row in frame.itertuples(index=False, name=None):
-        cells = []
-        for column, value in zip(frame.columns, row, strict=True):
-            if column in widths:
-                cells.append(short(value, widths[column]))
-            else:
-                cells.append(fmt(value, digits.get(str(column), 0)))
-        table.add_row(*cells)
-    return table
+    specs = []
+    for name in frame.columns:
+        series = frame[name]
+        text = not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series)
+        spec = (columns or {}).get(str(name)) or Column(str(name), text=text)
+        specs.append(spec)
+    rows = [
+        [
+            short(value, widths[str(name)])
+            if str(name) in widths
+            else fmt(value, digits.get(str(name), 0))
+            for name, value in zip(frame.columns, row, strict=True)
+        ]
+        for row in frame.itertuples(index=False, name=None)
+    ]
+    return fit_table(specs, rows, console_width(console), title)
 
 
-def _stats_table(title: str, stats: Mapping[str, Mapping[str, Any]]) -> Table:
-    table = Table(title=title, title_justify="left")
-    table.add_column("latency (ms)")
-    for name in ("count", "p50", "p90", "p99", "max"):
-        table.add_column(name, justify="right")
+FEW = "*"
+
+
+def percentile_cell(name: str, value: Any, count: Any) -> str:
+    """A percentile, marked when too few values stand behind it."""
+    cell = fmt(value)
+    needed = PERCENTILE_MIN_COUNT.get(name)
+    if needed is not None and cell != MISSING and isinstance(count, int) and count < needed:
+        cell += FEW
+    return cell
+
+
+def few_note(cells: Sequence[Sequence[str]]) -> str | None:
+    """The footnote for percentiles marked by :func:`percentile_cell`, when any is."""
+    if not any(c.endswith(FEW) for row in cells for c in row):
+        return None
+    return (
+        f"{FEW} fewer than {PERCENTILE_MIN_COUNT['p90']} values for p90 or "
+        f"{PERCENTILE_MIN_COUNT['p99']} for p99: close to the maximum, not a percentile"
+    )
+
+
+PERCENTILE_COLUMNS = (
+    Column("count", priority=5),
+    Column("p50", "ms", priority=6),
+    Column("p90", "ms", priority=5),
+    Column("p99", "ms", priority=3),
+    Column("max", "ms", priority=4),
+)
+
+
+def render_stats(title: str, stats: Mapping[str, Mapping[str, Any]], console: Console) -> None:
+    rows = []
     for metric, values in stats.items():
         if not values.get("count"):
             continue  # a latency no turn has (text replies in a voice session, ...)
-        table.add_row(metric, *(fmt(values.get(n)) for n in ("count", "p50", "p90", "p99", "max")))
-    return table
-
-
-def render_report(report: Mapping[str, Any], console: Console) -> None:
-    """Each session's turns, sizes, tokens and cost, then the summary."""
-    for session in report["sessions"]:
-        if session.get("kind") == "transcription":
-            _render_transcription_session(session, console)
-            continue
-        duration = session.get("duration_s")
-        console.print(
-            f"[bold]session {safe(session['session_id'])}[/bold]  dialect "
-            f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
-            f"{len(session['turns'])} turn(s)"
-            + (f"  {duration:.1f} s" if duration is not None else "")
+        count = values.get("count")
+        rows.append(
+            [
+                safe(metric),
+                fmt(count),
+                *(percentile_cell(n, values.get(n), count) for n in ("p50", "p90", "p99", "max")),
+            ]
         )
-        turns = Table(title_justify="left")
-        for name, justify in (
-            ("#", "right"),
-            ("trigger", "left"),
-            ("status", "left"),
-            ("interrupted", "left"),
-            ("created", "right"),
-            ("1st transcript", "right"),
-            ("1st audio", "right"),
-            ("perceived", "right"),
-            ("heard", "right"),  # end of speech in the audio -> first reply audio
-            ("done", "right"),
-            ("transcription", "right"),
-            ("user", "left"),
-            ("assistant", "left"),
-        ):
-            turns.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for turn in session["turns"]:
-            latency = turn["latency_ms"]
-            status = safe(turn["status"] or MISSING)
-            if turn["status_reason"]:
-                status += f" ({safe(turn['status_reason'])})"
-            interrupted = fmt(turn["interrupted"])
-            if turn["played_ms"] is not None:
-                interrupted += f", played {fmt(turn['played_ms'])} ms"
-            interrupted += heard_notes(turn)
-            turns.add_row(
-                str(turn["index"]),
-                safe(turn["trigger"] or MISSING),
-                status,
-                interrupted,
-                *(
-                    fmt(latency[key])
-                    for key in (
-                        "response_created",
-                        "first_transcript",
-                        "first_audio",
-                        "perceived_first_audio",
-                        "heard_first_audio",
-                        "response_done",
-                        "transcription",
-                    )
-                ),
-                short(turn["user_transcript"], 30),
-                short(turn["assistant_transcript"] or turn["assistant_text"], 40),
-            )
-        console.print(turns)
-        sizes = session["sizes"]
-        share = sizes["audio_share"]
-        usage = session["usage"]
-        cost = session["cost"]
-        console.print(
-            f"frames {fmt(sizes['frames'])}  bytes {fmt(sizes['total_bytes'])}  audio "
-            f"{fmt(sizes['audio_bytes'])} bytes decoded"
-            + (f" ({share:.1%} of the bytes as base64)" if share is not None else "")
-        )
-        console.print(
-            f"tokens in {fmt(usage['input_tokens'])} out {fmt(usage['output_tokens'])} "
-            f"total {fmt(usage['total_tokens'])}  cost "
-            + (
-                f"~${cost['usd']:.4f} (as {safe(cost['priced_as'])}, estimate)"
-                if cost["usd"] is not None
-                else f"unknown ({safe(cost['note'])})"
-            )
-        )
-        if (session.get("transcription_usage") or {}).get("transcriptions"):
-            console.print(_transcription_line(session))
-        _render_problems(session, console)
-    summary = report["summary"]
-    console.print(
-        f"[bold]{summary['sessions']} session(s), {summary['turns']} turn(s), "
-        f"{summary['interrupted_turns']} interrupted, {summary['errors']} error(s)[/bold]"
-    )
-    console.print(_stats_table("all turns", summary["latency_ms"]))
-    if summary["cost_usd"] is not None:
-        console.print(f"estimated cost ~${summary['cost_usd']:.4f} (list prices, an estimate)")
-    if summary.get("transcription_cost_usd") is not None:
-        console.print(
-            f"estimated transcription cost ~${summary['transcription_cost_usd']:.4f} "
-            "(list prices, an estimate)"
-        )
-
-
-def _render_problems(session: Mapping[str, Any], console: Console) -> None:
-    """A session's error events and unknown event types, then a blank line."""
-    for error in session["errors"]:
-        console.print(
-            f"[red]error[/red] {safe(error.get('type') or '')} "
-            f"{safe(error.get('code') or '')}: {safe(error.get('message') or '')}"
-        )
-    if session["unknown_events"]:
-        unknown = ", ".join(f"{safe(k)} x{v}" for k, v in session["unknown_events"].items())
-        console.print(f"unknown event types: {unknown}")
-    console.print()
-
-
-def _transcription_line(session: Mapping[str, Any]) -> str:
-    """Input transcription's tokens (or audio seconds) and cost."""
-    usage = session["transcription_usage"]
-    cost = session["transcription_cost"]
-    said = (
-        f"in {fmt(usage['input_tokens'])} out {fmt(usage['output_tokens'])} "
-        f"total {fmt(usage['total_tokens'])}"
-        if usage["total_tokens"] is not None
-        else f"{fmt(usage['audio_seconds'], 1)} s of audio"
-    )
-    return (
-        f"transcription ({safe(session.get('transcription_model') or '?')}) tokens {said}  cost "
-        + (
-            f"~${cost['usd']:.4f} (as {safe(cost['priced_as'])}, estimate)"
-            if cost["usd"] is not None
-            else f"unknown ({safe(cost['note'])})"
-        )
-    )
-
-
-def _render_transcription_session(session: Mapping[str, Any], console: Console) -> None:
-    """A speech-to-text session: per utterance the time to the first and the final transcript,
-    its deltas and usage; no reply columns (nothing replies)."""
-    duration = session.get("duration_s")
-    console.print(
-        f"[bold]session {safe(session['session_id'])}[/bold]  transcription  dialect "
-        f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
-        f"{len(session['turns'])} utterance(s)"
-        + (f"  {duration:.1f} s" if duration is not None else "")
-    )
-    table = Table(title_justify="left")
-    for name, justify in (
-        ("#", "right"),
-        ("trigger", "left"),
-        ("1st delta", "right"),
-        ("final", "right"),
-        ("deltas", "right"),
-        ("tokens in", "right"),
-        ("out", "right"),
-        ("logprob", "right"),
-        ("transcript", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for turn in session["turns"]:
-        usage = turn["transcription_usage"] or {}
-        logprobs = turn["transcription_logprobs"] or {}
-        table.add_row(
-            str(turn["index"]),
-            safe(turn["trigger"] or MISSING),
-            fmt(turn["latency_ms"]["transcription_first_delta"]),
-            fmt(turn["latency_ms"]["transcription"]),
-            fmt(turn["transcription_deltas"]),
-            fmt(usage.get("input_tokens")),
-            fmt(usage.get("output_tokens")),
-            fmt(logprobs.get("mean"), 2),
-            short(turn["user_transcript"], 50),
-        )
-    console.print(table)
-    sizes = session["sizes"]
-    console.print(
-        f"frames {fmt(sizes['frames'])}  bytes {fmt(sizes['total_bytes'])}  audio "
-        f"{fmt(sizes['audio_bytes'])} bytes decoded"
-    )
-    console.print(_transcription_line(session))
-    _render_problems(session, console)
+    columns = [Column("metric", priority=9, justify="left"), *PERCENTILE_COLUMNS]
+    fit_table(columns, rows, console_width(console), title).print(console)
+    note = few_note(rows)
+    if note:
+        console.print(f"[dim]{note}[/dim]")
 
 
 def render_latency(summary: pd.DataFrame, streaming: pd.DataFrame, console: Console) -> None:
-    """Latency percentiles per scope, then streaming health."""
-    names = {column: key for key, column in TURN_LATENCIES.items()}
-    shown = summary.assign(metric=summary["metric"].map(lambda m: names.get(m, m)))
-    console.print(frame_table(shown, "latency (ms) per session and overall", widths={"scope": 36}))
-    console.print(
-        frame_table(
-            streaming, "streaming health", digits={"stream_ratio_min": 2, "stream_ratio_p50": 2}
-        )
-    )
+    """Latency percentiles per scope (metrics no turn has left out), then streaming health."""
+    rows = [
+        [
+            short(row["scope"], 13),
+            safe(metric_name(row["metric"])),
+            fmt(row["count"]),
+            *(percentile_cell(n, row[n], row["count"]) for n in ("p50", "p90", "p99", "max")),
+        ]
+        for row in summary.to_dict("records")
+        if row["count"]
+    ]
+    columns = [
+        Column("scope", text=True, priority=8, min_width=13),
+        Column("metric", priority=9, justify="left"),
+        *PERCENTILE_COLUMNS,
+    ]
+    width = console_width(console)
+    fit_table(columns, rows, width, "latency per session and overall").print(console)
+    note = few_note(rows)
+    if note:
+        console.print(f"[dim]{note}[/dim]")
+    frame_table(
+        streaming,
+        console,
+        "streaming health",
+        digits={"stream_ratio_min": 2, "stream_ratio_p50": 2},
+        widths={"scope": 13},
+        columns=STREAMING_COLUMNS,
+    ).print(console)
+
+
+STREAMING_COLUMNS = {
+    "scope": Column("scope", text=True, priority=9, min_width=13),
+    "responses_with_audio": Column("responses_with_audio", priority=5),
+    "stream_ratio_min": Column("stream_ratio_min", "x", priority=8),
+    "stream_ratio_p50": Column("stream_ratio_p50", "x", priority=6),
+    "would_stall": Column("would_stall", priority=7),
+    "stall_count": Column("stall_count", priority=4),
+    "stall_ms_max": Column("stall_ms_max", "ms", priority=3),
+}
+SIZE_COLUMNS = {
+    "direction": Column("direction", text=True, priority=8, min_width=9),
+    "event_type": Column("event_type", text=True, priority=9, min_width=16),
+    "session_id": Column("session_id", text=True, priority=9, min_width=13),
+    "frames": Column("frames", priority=7),
+    "bytes": Column("bytes", priority=6),
+    "audio_b64_bytes": Column("audio_b64_bytes", priority=3),
+    "audio_bytes": Column("audio_bytes", priority=4),
+    "audio_share": Column("audio_share", "%", priority=5),
+}
 
 
 def render_sizes(table: pd.DataFrame, console: Console, title: str) -> None:
@@ -284,27 +186,78 @@ def render_sizes(table: pd.DataFrame, console: Console, title: str) -> None:
     shown = table.copy()
     if "audio_share" in shown:
         shown["audio_share"] = [
-            MISSING if pd.isna(v) else f"{v:.1%}" for v in shown["audio_share"].tolist()
+            MISSING if pd.isna(v) else f"{v * 100:.1f}" for v in shown["audio_share"].tolist()
         ]
-    console.print(frame_table(shown, title))
+    widths = {"session_id": 13} if "session_id" in shown else None
+    frame_table(shown, console, title, widths=widths, columns=SIZE_COLUMNS).print(console)
+
+
+# ``latency --per-turn``: the turn table's columns, each latency under its one name in ms.
+PER_TURN_PRIORITY = {"first_audio": 8, "perceived_first_audio": 7, "response_done": 6}
+PER_TURN_COLUMNS: dict[str, Column] = {
+    "session_id": Column("session_id", text=True, priority=9, min_width=13),
+    "index": Column("#", priority=10),
+    "trigger": Column("trigger", text=True, priority=5, min_width=7),
+    "status": Column("status", text=True, priority=1, min_width=9),
+    "interrupted": Column("interrupted", text=True, priority=4, min_width=11),
+    **{
+        column: Column(name, "ms", priority=PER_TURN_PRIORITY.get(name, 3))
+        for name, column in TURN_LATENCIES.items()
+    },
+    "tool_time_ms": Column("tool_time", "ms", priority=4),
+    "silence_duration_ms": Column("silence_duration", "ms", priority=2),
+    "stream_ratio": Column("stream_ratio", "x", priority=2),
+    "would_stall": Column("would_stall", text=True, priority=2, min_width=5),
+}
+
+
+def render_turn_latencies(table: pd.DataFrame, console: Console) -> None:
+    """One row per turn: its latencies (ms), streaming ratio and stall."""
+    frame_table(
+        table,
+        console,
+        "latency per turn",
+        digits={"stream_ratio": 2},
+        widths={"session_id": 13},
+        columns=PER_TURN_COLUMNS,
+    ).print(console)
 
 
 def render_conversation(items: pd.DataFrame, console: Console) -> None:
     """Each session's items in order: who, what kind, status and what was said."""
     for session_id, group in items.groupby("session_id", sort=False):
-        table = Table(title=f"session {safe(session_id)}", title_justify="left")
-        for name in ("#", "role", "kind", "status", "said", "notes"):
-            table.add_column(name, justify="right" if name == "#" else "left", overflow="fold")
-        for item in group.to_dict("records"):
-            table.add_row(
+        rows = [
+            [
                 str(item["position"]),
                 fmt(_none(item["role"])),
                 fmt(_none(item["kind"])),
                 fmt(_none(item["status"])),
-                short(_said(item), 80),
+                short(_said(item), 200),
                 _notes(item),
-            )
-        console.print(table)
+                fmt(_none(item.get("response_id"))),
+                fmt(_none(item.get("first_seen"))),
+            ]
+            for item in group.to_dict("records")
+        ]
+        provider = (
+            _none(group["provider_session_id"].iloc[0]) if "provider_session_id" in group else None
+        )
+        title = f"session {safe(session_id)}" + (
+            f"  provider id {safe(provider)}" if provider else ""
+        )
+        fit_table(CONVERSATION_COLUMNS, rows, console_width(console), title).print(console)
+
+
+CONVERSATION_COLUMNS = (
+    Column("#", priority=10),
+    Column("role", priority=8, justify="left"),
+    Column("kind", text=True, priority=6, min_width=8),
+    Column("status", text=True, priority=5, min_width=9),
+    Column("said", text=True, priority=9, min_width=20),
+    Column("notes", text=True, priority=7, min_width=10),
+    Column("response_id", text=True, priority=1, min_width=12, whole_words=True),
+    Column("first_seen (UTC)", priority=0, justify="left"),
+)
 
 
 def _none(value: Any) -> Any:
@@ -348,15 +301,8 @@ def render_errors(errors: Sequence[Mapping[str, Any]], console: Console) -> None
 
 def render_slowest(rows: Sequence[Mapping[str, Any]], metric: str, console: Console) -> None:
     """The slowest turns: the numbers keep their width, what the user said wraps."""
-    table = Table(title=f"slowest turns by {metric}", title_justify="left")
-    table.add_column("session", no_wrap=True)
-    table.add_column("turn", justify="right", no_wrap=True)
-    table.add_column("started (UTC)", no_wrap=True)
-    table.add_column(f"{metric} (ms)", justify="right", no_wrap=True)
-    table.add_column("trigger", no_wrap=True)
-    table.add_column("user said", overflow="fold", ratio=1)
-    for row in rows:
-        table.add_row(
+    cells = [
+        [
             # An id prefix is enough to tell sessions apart and to pass back to --session.
             safe(str(row["session_id"])[:8]),
             str(row["turn"]),
@@ -364,5 +310,15 @@ def render_slowest(rows: Sequence[Mapping[str, Any]], metric: str, console: Cons
             fmt(row["latency_ms"]),
             fmt(row["trigger"]),
             short(row["user_said"], 200),
-        )
-    console.print(table)
+        ]
+        for row in rows
+    ]
+    columns = (
+        Column("session", priority=9, justify="left"),
+        Column("turn", priority=9),
+        Column("started (UTC)", priority=5, justify="left"),
+        Column(metric, "ms", priority=10),
+        Column("trigger", text=True, priority=4, min_width=7),
+        Column("user said", text=True, priority=8, min_width=16),
+    )
+    fit_table(columns, cells, console_width(console), f"slowest turns by {metric}").print(console)

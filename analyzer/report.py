@@ -12,6 +12,7 @@ import numpy as np
 from analyzer.analysis import SessionAnalysis, all_turns, analyze_capture
 from analyzer.formats import provider_of
 from analyzer.heard import heard_turn
+from analyzer.identity import iso_ms
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
     TurnColumns,
@@ -48,6 +49,7 @@ TURN_LATENCIES: dict[str, str] = {
     "heard_first_voice": "latency_heard_first_voice_ms",
     "barge_in_stop": "latency_barge_in_stop_ms",
     "barge_in_cancel": "latency_barge_in_cancel_ms",
+    "answer_first_audio": "latency_answer_first_audio_ms",  # analyzer.tool_turns
 }
 
 
@@ -113,6 +115,7 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "assistant_transcript": _opt(row["assistant_transcript"]),
         "assistant_text": _opt(row["assistant_text"]),
         "turn_start_s": _num(row["turn_start_s"]),
+        "started": iso_ms(row["turn_start_s"]),
         "latency_ms": {key: _num(row[column]) for key, column in TURN_LATENCIES.items()},
         "silence_duration_ms": _num(row["silence_duration_ms"]),
         "user_audio_ms": _num(row["user_audio_ms"]),
@@ -123,6 +126,8 @@ def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
         "stall_count": _num(row["stall_count"]),
         "usage": _usage(row),
         "function_calls": [str(name) for name in row["function_calls"]],
+        "tool_time_ms": _num(row["tool_time_ms"]),
+        "answer_response_id": _opt(row["answer_response_id"]),
         **transcription_turn(row),
         **heard_turn(row),
     }
@@ -159,7 +164,9 @@ def session_dict(
         "model": model,
         "provider": provider_of(facts.get("host"), facts.get("path")),
         "url": facts.get("url"),
+        "provider_session_id": facts.get("provider_session_id"),
         "start_s": start,
+        "started": iso_ms(start),
         "end_s": end,
         "duration_s": round(end - start, 3) if start is not None and end is not None else None,
         "close_code": facts.get("close_code"),

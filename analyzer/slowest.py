@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import math
 from typing import TYPE_CHECKING, Any
 
+from analyzer.identity import iso_ms
 from analyzer.latency import floats
 from analyzer.report import TURN_LATENCIES
 
@@ -21,14 +21,6 @@ SLOWEST_COLUMNS: tuple[str, ...] = (
     "status",
     "user_said",
 )
-
-
-def iso_ms(epoch_s: Any) -> str | None:
-    """``2026-11-23T21:15:36.123Z`` (UTC, to the millisecond); None when unknown."""
-    if epoch_s is None or (isinstance(epoch_s, float) and math.isnan(epoch_s)):
-        return None
-    moment = dt.datetime.fromtimestamp(float(epoch_s), dt.UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def _text(value: Any) -> str | None:

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from analyzer.events import session_event_rows
 from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, add_heard
 from analyzer.kinds import TOKEN_FIELDS, Kind
+from analyzer.tool_turns import TOOL_TURN_COLUMNS, add_tool_turn_columns
 from analyzer.transcription import (
     FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
 )
@@ -87,6 +88,7 @@ TURN_COLUMNS: tuple[str, ...] = (
     "function_calls",
     *TRANSCRIPTION_COLUMNS,
     *HEARD_COLUMNS,  # the turn as heard in the audio (analyzer.heard)
+    *TOOL_TURN_COLUMNS,  # a tool call's whole wait (analyzer.tool_turns)
 )
 
 INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
@@ -322,6 +324,7 @@ def turns_from_events(
             for index, turn in enumerate(walk_turns(rows), start=1)
         ]
     add_heard(events, out)
+    add_tool_turn_columns(out, events)
     return out
 
 

@@ -99,7 +99,7 @@ def test_cli_compare_two_paths_and_two_filters_of_one(
     out = run_cli("compare", str(a), str(b), "--format", "json", "--bootstrap", "300")
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
-    assert result["latency_ms"]["latency_first_audio_ms"]["beyond_noise"] is True
+    assert result["latency_ms"]["first_audio"]["beyond_noise"] is True
     table = run_cli("compare", str(a), str(b), "--bootstrap", "300")
     assert table.exit_code == 0 and "first_audio" in table.stdout and "yes" in table.stdout
     both = str(a.parent / "[ab]")

@@ -418,7 +418,7 @@ def test_cli_turns_latency_sizes_take_globs_and_filters(fleet: Path) -> None:
     assert set(TURN_COLUMNS) <= set(rows[0])
     latency = json.loads(run_cli("latency", pattern, "--format", "json").stdout)
     overall = {r["metric"]: r for r in latency["latency"] if r["scope"] == "all"}
-    assert overall["latency_first_audio_ms"]["count"] == 32
+    assert overall["first_audio"]["count"] == 32
     sizes = json.loads(run_cli("sizes", str(fleet), "--dialect", "ga", "--format", "json").stdout)
     assert sizes["total"]["frames"] == len(read_capture(fleet).frames)
 

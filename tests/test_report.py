@@ -63,6 +63,7 @@ def test_seed_report(tmp_path: Path) -> None:
         "heard_first_voice": None,
         "barge_in_stop": None,
         "barge_in_cancel": None,
+        "answer_first_audio": None,  # no tool was called
     }
     usage = turn["usage"]
     assert (usage["total_tokens"], usage["input_tokens"], usage["output_tokens"]) == (

@@ -108,7 +108,7 @@ def test_check_across_every_sample() -> None:
         ("p90(first_audo)=800ms", "'p90(first_audo)=800ms': first_audo is not a latency; use "
          "one of response_created, first_transcript, first_audio, first_text, response_done, "
          "transcription, transcription_first_delta, perceived_first_audio, heard_first_audio, "
-         "heard_first_voice, barge_in_stop, barge_in_cancel."),
+         "heard_first_voice, barge_in_stop, barge_in_cancel, answer_first_audio."),
         ("warnings=0", "'warnings=0': warnings is not a counter; use one of errors, turns, "
          "interrupted, stalls."),
         ("p90(first_audio)<800", "cannot read the rule 'p90(first_audio)<800'; write "
@@ -163,17 +163,18 @@ def test_slowest_table_at_100_columns() -> None:
         main, ["slowest", str(GA), "-n", "2", "--metric", "response_done"], env={"COLUMNS": "100"}
     )
     assert result.exit_code == 0, result.output
-    # The numbers keep their width; what the user said wraps.
+    # The numbers keep their width (the header wraps at "_", never inside a word); what the
+    # user said wraps.
     assert [line.rstrip() for line in result.stdout.splitlines()] == [
         "slowest turns by response_done",
-        "┏━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━┓",
-        "┃ session  ┃ turn ┃ started (UTC)            ┃ response_done (ms) ┃ trigger         ┃ user said    ┃",  # noqa: E501
-        "┡━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━┩",
-        "│ c720777e │    2 │ 2026-11-23T21:15:38.693Z │              1,719 │ vad             │ Wait, make   │",  # noqa: E501
-        "│          │      │                          │                    │                 │ it shorter   │",  # noqa: E501
-        "│          │      │                          │                    │                 │ please.      │",  # noqa: E501
-        "│ c720777e │    4 │ 2026-11-23T21:15:44.525Z │              1,469 │ response.create │ -            │",  # noqa: E501
-        "└──────────┴──────┴──────────────────────────┴────────────────────┴─────────────────┴──────────────┘",
+        "┏━━━━━━━━━━┳━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━┳━━━━━━━━━━━━━━━━━━━━━━━┓",
+        "┃          ┃      ┃                          ┃ response_ ┃                 ┃                       ┃",  # noqa: E501
+        "┃ session  ┃ turn ┃ started (UTC)            ┃ done (ms) ┃ trigger         ┃ user said             ┃",  # noqa: E501
+        "┡━━━━━━━━━━╇━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━╇━━━━━━━━━━━━━━━━━━━━━━━┩",
+        "│ c720777e │    2 │ 2026-11-23T21:15:38.693Z │     1,719 │ vad             │ Wait, make it shorter │",  # noqa: E501
+        "│          │      │                          │           │                 │ please.               │",  # noqa: E501
+        "│ c720777e │    4 │ 2026-11-23T21:15:44.525Z │     1,469 │ response.create │ -                     │",  # noqa: E501
+        "└──────────┴──────┴──────────────────────────┴───────────┴─────────────────┴───────────────────────┘",
     ]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +167,12 @@ def export_capture_audio(
     return _export(capture.sessions, ids, out_dir, progress, list(capture.warnings))
 
 
-def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -> ExportResult:
+def export_audio(
+    paths: Sequence[Path],
+    out_dir: Path,
+    progress: bool = False,
+    sessions: Collection[str] | None = None,
+) -> ExportResult:
     """Write ``<session>/<NN>-<role>-<item_id>.wav`` for every item that carries audio (samples
     byte for byte as sent: pcm16, or G.711 µ-law/A-law WAV; mp3 as ``.mp3``) and
     ``<session>/session-stereo.wav`` (user left, reply right, 24 kHz) under ``out_dir``, for
@@ -176,7 +181,8 @@ def export_audio(paths: Sequence[Path], out_dir: Path, progress: bool = False) -
 
     Sessions are read, written and forgotten one after the other (see
     :mod:`analyzer.audio.source`), so memory follows the biggest sessions, not the capture;
-    the files are those :func:`export_capture_audio` of :func:`load_audio` writes."""
-    capture, sessions = scan(list(paths), join=False)
-    result = _export(sessions, capture.session_ids, out_dir, progress, None)
+    the files are those :func:`export_capture_audio` of :func:`load_audio` writes. With
+    ``sessions``, only those sessions (the CLI's filters chose them)."""
+    capture, found = scan(list(paths), join=False, sessions=sessions)
+    result = _export(found, capture.session_ids, out_dir, progress, None)
     return ExportResult(result.files, [*capture.warnings, *result.warnings])

@@ -5,7 +5,7 @@ from the decoded streams."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 
 from analyzer.audio.input_items import InputItems, Piece, input_items
@@ -121,9 +121,12 @@ def session_audio(chunks: SessionChunks, join: bool = True) -> SessionAudio:
     )
 
 
-def scan(paths: Sequence[Path], join: bool = True) -> tuple[Capture, Iterator[SessionAudio]]:
-    """The capture, and its sessions' audio one at a time (in any order)."""
-    capture = open_capture(list(paths))
+def scan(
+    paths: Sequence[Path], join: bool = True, sessions: Collection[str] | None = None
+) -> tuple[Capture, Iterator[SessionAudio]]:
+    """The capture (of ``sessions`` only, when given), and its sessions' audio one at a time
+    (in any order)."""
+    capture = open_capture(list(paths), sessions)
     return capture, (session_audio(chunks, join) for chunks in capture.sessions)
 
 
