@@ -89,7 +89,7 @@ def test_cli_compare_of_two_providers_in_one_directory_by_dialect(tmp_path: Path
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
     assert result["cost"]["usd"] == {"a": 0.028336, "b": 0.005211, "ratio": 0.1839}
-    assert result["latency_ms"]["latency_first_audio_ms"]["p50_diff"] == -106.957
+    assert result["latency_ms"]["first_audio"]["p50_diff"] == -106.957
     table = CliRunner().invoke(cli, [*args, "--bootstrap", "500"], env={"COLUMNS": "120"})
     assert table.exit_code == 0, table.output
     assert "reply audio" in table.stdout and "cost (USD, estimate)" in table.stdout

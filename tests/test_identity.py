@@ -33,6 +33,8 @@ def test_report_names_each_sessions_provider_id_and_start() -> None:
         # GPT-Live's session.started; its sideband socket is never told the session's id
         "0c95dc9d": ("sess_yHLrLGnrHJVyeS9u26syp", "2026-12-04T17:33:49.088Z"),
         "5bc6fe93": (None, "2026-12-04T17:34:13.204Z"),
+        # Gemini Live: this peer's setupComplete names no session (the field is optional)
+        "e41b7dc9": (None, "2026-12-04T19:27:55.589Z"),
     }
     turn = next(s for s in sessions if s["session_id"].startswith("c720"))["turns"][0]
     assert (turn["started"], turn["response_id"]) == (
