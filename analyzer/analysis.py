@@ -149,7 +149,10 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
         conversation = found.get(sid, Conversation())
         yield SessionAnalysis(
             session_id=sid,
-            facts={**facts, "provider_session_id": provider_ids.get(sid)},
+            facts={
+                **facts,
+                "provider_session_id": facts.get("provider_session_id") or provider_ids.get(sid),
+            },
             dialect=facts.get("dialect") or dialects.get(sid),
             turn_rows=turn_rows.get(sid, []),
             conversation=conversation,

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from analyzer.dataset import Dataset
-from analyzer.dataset_analysis import _with_keys, iter_analyses
+from analyzer.dataset_analysis import iter_analyses, with_dataset_keys
 from analyzer.pricing import Prices
 from analyzer.report import all_turns, session_dict
 
@@ -39,12 +39,12 @@ def read_side(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> S
     models: list[str] = []
     for analysis in iter_analyses(dataset):
         if analysis.turn_rows:
-            tables.append(_with_keys(analysis.turns, analysis.facts))
+            tables.append(with_dataset_keys(analysis.turns, analysis.facts))
         session = session_dict(analysis, prices)
         if session["kind"] != "transcription":
             costs.append(session["cost"])
             models.append(str(session["model"]))
-    turns = pd.concat(tables, ignore_index=True) if tables else _with_keys(all_turns([]), {})
+    turns = pd.concat(tables, ignore_index=True) if tables else with_dataset_keys(all_turns([]), {})
     return Side(turns, costs, models)
 
 

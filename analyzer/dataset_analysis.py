@@ -42,7 +42,9 @@ def iter_analyses(dataset: Dataset) -> Iterator[SessionAnalysis]:
         yield from analyze_window(table, sessions)
 
 
-def _with_keys(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
+def with_dataset_keys(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
+    """A session's turn table as a dataset's: preceded by :data:`DATASET_TURN_KEYS` and
+    followed by the provider's session id (every engine and export gives these columns)."""
     keyed = turns.copy()
     for position, key in enumerate(DATASET_TURN_KEYS):
         keyed.insert(position, key, facts.get(key))
@@ -56,12 +58,12 @@ def dataset_turns(dataset: Dataset) -> pd.DataFrame:
     parts: list[pd.DataFrame] = []
     for table, sessions in dataset.iter_windows(REPORT_COLUMNS):
         analyses = analyze_window(table, sessions)
-        tables = [_with_keys(a.turns, a.facts) for a in analyses if a.turn_rows]
+        tables = [with_dataset_keys(a.turns, a.facts) for a in analyses if a.turn_rows]
         if tables:
             parts.append(pd.concat(tables, ignore_index=True))
     if not parts:
         empty = all_turns([])
-        return _with_keys(empty, {})
+        return with_dataset_keys(empty, {})
     return pd.concat(parts, ignore_index=True)
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from analyzer.dataset import Dataset
-from analyzer.dataset_analysis import DATASET_TURN_KEYS, iter_analyses
+from analyzer.dataset_analysis import DATASET_TURN_KEYS, iter_analyses, with_dataset_keys
 from analyzer.otel import otlp_traces
 from analyzer.private_files import make_private_dir, open_private
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
@@ -144,10 +144,7 @@ def export_dataset(
     for analysis in iter_analyses(dataset):
         facts = analysis.facts
         written["sessions"] += 1
-        keyed = analysis.turns.copy()
-        for position, key in enumerate(DATASET_TURN_KEYS):
-            keyed.insert(position, key, facts.get(key))
-        keyed["provider_session_id"] = facts.get("provider_session_id")  # as dataset_turns
+        keyed = with_dataset_keys(analysis.turns, facts)
         if turns_path is not None:
             turn_parts.append(turns_to_arrow(keyed))
         if sizes_path is not None:

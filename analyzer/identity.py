@@ -2,8 +2,10 @@
 
 The recorder names a session by its own id; the provider's support asks for theirs (``sess_...``
 in ``session.created`` / GPT-Live's ``session.started``, Gemini's ``setupComplete.sessionId``
-where the server sends one). Read from the frames' text when the report reads them (no change
-to the capture format); times are ISO 8601 in UTC to the millisecond.
+where the server sends one). The recorder keeps it in the session's facts
+(:func:`analyzer.recording.session.refine_facts`); for captures recorded before it did, it is
+read from the frames' text when the report reads them. Times are ISO 8601 in UTC to the
+millisecond.
 """
 
 from __future__ import annotations
@@ -16,13 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# Server events that state the provider's session (the first one of a session wins).
-SESSION_EVENTS = (
-    "session.created",
-    "session.started",
-    "transcription_session.created",
-    "setupComplete",
-)
+from analyzer.recording.session import SESSION_EVENTS, provider_session_id
 
 
 def iso_ms(epoch_s: Any) -> str | None:
@@ -38,7 +34,7 @@ def provider_session_ids(table: pa.Table) -> dict[str, str]:
     if not {"event_type", "content", "direction", "session_id"} <= set(table.column_names):
         return {}
     mask = pc.and_(
-        pc.is_in(table["event_type"], value_set=pa.array(SESSION_EVENTS)),
+        pc.is_in(table["event_type"], value_set=pa.array(sorted(SESSION_EVENTS))),
         pc.equal(table["direction"], "server"),
     )
     found = table.filter(mask).select(["session_id", "content"]).to_pylist()
@@ -57,10 +53,4 @@ def _session_id(content: Any) -> str | None:
         event = json.loads(content) if isinstance(content, str | bytes) else None
     except ValueError:
         return None
-    if not isinstance(event, dict):
-        return None
-    for holder, key in (("session", "id"), ("setupComplete", "sessionId")):
-        inner = event.get(holder)
-        if isinstance(inner, dict) and isinstance(inner.get(key), str) and inner[key]:
-            return str(inner[key])
-    return None
+    return provider_session_id(event)

@@ -174,6 +174,7 @@ SESSION_FIELDS: tuple[str, ...] = (
     "close_reason",
     "closed_by_client",
     "audio_kept",  # False when recorded with rt_audio=drop
+    "provider_session_id",  # the provider's own id of the session, when a server event names it
 )
 
 # Parquet per-column settings: JSON compresses well; PCM barely does, so don't spend CPU on it.

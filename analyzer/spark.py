@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from analyzer.analysis import analyze_session
 from analyzer.dataset import Dataset
-from analyzer.dataset_analysis import DATASET_TURN_KEYS, ReportParts, session_report
+from analyzer.dataset_analysis import ReportParts, session_report, with_dataset_keys
 from analyzer.exports import turn_arrow_schema
 from analyzer.filters import Filters
 from analyzer.pricing import Prices
@@ -205,18 +205,11 @@ class _Job:
         return [facts for key, facts in self.facts.items() if key not in seen]
 
 
-def _keyed(turns: pd.DataFrame, facts: Mapping[str, Any]) -> pd.DataFrame:
-    keyed = turns.copy()
-    for position, key in enumerate(DATASET_TURN_KEYS):
-        keyed.insert(position, key, facts.get(key))
-    return keyed
-
-
 def spark_turns(dataset: Dataset, spark: SparkSession) -> pd.DataFrame:
     """The dataset's turn table computed on Spark (``run_id``, ``date``, ``proxy_host``, then
     :data:`analyzer.turns.TURN_COLUMNS`), sorted by run, session start and turn index."""
     job = _Job(spark, dataset)
-    schema = turn_arrow_schema()
+    schema = turn_arrow_schema().append(pa.field("provider_session_id", pa.string()))
     names = list(schema.names)
     columns: list[pd.DataFrame] = []
     if job.frames is not None:
@@ -228,7 +221,7 @@ def spark_turns(dataset: Dataset, spark: SparkSession) -> pd.DataFrame:
             if filters.active and not filters.keeps(session_facts):
                 return pd.DataFrame(columns=names)
             turns = analyze_session(frames, session_facts).turns
-            return _keyed(turns, session_facts)[names]
+            return with_dataset_keys(turns, session_facts)[names]
 
         with _quiet():
             result = (

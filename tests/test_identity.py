@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
+import pytest
 from click.testing import CliRunner
 
 from analyzer.cli import main
 from analyzer.identity import iso_ms
+from analyzer.schema import events_are_current, parse_file_metadata
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 GA = SAMPLES / "ga-voice.parquet"
@@ -64,3 +67,23 @@ def test_conversation_has_ids_and_iso_times() -> None:
     wide = answer("conversation", GA, "--wide")
     assert "provider id sess_kZFtKxmxoLX12qVvf6guQ" in wide.splitlines()[0]
     assert "│ resp_p9D9NqC2Q8xN6tMMKsbUZ │ 2026-11-23T21:15:36.566Z │" in wide
+
+
+@pytest.mark.parametrize(
+    ("sample", "provider_id"),
+    [("ga-voice", "sess_kZFtKxmxoLX12qVvf6guQ"), ("live-voice", "sess_yHLrLGnrHJVyeS9u26syp")],
+)
+def test_a_capture_written_today_keeps_the_provider_id_in_its_facts(
+    sample: str, provider_id: str, tmp_path: Path
+) -> None:
+    """The recorder (here ``convert``, which records the journal again) puts the provider's id
+    in the session's facts: a report of a capture that carries its events reads no frame text,
+    and still names it."""
+    out = tmp_path / f"{sample}.parquet"
+    result = CliRunner().invoke(main, ["convert", str(SAMPLES / f"{sample}.jsonl"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    meta = parse_file_metadata(pq.ParquetFile(out).metadata.metadata)
+    assert meta is not None and events_are_current(pq.read_schema(out))
+    assert [s["provider_session_id"] for s in meta["sessions"]] == [provider_id]
+    (session,) = json.loads(answer("report", out, "--format", "json"))["sessions"]
+    assert session["provider_session_id"] == provider_id

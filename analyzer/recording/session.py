@@ -58,10 +58,36 @@ def _handshake_dialect(path: str, beta_header: bool) -> str | None:
     return "beta" if beta_header else None
 
 
+# Server events that name the provider's own session (the first one of a session wins).
+SESSION_EVENTS = frozenset(
+    {"session.created", "session.started", "transcription_session.created", "setupComplete"}
+)
+
+
+def provider_session_id(event: Any) -> str | None:
+    """The provider's id of the session a server event names (``sess_...`` in Realtime's
+    ``session.created`` and GPT-Live's ``session.started``, Gemini's ``setupComplete.sessionId``
+    where the server sends one); None when it names none."""
+    if not isinstance(event, dict):
+        return None
+    for holder, key in (("session", "id"), ("setupComplete", "sessionId")):
+        inner = event.get(holder)
+        if isinstance(inner, dict) and isinstance(inner.get(key), str) and inner[key]:
+            return str(inner[key])
+    return None
+
+
 def refine_facts(facts: dict[str, Any], rec: FrameRecord) -> None:
-    """Fill model and dialect from events when the handshake did not say."""
+    """Fill model and dialect from events when the handshake did not say, and the provider's
+    own session id (support asks for it) from the server event that names it."""
     if rec.event_type is None:
         return
+    if (
+        rec.event_type in SESSION_EVENTS
+        and rec.direction == "server"
+        and facts.get("provider_session_id") is None
+    ):
+        facts["provider_session_id"] = provider_session_id(rec.event)
     if facts.get("dialect") == gemini_wire.DIALECT:
         if facts.get("model") is None and rec.event is not None:
             facts["model"] = gemini_wire.model_of(rec.event)
