@@ -33,6 +33,8 @@ def provider_session_ids(table: pa.Table) -> dict[str, str]:
     """Recorder session id -> the provider's session id, from a window of frames."""
     if not {"event_type", "content", "direction", "session_id"} <= set(table.column_names):
         return {}
+    if table["content"].null_count == table.num_rows:  # not read: the events are recorded
+        return {}
     mask = pc.and_(
         pc.is_in(table["event_type"], value_set=pa.array(sorted(SESSION_EVENTS))),
         pc.equal(table["direction"], "server"),

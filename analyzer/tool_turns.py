@@ -12,7 +12,7 @@ starts at the client's ``response.create`` and hides the model's call and the to
 - ``answer_response_id``: that follow-up reply.
 
 From the event table only (TOOL_CALL, ITEM_CREATE of a function_call_output, REPLY_START,
-REPLY_AUDIO, REPLY_END), for every protocol whose adapter emits them.
+REPLY_END) and the turn rows' first audio, for every protocol whose adapter emits them.
 """
 
 from __future__ import annotations
@@ -33,13 +33,15 @@ TOOL_TURN_COLUMNS: tuple[str, ...] = (
 )
 # A follow-up opened by the user speaking again is that new turn's reply, not the answer.
 _USER_TRIGGERS = frozenset({"vad", "commit"})
-_KINDS = (Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_AUDIO, Kind.REPLY_END)
+# Control events only: the answer's first audio is its turn row's (the audio chunks, most of the
+# events, are never walked here).
+_KINDS = (Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_END)
 _FIELDS = ("session_id", "seq", "time_s", "kind", "reply_id", "item_kind", "call_id")
 
 
 def tool_answers(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
-    """(session, calling reply id) -> ``{"call_s", "output_s", "answer_id", "answer_audio_s"}``
-    for every reply that called a tool whose result the client sent."""
+    """(session, calling reply id) -> ``{"call_s", "output_s", "answer_id"}`` for every reply
+    that called a tool whose result the client sent."""
     wanted = events.filter(pc.is_in(events["kind"], value_set=pa.array([str(k) for k in _KINDS])))
     rows = wanted.select(list(_FIELDS)).to_pylist()
     rows.sort(key=lambda r: (r["session_id"], r["seq"]))
@@ -60,10 +62,6 @@ def _by_session(rows: list[dict[str, Any]]) -> Iterable[tuple[str, list[dict[str
 def _session_answers(
     session_id: str, rows: Sequence[Mapping[str, Any]]
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    first_audio: dict[str, float] = {}
-    for row in rows:
-        if row["kind"] == Kind.REPLY_AUDIO and row["reply_id"] is not None:
-            first_audio.setdefault(str(row["reply_id"]), float(row["time_s"]))
     calls: dict[str, dict[str, Any]] = {}  # calling reply -> what we learn of it
     calling: dict[str, str] = {}  # call id -> its reply
     current: str | None = None  # the reply in progress
@@ -91,14 +89,7 @@ def _session_answers(
             calls[reply]["output_s"] = time_s  # the last result: the answer needs them all
             if reply not in waiting:
                 waiting.append(reply)
-    out = {}
-    for reply, found in calls.items():
-        if "output_s" not in found:
-            continue
-        answer = found.get("answer_id")
-        found["answer_audio_s"] = first_audio.get(answer, math.nan) if answer else math.nan
-        out[(session_id, reply)] = found
-    return out
+    return {(session_id, reply): found for reply, found in calls.items() if "output_s" in found}
 
 
 def add_tool_turn_columns(turn_rows: Mapping[str, list[dict[str, Any]]], events: pa.Table) -> None:
@@ -107,6 +98,7 @@ def add_tool_turn_columns(turn_rows: Mapping[str, list[dict[str, Any]]], events:
     answers = tool_answers(events) if events.num_rows else {}
     for session_id, rows in turn_rows.items():
         triggers = {row["response_id"]: row["trigger"] for row in rows}
+        first_audio = {row["response_id"]: row["first_audio_s"] for row in rows}
         for row in rows:
             row["latency_answer_first_audio_ms"] = math.nan
             row["tool_time_ms"] = math.nan
@@ -120,8 +112,9 @@ def add_tool_turn_columns(turn_rows: Mapping[str, list[dict[str, Any]]], events:
                 continue
             row["answer_response_id"] = answer
             start = row.get("turn_start_s")
-            if start is not None and not math.isnan(start):
-                row["latency_answer_first_audio_ms"] = _ms(found["answer_audio_s"] - start)
+            heard = first_audio.get(answer)
+            if start is not None and heard is not None and not math.isnan(start):
+                row["latency_answer_first_audio_ms"] = _ms(heard - start)
 
 
 def _ms(seconds: float) -> float:
