@@ -41,13 +41,18 @@ def column(turns: list[dict[str, Any]], key: str) -> list[Any]:
     return [t[key] for t in turns]
 
 
+def scored(turns: list[dict[str, Any]]) -> list[float]:
+    """The turns' echo scores (a turn whose user speech came before any reply has none)."""
+    return [t["echo_score"] for t in turns if t["echo_score"] is not None]
+
+
 def test_planted_echo_and_clipping_found_and_a_clean_session_clean(tmp_path: Path) -> None:
     found = record(tmp_path, ["plain", "clipping", "echo"])
     clean, clipping, echo = found["plain"], found["clipping"], found["echo"]
     # A clean session: nothing to report.
     assert len(clean) == 2
-    assert column(clean, "echo_suspected") == [False, False]
-    assert max(column(clean, "echo_score")) < 0.35
+    assert True not in column(clean, "echo_suspected")
+    assert max(scored(clean)) < 0.35  # the peers' voices score 0.1..0.2 against each other
     assert column(clean, "mic_flag") == [None, None]
     assert column(clean, "would_stall") == [False, False]
     assert column(clean, "false_barge_in") == [None, None]
@@ -55,10 +60,10 @@ def test_planted_echo_and_clipping_found_and_a_clean_session_clean(tmp_path: Pat
     # The clipping microphone (gain 8): every turn's speech clips, and nothing else.
     assert column(clipping, "mic_flag") == ["clipping", "clipping"]
     assert all(t["levels"]["user_clipped_share"] > 0.01 for t in clipping)
-    assert column(clipping, "echo_suspected") == [False, False]
+    assert True not in column(clipping, "echo_suspected")
     # The echo: each reply comes back (-10 dB) in the user's audio while it plays.
     assert column(echo, "echo_suspected") == [True, True]
-    assert min(column(echo, "echo_score")) > 0.9
+    assert min(scored(echo)) > 0.9 and len(scored(echo)) == 2
     assert column(echo, "mic_flag") == [None, None]
     assert all(t["talk_over_ms"] > 0 for t in echo)
 
@@ -69,7 +74,7 @@ def test_planted_stall_found_on_its_reply(tmp_path: Path) -> None:
     (turns,) = record(tmp_path, ["plain"], stall_ms=400.0).values()
     assert column(turns, "would_stall") == [True, False]
     assert turns[0]["stall_count"] >= 1 and turns[1]["stall_count"] == 0
-    assert column(turns, "echo_suspected") == [False, False]
+    assert True not in column(turns, "echo_suspected")
     assert column(turns, "false_barge_in") == [None, None]
 
 
@@ -80,5 +85,5 @@ def test_planted_false_barge_in_found_on_its_reply(tmp_path: Path) -> None:
     first = turns[0]
     assert first["interrupted"] and first["status_reason"] == "turn_detected"
     assert column(turns, "false_barge_in") == [True, None]
-    assert column(turns, "echo_suspected") == [False, False]
+    assert True not in column(turns, "echo_suspected")
     assert column(turns, "mic_flag") == [None, None]

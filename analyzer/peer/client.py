@@ -341,7 +341,7 @@ class ScriptedClient:
             return
         end_s = playback.first_delta_s + playback.received_ms / 1000 / self.speed
         if self.mic.echoes:  # a live microphone: it sends what it hears while the reply plays
-            await self.send_audio(self.silence(self.mic.queued_ms() + 100))
+            await self.send_audio(self.silence(self.mic.queued_ms() + 400))  # then it ends
         await asyncio.sleep(max(0.0, end_s - time.time()))
 
     # -- audio ---------------------------------------------------------------------------
