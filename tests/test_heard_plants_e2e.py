@@ -10,6 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from analyzer.peer.client import run_conversation_sync
@@ -19,14 +20,16 @@ from tests.test_heard_e2e import CONFIG, SPEED, report_of
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
-def record(tmp_path: Path, scenarios: list[str], **plants: Any) -> dict[str, list[Any]]:
-    """Each scenario's session (one client run each) through one proxy to a peer server with
-    ``plants`` (PeerConfig fields); their report turns by scenario."""
+def record(
+    tmp_path: Path, scenarios: list[str], extra: tuple[str, ...] = (), **plants: Any
+) -> dict[str, list[Any]]:
+    """Each scenario's session (one client run each) through one proxy (``extra``: its
+    options) to a peer server with ``plants`` (PeerConfig fields); their report turns."""
     out = tmp_path / "captures"
     ids: dict[str, str | None] = {}
     with (
         run_server(config=replace(CONFIG, **plants)) as server,
-        run_mitmdump(server.port, rt_dir=out) as proxy,
+        run_mitmdump(server.port, rt_dir=out, extra_args=extra) as proxy,
     ):
         for name in scenarios:
             result = run_conversation_sync(proxy.url(), dialect="ga", scenario=name, speed=SPEED)
@@ -66,6 +69,14 @@ def test_planted_echo_and_clipping_found_and_a_clean_session_clean(tmp_path: Pat
     assert min(scored(echo)) > 0.9 and len(scored(echo)) == 2
     assert column(echo, "mic_flag") == [None, None]
     assert all(t["talk_over_ms"] > 0 for t in echo)
+
+
+def test_planted_echo_found_with_audio_dropped(tmp_path: Path) -> None:
+    """rt_audio=drop: the echo watch saw the samples in the writer, before they were dropped."""
+    (echo,) = record(tmp_path, ["echo"], ("--set", "rt_audio=drop")).values()
+    (parquet,) = (tmp_path / "captures").glob("*.parquet")
+    assert pq.read_table(parquet, columns=["audio"]).column("audio").drop_null().to_pylist() == []
+    assert column(echo, "echo_suspected") == [True, True]
 
 
 def test_planted_stall_found_on_its_reply(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from analyzer.heard import Span, Voices, turn_heard
+from analyzer.heard import Span, Voices, heard_notes, turn_heard
 from analyzer.kinds import Kind
 from analyzer.peer.voices import utterance
 from analyzer.voice_echo import ECHO_SCORE, echo_match
@@ -93,3 +93,29 @@ def test_a_turn_whose_speech_or_talk_over_is_an_echo_is_flagged() -> None:
     unscored = Span(8.0, 10.0, 2000.0, (-20.0, -3.0, 0.0))
     heard = turn_heard(row, Voices(user=[unscored]), set())
     assert heard["echo_suspected"] is None and math.isnan(heard["echo_score"])
+
+
+def test_the_terminal_report_notes_an_echo() -> None:
+    turn_dict: dict[str, Any] = {"latency_ms": {}, "echo_suspected": True, "mic_flag": None}
+    assert heard_notes(turn_dict) == ", echo?"
+    assert heard_notes({**turn_dict, "echo_suspected": False}) == ""
+
+
+def test_the_planted_microphone_clips_and_echoes() -> None:
+    """analyzer.peer.mic: gain 8 clips the peer's speech; the echo comes back at its gain,
+    echo_delay_ms late, mixed into what the microphone sends."""
+    from analyzer.peer.mic import Microphone
+    from analyzer.peer.scenarios import SCENARIOS
+
+    loud = np.frombuffer(
+        Microphone(SCENARIOS["clipping"]).speech(pcm("user_thanks").tobytes()), "<i2"
+    )
+    assert loud.max() == 32767 and loud.min() == -32768
+    mic = Microphone(SCENARIOS["echo"])
+    reply = np.full(RATE // 10, 1000, np.int16)  # 100 ms
+    mic.heard(reply.tobytes())
+    assert mic.queued_ms() == 250
+    sent = np.frombuffer(mic.mix(bytes(RATE * 2 // 5)), "<i2")  # 200 ms of silence said
+    assert (sent[: RATE * 150 // 1000] == 0).all()
+    assert (sent[RATE * 150 // 1000 :] == 300).all()  # 1000 at gain 0.3
+    assert mic.queued_ms() == 50
