@@ -139,11 +139,12 @@ class EchoWatch:
         self._user = _Ring(2 * WINDOW_S)
         self._open: tuple[int, float] | None = None  # open span: (start position, start time)
         self._score: tuple[float, float] | None = None  # its (score, delay ms), once measured
+        self._measured = False  # the open span was measured (a score, or none to give)
 
     def new_user_stream(self) -> None:
         """The user's audio starts a new clock (a new stream): positions start again at 0."""
         self._user = _Ring(2 * WINDOW_S)
-        self._open, self._score = None, None
+        self._open, self._score, self._measured = None, None, False
 
     def reply_audio(self, samples: Samples | None, rate_hz: int, time_s: float) -> None:
         """A chunk of reply audio as sent (None: not known, e.g. undecodable)."""
@@ -166,24 +167,27 @@ class EchoWatch:
         for index, mark in enumerate(marks):
             if not mark.end:
                 self._open, self._score = (mark.start_sample, _when(time_of, mark)), None
+                self._measured = False
                 continue
-            if self._open is not None and self._score is None:
+            if self._open is not None and not self._measured:
                 self._measure(min(mark.sample, self._open[0] + window))
             if self._score is not None:
                 out[index] = self._score
-            self._open, self._score = None, None
+            self._open, self._score, self._measured = None, None, False
         opened = self._open
-        if opened is not None and self._score is None and self._user.pos >= opened[0] + window:
+        if opened is not None and not self._measured and self._user.pos >= opened[0] + window:
             self._measure(opened[0] + window)
         return out
 
     def _measure(self, end: int) -> None:
         assert self._open is not None
         start, start_s = self._open
-        self._score = None
+        self._score, self._measured = None, True
         rate = self._user.rate_hz
-        user = self._user.span(start, end) if end - start >= MIN_WINDOW_S * rate else None
-        if user is None or not self._reply.rate_hz:
+        if not self._reply.rate_hz or end - start < MIN_WINDOW_S * rate:
+            return  # no reply audio yet (or too short a span): nothing to compare
+        user = self._user.span(start, end)
+        if user is None:
             return
         found = echo_match(decimate(user, rate), decimate(self._reply.data(), self._reply.rate_hz))
         if found is None:
