@@ -25,6 +25,9 @@ someone spoke.
 * Levels: ``user_rms_dbfs``, ``user_peak_dbfs``, ``user_clipped_share`` of the user's speech
   for this turn, ``reply_rms_dbfs``, ``reply_peak_dbfs`` of the reply's; ``mic_flag``:
   "quiet" (speech below QUIET_DBFS) or "clipping" (over CLIPPING_SHARE of it at full scale).
+* Echo (:mod:`analyzer.voice_echo`): ``echo_score``, the highest of the user spans the turn
+  heard (its speech, and speech over its reply), ``echo_delay_ms`` that span's delay, and
+  ``echo_suspected``: that score is ECHO_SCORE or more (None: no span was scored).
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import pyarrow as pa
 
 from analyzer.events import session_event_rows
 from analyzer.kinds import Kind
+from analyzer.voice_echo import ECHO_SCORE
 
 BARGE_IN_MIN_MS = 250.0  # user speech shorter than this over a reply does not explain its cut
 QUIET_DBFS = -35.0  # a microphone whose speech is quieter than this is near silent
@@ -66,17 +70,20 @@ HEARD_FLOAT_COLUMNS: tuple[str, ...] = (
     "user_clipped_share",
     "reply_rms_dbfs",
     "reply_peak_dbfs",
+    "echo_score",
+    "echo_delay_ms",
 )
 HEARD_COLUMNS: tuple[str, ...] = (
     *HEARD_FLOAT_COLUMNS,
     "false_barge_in",
     "false_turn",
     "mic_flag",
+    "echo_suspected",
 )
 
 _NAN = float("nan")
 _FIELDS = ("kind", "role", "reply_id", "stream_ms", "at_s", "time_s", "audio_ms")
-_LEVELS = ("rms_dbfs", "peak_dbfs", "clipped_share")
+_LEVELS = ("rms_dbfs", "peak_dbfs", "clipped_share", "echo_score", "echo_delay_ms")
 
 
 @dataclass
@@ -89,6 +96,7 @@ class Span:
     levels: tuple[float, float, float]  # rms, peak (dBFS), clipped share
     start_ms: float = _NAN  # on its stream's clock
     end_ms: float = _NAN
+    echo: tuple[float, float] = (_NAN, _NAN)  # echo score, delay ms (analyzer.voice_echo)
 
 
 @dataclass
@@ -125,6 +133,7 @@ def session_voices(events: pa.Table) -> dict[str, Voices]:
                 (_num(row["rms_dbfs"]), _num(row["peak_dbfs"]), _num(row["clipped_share"])),
                 end_ms - ms,
                 end_ms,
+                (_num(row["echo_score"]), _num(row["echo_delay_ms"])),
             )
             if row["role"] == "user":
                 voices.user.append(span)
@@ -149,11 +158,13 @@ def turn_heard(row: Mapping[str, Any], voices: Voices, claimed: set[int]) -> dic
     out["false_barge_in"] = None
     out["false_turn"] = _false_turn(row, voices.user)
     out["mic_flag"] = None
+    out["echo_suspected"] = None
     first_audio = _num(row.get("first_audio_s"))
     if math.isnan(first_audio):
         return out
     reply_id = row.get("response_id")
     before = [i for i, s in enumerate(voices.user) if s.end_s <= first_audio]
+    judged: list[Span] = []  # the user speech this turn heard: for echo
     if before and before[-1] not in claimed:
         claimed.add(before[-1])
         spoken = voices.user[before[-1]]
@@ -162,25 +173,23 @@ def turn_heard(row: Mapping[str, Any], voices: Voices, claimed: set[int]) -> dic
         out["latency_heard_first_audio_ms"] = _ms(first_audio, spoken.end_s)
         out["user_rms_dbfs"], out["user_peak_dbfs"], out["user_clipped_share"] = spoken.levels
         out["mic_flag"] = _mic_flag(spoken)
+        judged.append(spoken)
     first_voice = voices.first_voice.get(reply_id, _NAN) if reply_id is not None else _NAN
     out["first_voice_s"] = first_voice
     out["latency_heard_first_voice_ms"] = _ms(first_voice, out["user_speech_end_s"])
     reply = voices.replies.get(reply_id, []) if reply_id is not None else []
     out.update(_reply_levels(reply))
     out.update(_barge_in(row, voices.user, first_audio))
+    end = _played_end(row, first_audio)
+    judged += [s for s in voices.user if s.end_s > first_audio and s.start_s < end]
+    out.update(_echo(judged))
     return out
 
 
 def _barge_in(row: Mapping[str, Any], user: Sequence[Span], first_audio: float) -> dict[str, Any]:
     """Barge-in reaction, false barge-in and talk-over of a reply played from ``first_audio``."""
-    played = _num(row.get("played_ms"))
-    length = played if row.get("interrupted") and not math.isnan(played) else _NAN
-    if math.isnan(length):
-        length = _num(row.get("reply_audio_ms"))
-    end = max(first_audio + (0.0 if math.isnan(length) else length / 1000.0), first_audio)
+    end = _played_end(row, first_audio)
     last_audio = _num(row.get("last_audio_s"))
-    if not math.isnan(last_audio) and not row.get("interrupted"):
-        end = max(end, last_audio)
     over = [s for s in user if s.end_s > first_audio and s.start_s < end]
     talk_over = sum(min(s.end_s, end) - max(s.start_s, first_audio) for s in over) * 1000.0
     out: dict[str, Any] = {"talk_over_ms": round(talk_over, 3)}
@@ -194,6 +203,33 @@ def _barge_in(row: Mapping[str, Any], user: Sequence[Span], first_audio: float) 
         spoken = sum(s.ms for s in over if not math.isnan(s.ms))
         out["false_barge_in"] = spoken < BARGE_IN_MIN_MS
     return out
+
+
+def _played_end(row: Mapping[str, Any], first_audio: float) -> float:
+    """When the reply's playback ends (simulated at real time from ``first_audio``; an
+    interrupted reply's at what was played)."""
+    played = _num(row.get("played_ms"))
+    length = played if row.get("interrupted") and not math.isnan(played) else _NAN
+    if math.isnan(length):
+        length = _num(row.get("reply_audio_ms"))
+    end = max(first_audio + (0.0 if math.isnan(length) else length / 1000.0), first_audio)
+    last_audio = _num(row.get("last_audio_s"))
+    if not math.isnan(last_audio) and not row.get("interrupted"):
+        end = max(end, last_audio)
+    return end
+
+
+def _echo(spans: Sequence[Span]) -> dict[str, Any]:
+    """The most echo-like of the user spans a turn heard (unscored spans: no reply before)."""
+    scored = [s for s in spans if not math.isnan(s.echo[0])]
+    if not scored:
+        return {}
+    best = max(scored, key=lambda s: s.echo[0])
+    return {
+        "echo_score": best.echo[0],
+        "echo_delay_ms": best.echo[1],
+        "echo_suspected": best.echo[0] >= ECHO_SCORE,
+    }
 
 
 def _false_turn(row: Mapping[str, Any], user: Sequence[Span]) -> bool | None:
@@ -273,6 +309,9 @@ def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
             )
         },
         "mic_flag": row.get("mic_flag") if isinstance(row.get("mic_flag"), str) else None,
+        "echo_suspected": _flag(row.get("echo_suspected")),
+        "echo_score": num("echo_score"),
+        "echo_delay_ms": num("echo_delay_ms"),
     }
 
 
@@ -289,4 +328,6 @@ def heard_notes(turn: Mapping[str, Any]) -> str:
         notes += ", FALSE turn (no user speech)"
     if turn.get("mic_flag"):
         notes += f", mic {turn['mic_flag']}"
+    if turn.get("echo_suspected"):
+        notes += ", echo?"
     return notes

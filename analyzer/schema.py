@@ -85,6 +85,11 @@ EVENT_STRUCT = pa.struct(
         pa.field("rms_dbfs", pa.float64()),
         pa.field("peak_dbfs", pa.float64()),
         pa.field("clipped_share", pa.float64()),
+        # VOICE_END of user speech: how much its start looks like reply audio sent before it
+        # (analyzer.voice_echo: best normalized cross-correlation, 0..1; null: no reply audio
+        # to compare) and from when that reply audio passed the proxy to the span's start.
+        pa.field("echo_score", pa.float64()),
+        pa.field("echo_delay_ms", pa.float64()),
     ]
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in EVENT_STRUCT)

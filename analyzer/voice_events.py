@@ -17,8 +17,12 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 from analyzer.kinds import Kind
 from analyzer.voice import VoiceDetector, VoiceMark, pcm16_samples
+from analyzer.voice_echo import EchoWatch
 
 Event = dict[str, Any]
 DEFAULT_FORMAT = ("pcm16", 24000)
@@ -39,10 +43,14 @@ def _format(name: Any) -> tuple[str, int] | None:
 
 
 class _Stream:
-    """One stream of audio: its detector and when its recent chunks passed the proxy."""
+    """One stream of audio: its detector and when its recent chunks passed the proxy; its
+    samples also go to the session's echo watch (a user span's VOICE_END carries its score)."""
 
-    def __init__(self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any) -> None:
+    def __init__(
+        self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any, echo: EchoWatch
+    ) -> None:
         self.role, self.encoding, self.reply_id, self.base_ms = role, fmt[0], reply_id, base_ms
+        self.echo = echo
         self.detector = VoiceDetector(fmt[1])
         self.chunks: deque[tuple[int, float]] = deque(maxlen=_CHUNKS_KEPT)  # (end sample, time)
 
@@ -51,16 +59,28 @@ class _Stream:
         marks: list[VoiceMark] = []
         if self.chunks and time_s - self.chunks[-1][1] > PAUSE_S:
             marks = self.detector.flush()  # the stream paused (push to talk): speech ended
+        count = size // (2 if self.encoding == "pcm16" else 1)
         if samples is None:
-            width = 2 if self.encoding == "pcm16" else 1
-            marks += self.detector.skip(size // width)
+            marks += self.detector.skip(count)
         else:
             marks += self.detector.feed(samples)
         self.chunks.append((self.detector.fed, time_s))
-        return self._events(marks)
+        if self.role != "user":
+            self.echo.reply_audio(samples, self.detector.rate_hz, time_s)
+            return self._events(marks)
+        return self._events(marks, self._echo(samples, count, marks))
 
     def flush(self) -> list[Event]:
-        return self._events(self.detector.flush())
+        marks = self.detector.flush()
+        if self.role != "user":
+            return self._events(marks)
+        return self._events(marks, self._echo(np.zeros(0, np.int16), 0, marks))
+
+    def _echo(
+        self, samples: npt.NDArray[np.int16] | None, count: int, marks: Sequence[VoiceMark]
+    ) -> dict[int, tuple[float, float]]:
+        rate = self.detector.rate_hz
+        return self.echo.user_audio(samples, count, rate, marks, self._time_of)
 
     def _time_of(self, sample: int) -> float | None:
         """When the chunk holding ``sample`` passed the proxy."""
@@ -69,9 +89,11 @@ class _Stream:
                 return time_s
         return self.chunks[-1][1] if self.chunks else None
 
-    def _events(self, marks: Sequence[VoiceMark]) -> list[Event]:
+    def _events(
+        self, marks: Sequence[VoiceMark], echoes: dict[int, tuple[float, float]] | None = None
+    ) -> list[Event]:
         out: list[Event] = []
-        for mark in marks:
+        for index, mark in enumerate(marks):
             event: Event = {
                 "kind": Kind.VOICE_END if mark.end else Kind.VOICE_START,
                 "role": self.role,
@@ -84,6 +106,8 @@ class _Stream:
                 event["rms_dbfs"] = mark.rms_dbfs
                 event["peak_dbfs"] = mark.peak_dbfs
                 event["clipped_share"] = mark.clipped_share
+                if echoes and index in echoes:
+                    event["echo_score"], event["echo_delay_ms"] = echoes[index]
             out.append(event)
         return out
 
@@ -95,6 +119,7 @@ class SessionVoices:
         self.input_format = self.output_format = DEFAULT_FORMAT
         self.user: _Stream | None = None
         self.reply: _Stream | None = None
+        self.echo = EchoWatch()
 
     def feed(self, time_s: float, events: Sequence[Event], audio: bytes | None) -> list[Event]:
         """The voice events found by this frame (``events``: what its adapter decoded from it;
@@ -127,7 +152,8 @@ class SessionVoices:
         if self.user is None:
             base = event.get("stream_ms")
             base_ms = float(base) if isinstance(base, int | float) and base == base else 0.0
-            self.user = _Stream("user", self.input_format, base_ms, None)
+            self.echo.new_user_stream()
+            self.user = _Stream("user", self.input_format, base_ms, None, self.echo)
         return self.user
 
     def _reply(self, event: Event, out: list[Event]) -> _Stream:
@@ -136,7 +162,7 @@ class SessionVoices:
             out.extend(self.reply.flush())
             self.reply = None
         if self.reply is None:
-            self.reply = _Stream("assistant", self.output_format, 0.0, reply_id)
+            self.reply = _Stream("assistant", self.output_format, 0.0, reply_id, self.echo)
         return self.reply
 
     def _config(self, event: Event, out: list[Event]) -> None:

@@ -5,7 +5,11 @@ speech assets, with silences between them, chunk by chunk through
 ``analyzer.voice_events.SessionVoices`` (what the recorder's writer runs per frame: the
 detector, the chunk timing, the events), and beside it, in the same run, a baseline: one
 vectorized numpy pass computing the same 10 ms frame energies over the whole audio at once
-(the least any energy detector must do). Reported: x real time of each, and their ratio; the
+(the least any energy detector must do). A third variant, "with echo", feeds the same audio
+as reply audio too (each frame one user chunk and one reply chunk: both streams' detectors, and
+every user span cross-correlated against 10 s of reply audio by the echo watch,
+``analyzer.voice_echo``); its x real time counts both streams' audio. Reported: x real time of
+each, and their ratio; the
 order of the variants rotates each repetition and the median is kept (the machine is noisy).
 """
 
@@ -55,6 +59,23 @@ def voice_pass(audio: np.ndarray, chunk: int) -> Callable[[], int]:
     return run
 
 
+def echo_pass(audio: np.ndarray, chunk: int) -> Callable[[], int]:
+    data = audio.tobytes()
+    size = chunk * 2
+
+    def run() -> int:
+        voices = SessionVoices()
+        found = 0
+        for n, at in enumerate(range(0, len(data), size)):
+            piece = data[at : at + size]
+            user = {"kind": Kind.USER_AUDIO, "audio_bytes": len(piece), "stream_ms": 0.0}
+            reply = {"kind": Kind.REPLY_AUDIO, "audio_bytes": len(piece), "reply_id": "r"}
+            found += len(voices.feed(n * 0.02, [reply, user], piece + piece))
+        return found
+
+    return run
+
+
 def baseline(audio: np.ndarray) -> Callable[[], int]:
     frame = RATE // 100
 
@@ -83,18 +104,22 @@ def main(argv: list[str] | None = None) -> int:
     variants = {
         "voice pass": voice_pass(audio, RATE * args.chunk_ms // 1000),
         "baseline": baseline(audio),
+        "with echo": echo_pass(audio, RATE * args.chunk_ms // 1000),
     }
     times: dict[str, list[float]] = {name: [] for name in variants}
     names = list(variants)
     for rep in range(args.repeat):
-        for name in names[rep % 2 :] + names[: rep % 2]:
+        for name in names[rep % len(names) :] + names[: rep % len(names)]:
             times[name].append(cpu_seconds(variants[name]))
     median = {name: statistics.median(t) for name, t in times.items()}
     print(f"{seconds:.0f} s of speech and silence, {args.chunk_ms} ms chunks, {args.repeat} reps")
     for name, cpu in median.items():
-        print(f"  {name:10s} {cpu * 1000:8.1f} ms CPU  {seconds / cpu:10,.0f}x real time")
+        audio_s = seconds * (2 if name == "with echo" else 1)  # user and reply audio
+        print(f"  {name:10s} {cpu * 1000:8.1f} ms CPU  {audio_s / cpu:10,.0f}x real time")
     ratio = median["voice pass"] / median["baseline"]
     print(f"  voice pass / baseline: {ratio:.1f}x the CPU")
+    echo = median["with echo"] / median["voice pass"]
+    print(f"  with echo / voice pass: {echo:.1f}x the CPU")
     return 0
 
 

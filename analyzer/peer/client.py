@@ -33,6 +33,7 @@ from websockets.typing import Subprotocol
 
 from analyzer.peer.audio import audio_ms, from_pcm16_24k
 from analyzer.peer.dialect import BETA, DEFAULT_MODEL, GA, GA_FORMATS, PCM16, SAMPLE_RATE_BY_FORMAT
+from analyzer.peer.mic import Microphone
 from analyzer.peer.record import frame_fields
 from analyzer.peer.scenarios import (
     SCENARIOS,
@@ -112,6 +113,7 @@ class ScriptedClient:
         self.clock_ms = 0  # audio sent since the session started
         self.playbacks: dict[str, _Playback] = {}
         self.truncate_tasks: list[asyncio.Task[None]] = []
+        self.mic = Microphone(scenario)  # with its planted faults (clipping gain, echo)
 
     # -- wire ----------------------------------------------------------------------------
 
@@ -164,6 +166,8 @@ class ScriptedClient:
             playback.first_delta_s = playback.first_delta_s or received_s
             encoded = base64.b64decode(event["delta"])
             playback.received_ms += audio_ms(encoded, self.scenario.audio_format)
+            if self.scenario.audio_format == PCM16:
+                self.mic.heard(encoded)
         elif kind == "input_audio_buffer.speech_started":
             # Still streaming, or not yet played out: the user cut it off.
             for playback in self.playbacks.values():
@@ -250,6 +254,10 @@ class ScriptedClient:
         facts: dict[str, Any] = {"turn": number, "utterance": turn.utterance}
         self.result.turns.append(facts)
         mark = len(self.events)
+        if self.mic.echoes:  # the reply has played out: start afresh, without its echo
+            self.mic.clear()
+            if not self.scenario.vad:
+                await self.send({"type": "input_audio_buffer.clear"})
         facts["speech_start_ms"] = self.clock_ms
         facts["sent_start_s"] = time.time()
         await self.send_audio(self.encoded_utterance(turn.utterance))
@@ -332,6 +340,8 @@ class ScriptedClient:
         if playback is None or playback.first_delta_s is None:
             return
         end_s = playback.first_delta_s + playback.received_ms / 1000 / self.speed
+        if self.mic.echoes:  # a live microphone: it sends what it hears while the reply plays
+            await self.send_audio(self.silence(self.mic.queued_ms() + 400))  # then it ends
         await asyncio.sleep(max(0.0, end_s - time.time()))
 
     # -- audio ---------------------------------------------------------------------------
@@ -342,7 +352,7 @@ class ScriptedClient:
         return rate * FRAME_MS // 1000 * width
 
     def encoded_utterance(self, name: str) -> bytes:
-        return from_pcm16_24k(utterance(name).pcm16, self.scenario.audio_format)
+        return from_pcm16_24k(self.mic.speech(utterance(name).pcm16), self.scenario.audio_format)
 
     def silence(self, duration_ms: int) -> bytes:
         return from_pcm16_24k(bytes(duration_ms * 48), self.scenario.audio_format)
@@ -356,6 +366,8 @@ class ScriptedClient:
             if delay > 0:
                 await asyncio.sleep(delay)
             chunk = audio[offset : offset + size]
+            if self.scenario.audio_format == PCM16:
+                chunk = self.mic.mix(chunk)
             await self.send(
                 {"type": "input_audio_buffer.append", "audio": base64.b64encode(chunk).decode()}
             )

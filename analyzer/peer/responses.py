@@ -234,10 +234,17 @@ class ResponseRun(Haltable):
         loop = asyncio.get_running_loop()
         start = loop.time()
         next_word = 0
+        planted = self.conn.plant_faults()
         for index, chunk in enumerate(chunks):
             if halted:
                 break
-            due = start + index * config.audio_chunk_ms / 1000 / config.audio_pace
+            sent_ms = index * config.audio_chunk_ms
+            if planted and config.stall_ms and sent_ms == config.stall_after_ms:
+                start += config.stall_ms / 1000  # a mid-reply stall: the rest comes later
+            if planted and sent_ms == config.false_barge_in_after_ms:
+                await self.conn.false_barge_in()
+                break
+            due = start + sent_ms / 1000 / config.audio_pace
             if await self._pause(due - loop.time()):
                 break
             while next_word < len(words) and word_chunk[next_word] <= index:

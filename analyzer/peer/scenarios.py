@@ -29,6 +29,12 @@ class Scenario:
     kind: str = "realtime"  # "transcription": ?intent=transcription, speech-to-text only
     transcriber: str | None = None  # the transcription model (default: the dialect's usual)
     logprobs: bool = False  # ask for the transcription's log probabilities
+    # Planted microphone faults (issue 18): a gain on the user's speech (samples beyond full
+    # scale clip), and the reply's audio heard back by the microphone: mixed into what the
+    # client sends at this gain, echo_delay_ms after it arrived, while the reply plays.
+    mic_gain: float = 1.0
+    echo_gain: float = 0.0
+    echo_delay_ms: int = 150
 
 
 DEFAULT_TURNS = (
@@ -41,7 +47,15 @@ DEFAULT_TURNS = (
 # Speech-to-text only: the user speaks, nothing answers.
 TRANSCRIPTION_TURNS = (Turn("user_story"), Turn("user_weather"), Turn("user_thanks"))
 
+# Two plain turns (no barge-in, no tool): the base of the planted-fault sessions.
+PLAIN_TURNS = (Turn("user_shorter"), Turn("user_thanks"))
+
 SCENARIOS: dict[str, Scenario] = {
+    "plain": Scenario("plain", PLAIN_TURNS, tools=False),
+    # The microphone hears the loudspeaker (no echo cancellation); without server VAD, so the
+    # echo does not take turns (the client clears its input before speaking).
+    "echo": Scenario("echo", PLAIN_TURNS, vad=False, tools=False, echo_gain=0.3),
+    "clipping": Scenario("clipping", PLAIN_TURNS, tools=False, mic_gain=8.0),
     "default": Scenario("default", DEFAULT_TURNS),
     "manual": Scenario("manual", DEFAULT_TURNS, vad=False),
     "g711": Scenario("g711", DEFAULT_TURNS, audio_format=ULAW),

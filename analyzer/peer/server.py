@@ -78,6 +78,13 @@ class PeerConfig:
     audio_pace: float = 2.0
     audio_chunk_ms: int = 100  # one delta: 4800 bytes of 24 kHz PCM16
     text_delta_ms: float = 20.0  # between text-only or argument deltas, before pacing
+    # Planted faults (issue 18's heard checks), each on the session's first audio reply: the
+    # reply's audio pauses this long (wall ms) after stall_after_ms of it was sent ...
+    stall_ms: float = 0.0
+    stall_after_ms: int = 200
+    # ... or, after this much of it was sent, the server declares speech (speech_started) and
+    # cuts the reply (turn_detected) while the client sends nothing: a false barge-in (-1: no).
+    false_barge_in_after_ms: int = -1
 
 
 class ProtocolError(Exception):
@@ -127,6 +134,7 @@ class PeerConnection:
         self.user_turn: UserTurn | None = None
         self.last_manual_turn: UserTurn | None = None  # committed by the client, not yet answered
         self.response: ResponseRun | None = None
+        self.faults_planted = False  # the config's planted faults went on a reply already
         self.previous_input_tokens = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self._send_lock = asyncio.Lock()
@@ -327,6 +335,15 @@ class PeerConnection:
         td = self.session.turn_detection or {}
         if self.response is not None and td.get("interrupt_response", True):
             await self.response.halt("turn_detected")
+
+    def plant_faults(self) -> bool:
+        """Whether this reply carries the config's planted faults (the first audio reply)."""
+        first, self.faults_planted = not self.faults_planted, True
+        return first
+
+    async def false_barge_in(self) -> None:
+        """Planted: speech declared where the client sent none; the reply is cut for it."""
+        await self._speech_started(VadEvent("started", self.vad.clock_ms, 0))
 
     async def _speech_stopped(self, vad_event: VadEvent) -> None:
         turn = self.user_turn or UserTurn(item_id=new_id("item"))
