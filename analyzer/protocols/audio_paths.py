@@ -28,6 +28,7 @@ Two more options, for protocols read by a protobuf JSON parser (Gemini Live):
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ class AudioPath:
 _UPPER = re.compile(r"([A-Z])")
 
 
+@functools.cache  # a few dozen field names, looked up for every Gemini frame
 def snake(key: str) -> str:
     """``mediaChunks`` -> ``media_chunks``."""
     return _UPPER.sub(lambda m: "_" + m.group(1).lower(), key)
