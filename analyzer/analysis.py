@@ -135,7 +135,7 @@ def _analyses(table: pa.Table, sessions: Sessions) -> Iterator[SessionAnalysis]:
     item_rows = {sid: c.item_rows for sid, c in found.items()}
     turn_rows = turns_from_events(events, item_rows)
     setups = session_setups(events)
-    provider_ids = provider_session_ids(table)
+    provider_ids = provider_session_ids(table, facts_of)
     for sid, seconds in session_audio_seconds(events).items():  # GPT-Live: billed by duration
         setups.setdefault(sid, {})["audio_seconds"] = seconds
     sizes = WindowSizes.of(table)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
@@ -29,8 +30,9 @@ def iso_ms(epoch_s: Any) -> str | None:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def provider_session_ids(table: pa.Table) -> dict[str, str]:
-    """Recorder session id -> the provider's session id, from a window of frames."""
+def provider_session_ids(table: pa.Table, facts: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Recorder session id -> the provider's session id, from a window of frames (``facts``
+    by session id pick each session's protocol)."""
     if not {"event_type", "content", "direction", "session_id"} <= set(table.column_names):
         return {}
     if table["content"].null_count == table.num_rows:  # not read: the events are recorded
@@ -44,15 +46,15 @@ def provider_session_ids(table: pa.Table) -> dict[str, str]:
     for row in found:
         sid = str(row["session_id"])
         if sid not in ids:
-            provider_id = _session_id(row["content"])
+            provider_id = _session_id(facts.get(sid, {}), row["content"])
             if provider_id is not None:
                 ids[sid] = provider_id
     return ids
 
 
-def _session_id(content: Any) -> str | None:
+def _session_id(facts: Mapping[str, Any], content: Any) -> str | None:
     try:
         event = json.loads(content) if isinstance(content, str | bytes) else None
     except ValueError:
         return None
-    return provider_session_id(event)
+    return provider_session_id(facts, event)

@@ -63,12 +63,24 @@ class Adapter(Protocol):
         the recorder neither scans nor parses the frame for audio."""
         ...
 
+    session_events: frozenset[str]  # the server event types that can name the session
+
+    def provider_session_id(self, event: Mapping[str, Any]) -> str | None:
+        """The provider's own id of the session, from a server event of one of
+        :attr:`session_events` (support asks for it); None when it names none."""
+        ...
+
 
 def adapters() -> tuple[Adapter, ...]:
     """Every protocol adapter."""
     from analyzer.protocols import gemini, live, realtime
 
     return (realtime.ADAPTER, live.ADAPTER, gemini.ADAPTER)
+
+
+def session_event_types() -> frozenset[str]:
+    """Every adapter's :attr:`Adapter.session_events` (a cheap first test per frame)."""
+    return frozenset().union(*(a.session_events for a in adapters()))
 
 
 def adapter_for(facts: Mapping[str, Any]) -> Adapter:

@@ -374,6 +374,13 @@ class GeminiAdapter:
     def audio_paths(self, event_type: str) -> AudioPaths:
         return audio_paths(event_type)
 
+    session_events = frozenset({"setupComplete"})
+
+    def provider_session_id(self, event: Mapping[str, Any]) -> str | None:
+        done = field(event, "setupComplete")  # its sessionId, where the service sends one
+        value = field(done, "sessionId") if isinstance(done, Mapping) else None
+        return value if isinstance(value, str) and value else None
+
     def needs_event(self, event_type: str | None) -> bool:
         # Every message is needed: even an audio chunk's rate is in its blob's mimeType (the
         # samples themselves are cut out, so parsing it is cheap).

@@ -388,5 +388,13 @@ class LiveAdapter:
     def audio_paths(self, event_type: str) -> AudioPaths:
         return AUDIO_PATHS.get(event_type, ())
 
+    # The sideband socket is never told the session's id: only the primary's session.started.
+    session_events = frozenset({"session.started"})
+
+    def provider_session_id(self, event: Mapping[str, Any]) -> str | None:
+        session = event.get("session")
+        value = session.get("id") if isinstance(session, Mapping) else None
+        return value if isinstance(value, str) and value else None
+
 
 ADAPTER = LiveAdapter()

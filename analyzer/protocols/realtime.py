@@ -361,5 +361,12 @@ class RealtimeAdapter:
     def audio_paths(self, event_type: str) -> AudioPaths:
         return AUDIO_PATHS.get(event_type, _NO_AUDIO)
 
+    session_events = frozenset({"session.created", "transcription_session.created"})
+
+    def provider_session_id(self, event: Mapping[str, Any]) -> str | None:
+        session = event.get("session")  # ``sess_...``
+        value = session.get("id") if isinstance(session, Mapping) else None
+        return value if isinstance(value, str) and value else None
+
 
 ADAPTER = RealtimeAdapter()

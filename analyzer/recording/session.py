@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from analyzer.protocols import gemini_wire
+from analyzer.protocols import adapter_for, gemini_wire, session_event_types
 from analyzer.protocols.live import is_live_path
 from analyzer.protocols.realtime_events import dialect_of_event
 from analyzer.recording.frames import FrameRecord
@@ -58,23 +58,14 @@ def _handshake_dialect(path: str, beta_header: bool) -> str | None:
     return "beta" if beta_header else None
 
 
-# Server events that name the provider's own session (the first one of a session wins).
-SESSION_EVENTS = frozenset(
-    {"session.created", "session.started", "transcription_session.created", "setupComplete"}
-)
+# Server event types that can name the provider's session, for any protocol.
+SESSION_EVENTS = session_event_types()
 
 
-def provider_session_id(event: Any) -> str | None:
-    """The provider's id of the session a server event names (``sess_...`` in Realtime's
-    ``session.created`` and GPT-Live's ``session.started``, Gemini's ``setupComplete.sessionId``
-    where the server sends one); None when it names none."""
-    if not isinstance(event, dict):
-        return None
-    for holder, key in (("session", "id"), ("setupComplete", "sessionId")):
-        inner = event.get(holder)
-        if isinstance(inner, dict) and isinstance(inner.get(key), str) and inner[key]:
-            return str(inner[key])
-    return None
+def provider_session_id(facts: Mapping[str, Any], event: Any) -> str | None:
+    """The provider's own id of the session a server event names (its protocol's adapter
+    knows where), or None."""
+    return adapter_for(facts).provider_session_id(event) if isinstance(event, dict) else None
 
 
 def refine_facts(facts: dict[str, Any], rec: FrameRecord) -> None:
@@ -87,7 +78,7 @@ def refine_facts(facts: dict[str, Any], rec: FrameRecord) -> None:
         and rec.direction == "server"
         and facts.get("provider_session_id") is None
     ):
-        facts["provider_session_id"] = provider_session_id(rec.event)
+        facts["provider_session_id"] = provider_session_id(facts, rec.event)
     if facts.get("dialect") == gemini_wire.DIALECT:
         if facts.get("model") is None and rec.event is not None:
             facts["model"] = gemini_wire.model_of(rec.event)
