@@ -72,7 +72,9 @@ def _flatten(frames: pa.Table) -> pa.Table:
     lists = frames.column("events")  # chunk by chunk: combining would copy every field
     parents = pc.list_parent_indices(lists)
     flat = pc.list_flatten(lists)
-    fields = [pa.chunked_array([c.field(n) for c in flat.chunks], f.type) for n, f in _FIELDS]
+    fields = [
+        pa.chunked_array([_field(c, n, f.type) for c in flat.chunks], f.type) for n, f in _FIELDS
+    ]
     return pa.Table.from_arrays(
         [
             _plain_string(frames.column("session_id")).take(parents),
@@ -86,6 +88,14 @@ def _flatten(frames: pa.Table) -> pa.Table:
 
 
 _FIELDS = [(f.name, f) for f in EVENT_STRUCT]
+
+
+def _field(events: pa.StructArray, name: str, kind: pa.DataType) -> pa.Array:
+    """A field of recorded events; null where they were recorded before it existed (an optional
+    field, see ``events_are_current``)."""
+    if events.type.get_field_index(name) < 0:
+        return pa.nulls(len(events), kind)
+    return events.field(name)
 
 
 def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:

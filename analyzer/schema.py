@@ -93,21 +93,27 @@ EVENT_STRUCT = pa.struct(
     ]
 )
 EVENT_FIELDS: tuple[str, ...] = tuple(f.name for f in EVENT_STRUCT)
+# Fields whose absence only means "not measured": events recorded before one was added are read
+# as they are, the field null, rather than decoded again from their frames (which would cost a
+# format-1 read and lose what an ``rt_audio=drop`` capture can no longer recompute).
+OPTIONAL_EVENT_FIELDS: frozenset[str] = frozenset({"echo_score", "echo_delay_ms"})
 # CONFIG's session_kind: a voice/text conversation with replies, or speech-to-text only.
 SESSION_KINDS: tuple[str, ...] = ("conversation", "transcription")
 
 
 def events_are_current(schema: pa.Schema) -> bool:
-    """Whether a capture file's recorded ``events`` hold every field of :data:`EVENT_STRUCT`.
-    Files written before a field was added are decoded again from their frames (as files of
-    format 1 are), so every capture answers alike whichever recorder wrote it."""
+    """Whether a capture file's recorded ``events`` hold every field of :data:`EVENT_STRUCT`
+    but the optional ones. Files written before another field was added are decoded again from
+    their frames (as files of format 1 are), so every capture answers alike whichever recorder
+    wrote it."""
     if "events" not in schema.names:
         return False
     kind = schema.field("events").type
     if not pa.types.is_list(kind) or not pa.types.is_struct(kind.value_type):
         return False
     struct = kind.value_type
-    return {struct.field(i).name for i in range(struct.num_fields)} >= set(EVENT_FIELDS)
+    recorded = {struct.field(i).name for i in range(struct.num_fields)}
+    return recorded >= set(EVENT_FIELDS) - OPTIONAL_EVENT_FIELDS
 
 
 AUDIO_CUT_STRUCT = pa.struct(
