@@ -16,11 +16,6 @@ def metric_name(column: str) -> str:
     return _BY_COLUMN.get(column, column)
 
 
-def turn_column(name: str) -> str:
-    """The turn-table column of a metric's name."""
-    return TURN_LATENCIES.get(name, name)
-
-
 # A percentile needs this many values before it is more than the largest one or two: tables
 # mark one over fewer values, and ``check`` says "few for a percentile".
 PERCENTILE_MIN_COUNT = {"p90": 10, "p99": 100}

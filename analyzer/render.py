@@ -289,16 +289,6 @@ def _notes(item: Mapping[Any, Any]) -> str:
     return "; ".join(notes)
 
 
-def render_errors(errors: Sequence[Mapping[str, Any]], console: Console) -> None:
-    """The server's error events, one line each."""
-    for error in errors:
-        console.print(
-            f"[red]error[/red] session {safe(error.get('session_id'))}: "
-            f"{safe(error.get('type') or '')} {safe(error.get('code') or '')}: "
-            f"{safe(error.get('message') or '')}"
-        )
-
-
 def render_slowest(rows: Sequence[Mapping[str, Any]], metric: str, console: Console) -> None:
     """The slowest turns: the numbers keep their width, what the user said wraps."""
     cells = [

@@ -152,10 +152,6 @@ FRAME_SCHEMA = pa.schema(
 )
 
 FRAME_COLUMNS: tuple[str, ...] = tuple(FRAME_SCHEMA.names)
-# Columns a journal line carries for a frame (the rest are derived when building Parquet).
-JOURNAL_FRAME_COLUMNS: tuple[str, ...] = tuple(
-    c for c in FRAME_COLUMNS if c not in ("audio", "audio_offset", "audio_cuts", "events")
-)
 # What latency, size and conversation analysis read: everything but the samples.
 ANALYSIS_COLUMNS: tuple[str, ...] = tuple(
     c for c in FRAME_COLUMNS if c not in ("audio", "binary_content", "audio_cuts")

@@ -3,10 +3,6 @@ event-name sets per dialect and direction, and which dialect an event type belon
 
 from __future__ import annotations
 
-from typing import Any
-
-from analyzer.jsonio import loads_json
-
 # Every event a client sends, in both dialects; anything else comes from the server.
 CLIENT_EVENTS = frozenset(
     {
@@ -99,7 +95,6 @@ AUDIO_TRANSCRIPT_DONE_EVENTS = frozenset(
 )
 TEXT_DELTA_EVENTS = frozenset({"response.text.delta", "response.output_text.delta"})
 TEXT_DONE_EVENTS = frozenset({"response.text.done", "response.output_text.done"})
-AUDIO_DONE_EVENTS = frozenset({"response.audio.done", "response.output_audio.done"})
 ITEM_CREATED_EVENTS = frozenset(
     {"conversation.item.created", "conversation.item.added", "conversation.item.done"}
 )
@@ -144,9 +139,6 @@ GA_ONLY_EVENTS = frozenset(
     }
 )
 
-# Paths of realtime endpoints (OpenAI, Azure, DashScope, Zhipu, vLLM...) all end in /realtime.
-REALTIME_PATH_SUFFIX = "/realtime"
-
 
 def dialect_of_event(event_type: str) -> str | None:
     """'beta' or 'ga' when this event type exists in only one dialect, else None."""
@@ -155,14 +147,3 @@ def dialect_of_event(event_type: str) -> str | None:
     if event_type in GA_ONLY_EVENTS:
         return "ga"
     return None
-
-
-def parse_event(content: Any) -> dict[str, Any]:
-    """The event object of a frame's ``content``, or an empty dict when it is not one."""
-    if not isinstance(content, str):
-        return {}
-    try:
-        event = loads_json(content)
-    except ValueError:
-        return {}
-    return event if isinstance(event, dict) else {}

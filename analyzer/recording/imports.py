@@ -14,7 +14,7 @@ import datetime
 import json
 import re
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -269,9 +269,3 @@ def _record_connection(recorder: Any, connection: Connection, keep_audio: bool) 
         close_reason=connection.close_reason,
         closed_by_client=connection.closed_by_client,
     )
-
-
-def import_files(
-    paths: Iterable[Path], directory: Path, match: str = DEFAULT_MATCH, keep_audio: bool = True
-) -> list[ImportResult]:
-    return [import_file(path, directory, match, keep_audio) for path in paths]

@@ -23,11 +23,9 @@ UPSTREAM_PRESETS = {
 }
 AZURE_HOST = "https://{resource}.openai.azure.com"
 MODES = ("regular", "local", "wireguard")
-DEFAULT_PORT = 8080
 # mitmdump's line once it listens: "... listening at 127.0.0.1:8080." (reverse, regular,
 # wireguard), or "... started." (local mode has no port).
 READY = re.compile(r"listening at \S*?:(\d+)\.?\s*$|\bstarted\.\s*$")
-STARTUP_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 60.0
 
 
