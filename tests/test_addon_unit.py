@@ -334,7 +334,7 @@ def test_turn_log_line_reports_latency(tmp_path: Path, caplog: pytest.LogCapture
             )
             addon.websocket_message(flow)
         addon.done()
-    assert "turn 1: speech_stopped -> first audio 400 ms, reply audio 9600 bytes" in caplog.text
+    assert "turn 1: speech_end -> first audio 400 ms, reply audio 9600 bytes" in caplog.text
 
 
 def test_partitioned_layout_writes_hive_directories(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from analyzer.peer.client import run_conversation_sync
 from analyzer.peer.harness import run_mitmdump, run_server
 from analyzer.peer.server import PeerConfig
+from tests.test_live_log_providers import expected_lines
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -49,7 +50,8 @@ def test_reverse_proxy_capture_with_rt_lines(
     assert result.errors() == []
     lines = proxy.rt_lines()
     assert len(lines) == len(result.responses()) == 5, proxy.output()
-    assert "speech_stopped -> first audio" in lines[0]
+    assert lines == expected_lines(tmp_path / "captures")  # what the report will say
+    assert ": speech_end -> first audio " in lines[0]
     (parquet_path,) = (tmp_path / "captures").glob("*.parquet")
     table = pq.read_table(parquet_path, columns=["direction", "event_type"])
     assert table.num_rows == len(result.frames)

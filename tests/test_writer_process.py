@@ -90,7 +90,7 @@ def test_process_writer_writes_the_same_files_as_inline(
     assert without_run_specifics(tmp_path / "inline") == without_run_specifics(tmp_path / "process")
     out = capfd.readouterr().out
     # The writer process prints mitmdump-style lines: the turn line and the run's closing line.
-    assert "] rt: session 11111111 turn 1: speech_stopped -> first audio" in out
+    assert "] rt: session 11111111 turn 1: speech_end -> first audio" in out
     assert "] rt-analyze: run rt-" in out and "8 frames recorded, 0 not recorded" in out
 
 

@@ -25,7 +25,6 @@ from mitmproxy.websocket import WebSocketMessage
 from analyzer.recording.contentview import RealtimeViewAddon
 from analyzer.recording.frames import build_frame
 from analyzer.recording.imports import TRIMMED_METADATA_KEY
-from analyzer.recording.live import LiveTurnLog
 from analyzer.recording.mitm_runtime import close_connections, message_readers
 from analyzer.recording.naming import new_run_id, partition_dir
 from analyzer.recording.options import (
@@ -61,7 +60,6 @@ class RealtimeCapture:
         self.keep_audio = True
         self.strict = False
         self.live_log = True
-        self.turns = LiveTurnLog()
         self.seq: dict[str, int] = {}  # next seq of each session this instance records
         self.strict_closed: set[str] = set()
         self.faults = 0
@@ -189,7 +187,6 @@ class RealtimeCapture:
             self._fall_back()  # it starts this session too, from self.facts
             return
         assert self.recorder is not None
-        self.turns.start(facts)  # the live log follows GPT-Live / Gemini by their events
         self.recorder.start_session(facts)
 
     def _fall_back(self) -> None:
@@ -201,7 +198,6 @@ class RealtimeCapture:
         self.handles.clear()
         self.recorder = _inline_recorder(self.directory)
         for facts in self.facts.values():
-            self.turns.start(facts)
             self.recorder.start_session({**facts, "run_id": self.recorder.run_id})
         self.facts.clear()
 
@@ -262,13 +258,10 @@ class RealtimeCapture:
             keep_audio=self.keep_audio,
             audio_paths=self.recorder.audio_paths(flow.id),
         )
+        self.recorder.log_turns(self.live_log)
         if not self.recorder.record_frame(rec) and self.strict:
             message.drop()
             self._close_unrecordable(flow)
-        if self.live_log:
-            line = self.turns.observe(rec)
-            if line:
-                log.info(line)
 
     def _close_unrecordable(self, flow: http.HTTPFlow) -> None:
         self.strict_closed.add(flow.id)
@@ -294,7 +287,6 @@ class RealtimeCapture:
                     self._fall_back()  # the session was started again in the new run: end it
                 assert self.recorder is not None
                 self.recorder.end_session(flow.id, **end)
-                self.turns.forget(flow.id)
             self.seq.pop(flow.id, None)
             self.facts.pop(flow.id, None)
         except Exception:

@@ -11,6 +11,7 @@ from typing import Any
 from analyzer.private_files import make_private_dir
 from analyzer.protocols import AudioPathsOf, audio_paths_for
 from analyzer.recording.frames import FrameRecord
+from analyzer.recording.live import LiveTurnLog
 from analyzer.recording.naming import new_run_id
 from analyzer.recording.normalize import SessionDecoders
 from analyzer.recording.session import refine_facts
@@ -57,6 +58,13 @@ class RunRecorder:
         self._held_bytes = 0
         self._decoders = SessionDecoders(self.sessions)
         self._audio_paths: dict[str, AudioPathsOf] = {}
+        # The rt_live_log option: a line logged per reply, from the events decoded here.
+        self.turn_lines: LiveTurnLog | None = None
+
+    def log_turns(self, on: bool) -> None:
+        """Log a line per reply (the ``rt_live_log`` option) from now on, or stop."""
+        if on != (self.turn_lines is not None):
+            self.turn_lines = LiveTurnLog() if on else None
 
     @property
     def journal_path(self) -> Path:
@@ -154,6 +162,8 @@ class RunRecorder:
         assert self._parquet is not None
         rec.events = self._decoders.events(rec)
         self._parquet.append(rec)
+        if self.turn_lines is not None and (line := self.turn_lines.observe(rec)):
+            log.info(line)
         self.counts.frames_recorded += 1
         if rec.problem:
             self.counts.frames_with_problems += 1
@@ -169,6 +179,8 @@ class RunRecorder:
         facts.update(end_facts)
         self._decoders.end(session_id)
         self._audio_paths.pop(session_id, None)
+        if self.turn_lines is not None:
+            self.turn_lines.forget(session_id)
         learned = {"model": facts.get("model"), "dialect": facts.get("dialect")}
         self._journal_write(
             {"record": "session_end", "session_id": session_id, **learned, **end_facts}

@@ -3,7 +3,7 @@
 The capture addon starts ``python -m analyzer.recording.worker --dir D --run-id R`` with its
 stdin a pipe and writes length-prefixed messages to it (:class:`WriterProcess`, a few µs a
 frame). This process parses the frames and runs the usual :class:`RunRecorder` (journal +
-Parquet) and :class:`LiveTurnLog`, and prints its log lines to the stdout it shares with
+Parquet, its ``rt:`` line per reply), and prints its log lines to the stdout it shares with
 mitmdump, in mitmdump's ``[HH:MM:SS.mmm] `` format, one ``write`` a line.
 
 Messages: ``<u32 length><u8 kind><body>``, ``length`` counting kind and body.
@@ -136,13 +136,11 @@ class _Serve:
 
     def __init__(self, directory: Path, run_id: str) -> None:
         from analyzer.recording.frames import build_frame
-        from analyzer.recording.live import LiveTurnLog
         from analyzer.recording.run import RunRecorder
 
         self.build_frame = build_frame
         # Frames read together are journaled with one write: see RunRecorder.
         self.recorder = RunRecorder(directory, run_id=run_id, batch_frames=True)
-        self.turns = LiveTurnLog()
         self.sessions: dict[int, str] = {}
         self.faults: int | None = None  # set by the proxy's close
 
@@ -160,21 +158,16 @@ class _Serve:
                 keep_audio=bool(flags & KEEP_AUDIO),
                 audio_paths=self.recorder.audio_paths(self.sessions[handle]),
             )
+            self.recorder.log_turns(bool(flags & LIVE_LOG))
             self.recorder.record_frame(rec)
-            if flags & LIVE_LOG:
-                line = self.turns.observe(rec)
-                if line:
-                    log.info(line)
         elif kind == KIND_SESSION:
             payload = json.loads(body[1:])
             self.sessions[payload["handle"]] = payload["facts"]["session_id"]
-            self.turns.start(payload["facts"])
             self.recorder.start_session(payload["facts"])
         elif kind == KIND_END:
             payload = json.loads(body[1:])
             session_id = self.sessions[payload["handle"]]
             self.recorder.end_session(session_id, **payload["end"])
-            self.turns.forget(session_id)
         elif kind == KIND_CLOSE:
             self.faults = int(json.loads(body[1:])["faults"])
             return False
