@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from analyzer.jsonio import loads_json
-from analyzer.protocols.realtime_events import CONFIG_EVENTS
 
 PCM16 = "pcm16"
 ULAW = "g711_ulaw"
@@ -131,31 +127,3 @@ def formats_in_session(
         parse_format(session.get("input_audio_format"), provider, "input"),
         parse_format(session.get("output_audio_format"), provider, "output"),
     )
-
-
-_CONFIG_EVENTS = CONFIG_EVENTS
-
-
-def format_changes(
-    events: Iterable[tuple[int, str | None, str | None]], provider: str = "openai"
-) -> list[tuple[int, AudioFormat, AudioFormat]]:
-    """From (seq, event_type, content) in arrival order, the (seq, input, output) formats in force
-    from each config event on, starting with the provider's defaults at seq -1. A client's
-    ``session.update`` counts from when it was sent: the server applies it on receipt."""
-    inp, out = default_formats(provider)
-    changes = [(-1, inp, out)]
-    for seq, event_type, content in events:
-        if event_type not in _CONFIG_EVENTS or content is None:
-            continue
-        try:
-            event = loads_json(content)
-        except ValueError:
-            continue
-        session = event.get("session") if isinstance(event, dict) else None
-        if not isinstance(session, dict):
-            continue
-        new_in, new_out = formats_in_session(session, provider)
-        if (new_in or inp, new_out or out) != (inp, out):
-            inp, out = new_in or inp, new_out or out
-            changes.append((seq, inp, out))
-    return changes
