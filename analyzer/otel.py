@@ -2,10 +2,10 @@
 
 One trace per session (``traceId`` derived from run id and session id, so re-exports are stable):
 a ``realtime.session`` root span, one ``realtime.turn`` span per turn (turn start to the end of
-the response), and under each turn a ``realtime.response`` span (response.created to
-response.done) and a ``realtime.audio`` span (first to last audio delta). The turn span carries
-the moments as events: speech started/stopped, committed, response.created, first transcript,
-first audio, first text, last audio, response.done, transcription completed. Per the OTLP/JSON
+the reply), and under each turn a ``realtime.response`` span (the reply's creation to its end)
+and a ``realtime.audio`` span (first to last reply audio). The turn span carries the moments as
+events named like the turn table's columns, the same for every protocol (``speech_stopped``,
+``response_created``, ``first_audio``, ``response_done``, ``transcription``...). Per the OTLP/JSON
 mapping, ids are lowercase hex, 64-bit integers (times, ``intValue``) are decimal strings and
 enums are integers. Spans are grouped by proxy host (the ``host.name`` resource attribute).
 """
@@ -25,19 +25,23 @@ SERVICE_NAME = "rt-analyze"
 SPAN_KIND_INTERNAL = 1
 STATUS_CODE_ERROR = 2
 
-# Turn-table column -> (event name on the turn span).
-TURN_EVENTS: tuple[tuple[str, str], ...] = (
-    ("speech_started_s", "input_audio_buffer.speech_started"),
-    ("speech_stopped_s", "input_audio_buffer.speech_stopped"),
-    ("committed_s", "input_audio_buffer.committed"),
-    ("response_create_s", "response.create"),
-    ("response_created_s", "response.created"),
-    ("first_transcript_s", "first_transcript"),
-    ("first_audio_s", "first_audio"),
-    ("first_text_s", "first_text"),
-    ("last_audio_s", "last_audio"),
-    ("response_done_s", "response.done"),
-    ("transcription_s", "transcription.completed"),
+# Turn-table columns that are moments of the turn: each an event on the turn span, named as the
+# column without its unit (``response_created``), the same for every protocol.
+TURN_EVENTS: tuple[tuple[str, str], ...] = tuple(
+    (column, column.removesuffix("_s"))
+    for column in (
+        "speech_started_s",
+        "speech_stopped_s",
+        "committed_s",
+        "response_create_s",
+        "response_created_s",
+        "first_transcript_s",
+        "first_audio_s",
+        "first_text_s",
+        "last_audio_s",
+        "response_done_s",
+        "transcription_s",
+    )
 )
 # Turn-table column -> span attribute.
 TURN_ATTRIBUTES: tuple[tuple[str, str], ...] = (
