@@ -1,4 +1,4 @@
-"""The commands over many runs: ``compare`` (two sides side by side) and ``export``."""
+"""The commands over many runs: ``compare`` (sides side by side) and ``export``."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def _where(pairs: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:
 
 @main.command()
 @click.argument("a", type=click.Path(path_type=Path))
-@click.argument("b", type=click.Path(path_type=Path), required=False)
+@click.argument("others", nargs=-1, type=click.Path(path_type=Path))
 @_format_option("table", "json")
 @dataset_options
 @click.option("--a-where", multiple=True, help="KEY=VALUE filter for side A only; repeatable.")
@@ -72,7 +72,7 @@ def _where(pairs: tuple[str, ...], base: dict[str, Any]) -> dict[str, Any]:
 )
 def compare(
     a: Path,
-    b: Path | None,
+    others: tuple[Path, ...],
     output_format: str,
     a_where: tuple[str, ...],
     b_where: tuple[str, ...],
@@ -84,17 +84,24 @@ def compare(
     the median difference (B - A) with its bootstrap 95% interval and Mann-Whitney p, and
     whether it is beyond noise; sizes and tokens side by side. A and B are files, directories
     or globs; with B left out both sides are A, told apart by --a-where / --b-where (KEY=VALUE,
-    KEY one of since, until, host, model, dialect, session).
+    KEY one of since, until, host, model, dialect, session). With more sides (A B C ...: one
+    per provider, say), each is compared with A, side by side.
 
     Example:
 
         rt-analyze compare before/ after/
 
         rt-analyze compare fleet/ --a-where host=proxy-eu --b-where host=proxy-us
+
+        rt-analyze compare realtime/ gpt-live/ gemini/
     """
     from analyzer.compare import compare_datasets, render_comparison
     from analyzer.metric_names import metric_name
 
+    if len(others) > 1:
+        _compare_many(a, others, output_format, a_where, b_where, seed, bootstrap, filters)
+        return
+    b = others[0] if others else None
     if b is None and not (a_where or b_where):
         raise click.UsageError(
             "compare needs two sides: pass B, or tell two parts of A apart with --a-where / "
@@ -113,6 +120,37 @@ def compare(
         _echo_json(result)
     else:
         render_comparison(result, _console())
+
+
+def _compare_many(
+    a: Path,
+    others: tuple[Path, ...],
+    output_format: str,
+    a_where: tuple[str, ...],
+    b_where: tuple[str, ...],
+    seed: int,
+    bootstrap: int,
+    filters: dict[str, Any],
+) -> None:
+    """``compare A B C ...``: every side against A."""
+    from analyzer.compare_many import LETTERS, compare_many, render_many
+    from analyzer.metric_names import metric_name
+
+    paths = [a, *others]
+    if a_where or b_where:
+        raise click.UsageError("--a-where / --b-where tell two sides apart; with more, pass paths.")
+    if len(paths) > len(LETTERS):
+        raise click.UsageError(f"compare takes at most {len(LETTERS)} sides.")
+    sides = [open_captures([path], filters) for path in paths]
+    result = compare_many(sides, [str(p) for p in paths], samples=bootstrap, seed=seed)
+    for pair in result["versus_baseline"]:
+        pair["latency_ms"] = {metric_name(k): v for k, v in pair["latency_ms"].items()}
+    for letter, side, dataset in zip(LETTERS, result["sides"], sides, strict=False):
+        _echo_warnings(dataset, side["sessions"], f"side {letter}: ")
+    if output_format == "json":
+        _echo_json(result)
+    else:
+        render_many(result, _console())
 
 
 @main.command()

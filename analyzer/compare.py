@@ -19,7 +19,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from analyzer.compare_cost import cost_section, read_side, reply_audio_section
+from analyzer.compare_cost import Side, cost_section, read_side, reply_audio_section
 from analyzer.dataset import Dataset
 from analyzer.dataset_analysis import dataset_sizes
 from analyzer.latency import LATENCY_METRICS, metric_stats
@@ -234,15 +234,26 @@ def compare_datasets(
     """:func:`compare_turns` of two datasets (each read run file by run file), with each
     side's reply audio and estimated cost (:mod:`analyzer.compare_cost`): sides of different
     protocols compare on the same measures."""
-    side_a, side_b = read_side(a, prices), read_side(b, prices)
-    result = compare_turns(
-        side_a.turns,
-        side_b.turns,
-        dataset_sizes(a),
-        dataset_sizes(b),
-        samples=samples,
-        seed=seed,
-    )
+    side_a, side_b = read_sides([a, b], prices)
+    return compare_sides(side_a, side_b, samples, seed)
+
+
+def read_sides(
+    datasets: Sequence[Dataset], prices: Mapping[str, Prices] | None = None
+) -> list[tuple[Side, pd.DataFrame]]:
+    """Each dataset's turns and costs (:func:`read_side`) and its ``sizes_by_event`` table."""
+    return [(read_side(d, prices), dataset_sizes(d)) for d in datasets]
+
+
+def compare_sides(
+    a: tuple[Side, pd.DataFrame],
+    b: tuple[Side, pd.DataFrame],
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = SEED,
+) -> dict[str, Any]:
+    """:func:`compare_turns` of two sides read by :func:`read_sides`, with reply audio and cost."""
+    (side_a, sizes_a), (side_b, sizes_b) = a, b
+    result = compare_turns(side_a.turns, side_b.turns, sizes_a, sizes_b, samples=samples, seed=seed)
     result["reply_audio"] = reply_audio_section(side_a.turns, side_b.turns)
     result["cost"] = cost_section(side_a, side_b)
     return result

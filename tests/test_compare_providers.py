@@ -108,3 +108,74 @@ def test_a_provider_against_itself_is_all_noise(name: str) -> None:
     for metric in result["latency_ms"].values():
         assert metric["beyond_noise"] in (False, None)
     assert result["cost"]["usd"]["ratio"] == 1.0
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(cli, ["compare", *args, "--bootstrap", "500"])
+
+
+def test_three_providers_at_once_are_each_pair_against_the_first() -> None:
+    paths = [
+        str(SAMPLES / f"{name}.parquet") for name in ("ga-voice", "live-voice", "gemini-voice")
+    ]
+    result = _cli(*paths, "--format", "json")
+    assert result.exit_code == 0, result.output
+    three = json.loads(result.output)
+    assert three["baseline"] == paths[0]
+    assert [(s["label"], s["sessions"], s["turns"]) for s in three["sides"]] == [
+        (paths[0], 1, 5),
+        (paths[1], 1, 4),
+        (paths[2], 1, 5),
+    ]
+    # Each pair is exactly what `compare A X` says (same bootstrap seed and resamples).
+    for other, pair in zip(paths[1:], three["versus_baseline"], strict=True):
+        two = _cli(paths[0], other, "--format", "json")
+        assert two.exit_code == 0, two.output
+        assert pair == json.loads(two.output)
+    first_audio = [pair["latency_ms"]["first_audio"] for pair in three["versus_baseline"]]
+    assert [first_audio[0]["a"]["p50"], *(f["b"]["p50"] for f in first_audio)] == [
+        259.5,
+        558.426,
+        152.543,
+    ]
+    costs = [three["versus_baseline"][0]["cost"]["usd"]["a"]] + [
+        pair["cost"]["usd"]["b"] for pair in three["versus_baseline"]
+    ]
+    assert costs == [0.028336, 0.014167, 0.005211]
+
+
+def test_three_providers_table_puts_each_side_in_a_column() -> None:
+    paths = [
+        str(SAMPLES / f"{name}.parquet") for name in ("ga-voice", "live-voice", "gemini-voice")
+    ]
+    result = CliRunner().invoke(
+        cli, ["compare", *paths, "--bootstrap", "500"], env={"COLUMNS": "100"}
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[:3] == [
+        f"A: {paths[0]} (1 sessions, 5 turns)",
+        f"B: {paths[1]} (1 sessions, 4 turns)",
+        f"C: {paths[2]} (1 sessions, 5 turns)",
+    ]
+    first_audio = next(line for line in lines if "│ first_audio " in line)
+    cells = [cell.strip() for cell in first_audio.strip("│").split("│")]
+    # p50 of each side; B and C minus A, both beyond noise
+    assert cells == ["first_audio", "259.5", "558.426", "298.926", "152.543", "-106.957"]
+    done = next(line for line in lines if "│ response_done " in line)
+    assert [cell.strip() for cell in done.strip("│").split("│")][3::2] == ["~", "~"]
+    priced = next(line for line in lines if "│ priced_as " in line)
+    assert [cell.strip() for cell in priced.strip("│").split("│")][1:] == [
+        "gpt-realtime",
+        "gpt-live-1",
+        "gemini-live-2.5-flash",
+    ]
+
+
+def test_more_than_two_sides_with_side_filters_is_a_one_line_error() -> None:
+    paths = [
+        str(SAMPLES / f"{name}.parquet") for name in ("ga-voice", "live-voice", "gemini-voice")
+    ]
+    result = _cli(*paths, "--a-where", "host=x")
+    assert result.exit_code == 2
+    assert "--a-where / --b-where tell two sides apart; with more, pass paths." in result.output
