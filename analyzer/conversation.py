@@ -1,5 +1,7 @@
 """Each session's conversation, folded from its normalized events: items in order, what was
-said, the server's errors, and what could not be understood."""
+said, the server's errors, and what could not be understood. The fold is columnar, every
+session of a window at once: each field is a first or last pick among an item's events; only
+placing items after their previous item is a walk (over ints)."""
 
 from __future__ import annotations
 
@@ -73,8 +75,8 @@ DELTA_KINDS: tuple[Kind, ...] = (
     Kind.REPLY_TEXT_DELTA,
     Kind.USER_TRANSCRIPT_DELTA,
 )
-# The kinds whose item the server names: an item's row starts at the first of them. The
-# client's ITEM_CREATE makes a row only if the server never names the item; errors name none.
+# The kinds that make an item's row (at the first of them): the client's ITEM_CREATE makes one
+# only if none of these names the item; errors and unknown events name none.
 SERVER_KINDS: tuple[Kind, ...] = tuple(
     k for k in ITEM_KINDS if k not in (Kind.ITEM_CREATE, Kind.ERROR, Kind.UNKNOWN)
 )
@@ -352,12 +354,10 @@ def conversations(
     errors = w.table.filter(w.of(Kind.ERROR)).select([*fields, "client_event_id"])
     for error in errors.rename_columns(ERROR_COLUMNS).to_pylist():
         out[error["session_id"]].error_rows.append(error)
-    unknown = w.table.filter(w.of(Kind.UNKNOWN)).select(["session_id", "name"]).to_pydict()
-    for sid, name in zip(unknown["session_id"], unknown["name"], strict=True):
-        counts = out[sid].unknown_events
-        counts[name] = counts.get(name, 0) + 1
-    for conversation in out.values():
-        conversation.unknown_events = dict(sorted(conversation.unknown_events.items()))
+    unknown = w.table.filter(w.of(Kind.UNKNOWN)).select(["session_id", "name"])
+    by_name = unknown.sort_by([("session_id", "ascending"), ("name", "ascending")])
+    for sid, name in zip(*by_name.to_pydict().values(), strict=True):
+        out[sid].unknown_events[name] = out[sid].unknown_events.get(name, 0) + 1
     for session_id, counts in (problems or {}).items():
         out.setdefault(session_id, Conversation()).problems = counts
     return out

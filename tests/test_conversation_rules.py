@@ -273,6 +273,7 @@ def test_rows_errors_unknown_events_and_problems_per_session() -> None:
     assert list(found["s"].item_rows[0]) == list(found["s"].items.columns)
     t = found["t"]
     assert t.item_rows == [] and t.unknown_events == {"a.custom": 1, "z.custom": 2}
+    assert list(t.unknown_events) == ["a.custom", "z.custom"]  # in name order
     assert t.error_rows == [
         {
             "session_id": "t",
