@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,37 +282,42 @@ def _ms(end_s: float, start_s: float) -> float:
     return _NAN if math.isnan(end_s) or math.isnan(start_s) else round((end_s - start_s) * 1000, 3)
 
 
-def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A turn's heard columns in the report (its latencies are in ``latency_ms``)."""
+def heard_turns(column: Callable[[str], list[Any]]) -> dict[str, list[Any]]:
+    """The report's heard keys of turns (their latencies are in ``latency_ms``), a list each,
+    from ``column(name)`` of their rows."""
 
-    def num(column: str) -> float | None:
-        value = _num(row.get(column))
-        return None if math.isnan(value) else value
+    def nums(name: str) -> list[float | None]:
+        return [
+            (None if v != v else v) if type(v) is float else _num_or_none(v) for v in column(name)
+        ]
 
     return {
-        "user_speech_start_s": num("user_speech_start_s"),
-        "user_speech_end_s": num("user_speech_end_s"),
-        "first_voice_s": num("first_voice_s"),
-        "barge_in_s": num("barge_in_s"),
-        "false_barge_in": _flag(row.get("false_barge_in")),
-        "false_turn": _flag(row.get("false_turn")),
-        "talk_over_ms": num("talk_over_ms"),
-        "reply_dead_air_ms": num("reply_dead_air_ms"),
-        "levels": {
-            c: num(c)
-            for c in (
-                "user_rms_dbfs",
-                "user_peak_dbfs",
-                "user_clipped_share",
-                "reply_rms_dbfs",
-                "reply_peak_dbfs",
-            )
-        },
-        "mic_flag": row.get("mic_flag") if isinstance(row.get("mic_flag"), str) else None,
-        "echo_suspected": _flag(row.get("echo_suspected")),
-        "echo_score": num("echo_score"),
-        "echo_delay_ms": num("echo_delay_ms"),
+        **{c: nums(c) for c in ("user_speech_start_s", "user_speech_end_s", "first_voice_s")},
+        "barge_in_s": nums("barge_in_s"),
+        **{c: list(map(_flag, column(c))) for c in ("false_barge_in", "false_turn")},
+        **{c: nums(c) for c in ("talk_over_ms", "reply_dead_air_ms")},
+        "levels": [
+            dict(zip(_LEVEL_KEYS, values, strict=True))
+            for values in zip(*(nums(c) for c in _LEVEL_KEYS), strict=True)
+        ],
+        "mic_flag": [v if isinstance(v, str) else None for v in column("mic_flag")],
+        "echo_suspected": list(map(_flag, column("echo_suspected"))),
+        **{c: nums(c) for c in ("echo_score", "echo_delay_ms")},
     }
+
+
+_LEVEL_KEYS = (
+    "user_rms_dbfs",
+    "user_peak_dbfs",
+    "user_clipped_share",
+    "reply_rms_dbfs",
+    "reply_peak_dbfs",
+)
+
+
+def _num_or_none(value: Any) -> float | None:
+    number = _num(value)
+    return None if math.isnan(number) else number
 
 
 def heard_notes(turn: Mapping[str, Any]) -> str:
