@@ -26,7 +26,7 @@ def _number(value: Any) -> float:
 
 def reply_usage(events: pa.Table) -> list[dict[str, float]]:
     """The token counts (:data:`TOKEN_FIELDS`, NaN when not said) of each REPLY_END, in order."""
-    ends = events.filter(pc.equal(events.column("kind"), Kind.REPLY_END.value))
+    ends = events.select(TOKEN_FIELDS).filter(pc.equal(events.column("kind"), Kind.REPLY_END.value))
     columns = [ends.column(c).to_pylist() for c in TOKEN_FIELDS]
     return [
         dict(zip(TOKEN_FIELDS, map(_number, values), strict=True))

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, add_heard
+from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, heard_columns, session_voices
 from analyzer.kinds import TOKEN_FIELDS, Kind
-from analyzer.tool_turns import TOOL_TURN_COLUMNS, add_tool_turn_columns
+from analyzer.tool_turns import TOOL_TURN_COLUMNS, tool_turn_columns
 from analyzer.transcription import (
     FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
 )
@@ -148,12 +148,12 @@ def turns_from_events(
             silence.append(value_at(silences, turn["seq"]) if turn["trigger"] == "vad" else _NAN)
             models.append(model_at(session_models, turn["seq"]))
     columns = _turn_columns(events, walked, replies, items, silence, models)
+    columns.update(heard_columns(columns, session_voices(events)))
+    columns.update(tool_turn_columns(events, columns))
     rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     out: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id, _, _ in control.sessions}
     for row in rows:
         out.setdefault(row["session_id"], []).append(row)
-    add_heard(events, out)
-    add_tool_turn_columns(out, events)
     return out
 
 
