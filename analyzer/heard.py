@@ -336,7 +336,7 @@ def _ms(end_s: float, start_s: float) -> float:
     return _NAN if math.isnan(end_s) or math.isnan(start_s) else round((end_s - start_s) * 1000, 3)
 
 
-def heard_turns(column: Callable[[str], list[Any]]) -> dict[str, list[Any]]:
+def heard_turns(column: Callable[[str], Sequence[Any]]) -> dict[str, list[Any]]:
     """The report's heard keys of turns (their latencies are in ``latency_ms``), a list each,
     from ``column(name)`` of their rows."""
 

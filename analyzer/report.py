@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,7 @@ from analyzer.sizes import (
     size_totals,
     token_totals,
 )
-from analyzer.turns import TOKEN_COLUMNS
+from analyzer.turns import TOKEN_COLUMNS, TURN_COLUMNS
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {
@@ -100,8 +101,10 @@ def turn_dicts(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
     """The report's turns, from turn rows: built column by column (each cleaned at once), then
     one dict per turn."""
 
-    def column(name: str) -> list[Any]:
-        return [row[name] for row in rows]
+    transposed = zip(*map(_turn_cells, rows), strict=True) if rows else [()] * len(TURN_COLUMNS)
+    column: Callable[[str], Sequence[Any]] = dict(
+        zip(TURN_COLUMNS, transposed, strict=True)
+    ).__getitem__
 
     def opts(name: str) -> list[Any]:
         return [v if v is None or type(v) in _PLAIN_TYPES else _opt(v) for v in column(name)]
@@ -145,6 +148,8 @@ def _dicts(keys: Iterable[str], columns: Sequence[list[Any]]) -> list[dict[str, 
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
+# A turn row's cells, in the order of TURN_COLUMNS (one C call per row, not one per cell).
+_turn_cells = itemgetter(*TURN_COLUMNS)
 _ID_COLUMNS = (
     "trigger",
     "user_item_id",

@@ -29,7 +29,7 @@ def _values(values: Iterable[Any]) -> list[float | None]:
     return [(None if v != v else v) if type(v) is float else _value(v) for v in values]
 
 
-def transcription_turns(column: Callable[[str], list[Any]]) -> dict[str, list[Any]]:
+def transcription_turns(column: Callable[[str], Sequence[Any]]) -> dict[str, list[Any]]:
     """The report's transcription keys of turns, a list each, from ``column(name)`` of their
     rows (each turn's cost is set by :func:`session_transcription`)."""
     usage = [_values(column(c)) for c in USAGE_KEYS.values()]
