@@ -11,7 +11,7 @@ starts at the client's ``response.create`` and hides the model's call and the to
   ``function_call_output`` (the tool's own time, client included);
 - ``answer_response_id``: that follow-up reply.
 
-From the event table only (TOOL_CALL, ITEM_CREATE of a function_call_output, REPLY_START,
+From the control events only (TOOL_CALL, ITEM_CREATE of a function_call_output, REPLY_START,
 REPLY_END) and the turn rows' first audio, for every protocol whose adapter emits them.
 """
 
@@ -20,8 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-import pyarrow as pa
 
 from analyzer.kinds import Kind
 from analyzer.turn_binding import Control
@@ -33,16 +31,13 @@ TOOL_TURN_COLUMNS: tuple[str, ...] = (
 )
 # A follow-up opened by the user speaking again is that new turn's reply, not the answer.
 _USER_TRIGGERS = frozenset({"vad", "commit"})
-# Control events only: the answer's first audio is its turn row's (the audio chunks, most of the
-# events, are never walked here).
-_KINDS = (Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_END)
-_FIELDS = ("time_s", "reply_id", "item_kind", "call_id")
 
 
-def tool_answers(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
+def tool_answers(control: Control) -> dict[tuple[str, str], dict[str, Any]]:
     """(session, calling reply id) -> ``{"call_s", "output_s", "answer_id"}`` for every reply
-    that called a tool whose result the client sent (events sorted by session, then seq)."""
-    control = Control.of(events, _KINDS, _FIELDS)
+    that called a tool whose result the client sent, from a window's control events (at least
+    TOOL_CALL, ITEM_CREATE, REPLY_START, REPLY_END with ``time_s``, ``reply_id``, ``item_kind``
+    and ``call_id``; the audio chunks, most of the events, are never walked here)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for session_id, lo, hi in control.sessions:
         out.update(_session_answers(str(session_id), control.columns, lo, hi))
@@ -82,11 +77,11 @@ def _session_answers(
     return {(session_id, reply): found for reply, found in calls.items() if "output_s" in found}
 
 
-def tool_turn_columns(events: pa.Table, turns: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+def tool_turn_columns(control: Control, turns: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
     """:data:`TOOL_TURN_COLUMNS` of turns (``turns``: their ``session_id``, ``response_id``,
-    ``trigger``, ``first_audio_s`` and ``turn_start_s`` columns); NaN / None where the turn
-    called no tool."""
-    answers = tool_answers(events) if events.num_rows else {}
+    ``trigger``, ``first_audio_s`` and ``turn_start_s`` columns) from their window's control
+    events (:func:`tool_answers`); NaN / None where the turn called no tool."""
+    answers = tool_answers(control)
     keys = list(zip(turns["session_id"], turns["response_id"], strict=True))
     triggers = dict(zip(keys, turns["trigger"], strict=True))
     first_audio = dict(zip(keys, turns["first_audio_s"], strict=True))

@@ -107,26 +107,35 @@ INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
 _NAN = float("nan")
 
 
-def _first_times(
-    events: pa.Table, kind: Kind, key: str, timed: bool = False
-) -> dict[tuple[str, str], float]:
-    """Time of the first event of ``kind`` per (session, ``key``); ``timed``: an event's
-    ``at_s`` when the adapter timed it earlier than its frame (a final transcript an adapter
-    assembles from deltas, once it knows the last one)."""
-    mask = pc.and_(pc.equal(events.column("kind"), kind.value), pc.is_valid(events.column(key)))
-    selected = events.select(["session_id", key, "time_s"])
-    if timed:
-        when = pc.coalesce(events.column("at_s"), events.column("time_s"))
-        selected = selected.set_column(2, "time_s", when)
-    found = selected.filter(mask).group_by(["session_id", key], use_threads=False)
-    table = found.aggregate([("time_s", "min")])
-    return dict(
-        zip(
-            zip(table.column("session_id").to_pylist(), table.column(key).to_pylist(), strict=True),
-            table.column("time_s_min").to_pylist(),
-            strict=True,
-        )
+def _first_times(events: pa.Table) -> dict[tuple[str, str, str], float]:
+    """(kind, session, id) -> time of the first event: the first reply transcript and text delta
+    of each reply, and each user item's final transcript (at its ``at_s`` when the adapter timed
+    it earlier than its frame: a transcript assembled from deltas, once it knows the last one)."""
+    kind = events.column("kind")
+    final = pc.equal(kind, _FINAL)
+    table = pa.table(
+        {
+            "kind": kind,
+            "session_id": events.column("session_id"),
+            "key": pc.if_else(final, events.column("item_id"), events.column("reply_id")),
+            "time_s": pc.if_else(
+                final, pc.coalesce(events.column("at_s"), events.column("time_s")), events["time_s"]
+            ),
+        }
     )
+    wanted = pc.and_(pc.is_in(kind, _FIRST_KINDS), pc.is_valid(table.column("key")))
+    found = table.filter(wanted).group_by(["kind", "session_id", "key"], use_threads=False)
+    firsts = found.aggregate([("time_s", "min")])
+    keys = (firsts.column(c).to_pylist() for c in ("kind", "session_id", "key"))
+    return dict(zip(zip(*keys, strict=True), firsts.column("time_s_min").to_pylist(), strict=True))
+
+
+_TRANSCRIPT, _TEXT, _FINAL = (
+    Kind.REPLY_TRANSCRIPT_DELTA.value,
+    Kind.REPLY_TEXT_DELTA.value,
+    Kind.USER_TRANSCRIPT.value,
+)
+_FIRST_KINDS = pa.array([_TRANSCRIPT, _TEXT, _FINAL])
 
 
 def turns_from_events(
@@ -135,7 +144,7 @@ def turns_from_events(
     """Each session's turn rows (dicts of :data:`TURN_COLUMNS`) from the event table (sorted by
     session, then seq) and each session's conversation items
     (:func:`analyzer.conversation.conversations`)."""
-    control = Control.of(events, (*CONTROL_KINDS, Kind.REPLY_END), CONTROL_FIELDS)
+    control = Control.of(events, (*CONTROL_KINDS, Kind.REPLY_END, Kind.TOOL_CALL), CONTROL_FIELDS)
     replies = reply_facts(control, reply_usage(events))
     walked: list[tuple[str, int, dict[str, Any]]] = []  # (session, index, turn)
     silence: list[float] = []
@@ -149,7 +158,7 @@ def turns_from_events(
             models.append(model_at(session_models, turn["seq"]))
     columns = _turn_columns(events, walked, replies, items, silence, models)
     columns.update(heard_columns(columns, session_voices(events)))
-    columns.update(tool_turn_columns(events, columns))
+    columns.update(tool_turn_columns(control, columns))
     rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
     out: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id, _, _ in control.sessions}
     for row in rows:
@@ -181,9 +190,7 @@ def _turn_columns(
 ) -> dict[str, list[Any]]:
     """The turn table's columns (but heard and tool columns) of every walked turn of a window."""
     audio = reply_audio_stats(events)
-    first_transcript = _first_times(events, Kind.REPLY_TRANSCRIPT_DELTA, "reply_id")
-    first_text = _first_times(events, Kind.REPLY_TEXT_DELTA, "reply_id")
-    transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id", timed=True)
+    first = _first_times(events)
     transcriptions = item_transcriptions(events)
     by_session = {
         sid: {str(item["item_id"]): item for item in items.get(sid, [])}
@@ -239,13 +246,13 @@ def _turn_columns(
         "assistant_text": _item_values(by_item, assistant, "text"),
         **{c: [t[c] for t in turns] for c in _WALKED_TIMES[:4]},
         "response_created_s": [f.get("response_created_s", _NAN) for f in facts],
-        "first_transcript_s": [first_transcript.get(k, _NAN) if k[1] else _NAN for k in keys],
+        "first_transcript_s": [first.get((_TRANSCRIPT, *k), _NAN) if k[1] else _NAN for k in keys],
         "first_audio_s": [s.get("first_audio_s", _NAN) for s in stats],
-        "first_text_s": [first_text.get(k, _NAN) if k[1] else _NAN for k in keys],
+        "first_text_s": [first.get((_TEXT, *k), _NAN) if k[1] else _NAN for k in keys],
         "last_audio_s": [s.get("last_audio_s", _NAN) for s in stats],
         "response_done_s": [f.get("response_done_s", _NAN) for f in facts],
         "transcription_s": [
-            transcribed.get((sid, item), _NAN) if item else _NAN
+            first.get((_FINAL, sid, item), _NAN) if item else _NAN
             for sid, item in zip(sids, user_items, strict=True)
         ],
         "turn_start_s": starts,
