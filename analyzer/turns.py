@@ -111,21 +111,23 @@ def _first_times(events: pa.Table) -> dict[tuple[str, str, str], float]:
     """(kind, session, id) -> time of the first event: the first reply transcript and text delta
     of each reply, and each user item's final transcript (at its ``at_s`` when the adapter timed
     it earlier than its frame: a transcript assembled from deltas, once it knows the last one)."""
-    kind = events.column("kind")
-    final = pc.equal(kind, _FINAL)
+    columns = ["kind", "session_id", "item_id", "reply_id", "at_s", "time_s"]
+    chosen = events.select(columns).filter(pc.is_in(events.column("kind"), _FIRST_KINDS))
+    final = pc.equal(chosen.column("kind"), _FINAL)
     table = pa.table(
         {
-            "kind": kind,
-            "session_id": events.column("session_id"),
-            "key": pc.if_else(final, events.column("item_id"), events.column("reply_id")),
+            "kind": chosen.column("kind"),
+            "session_id": chosen.column("session_id"),
+            "key": pc.if_else(final, chosen.column("item_id"), chosen.column("reply_id")),
             "time_s": pc.if_else(
-                final, pc.coalesce(events.column("at_s"), events.column("time_s")), events["time_s"]
+                final, pc.coalesce(chosen.column("at_s"), chosen["time_s"]), chosen["time_s"]
             ),
         }
     )
-    wanted = pc.and_(pc.is_in(kind, _FIRST_KINDS), pc.is_valid(table.column("key")))
-    found = table.filter(wanted).group_by(["kind", "session_id", "key"], use_threads=False)
-    firsts = found.aggregate([("time_s", "min")])
+    found = table.filter(pc.is_valid(table.column("key")))
+    firsts = found.group_by(["kind", "session_id", "key"], use_threads=False).aggregate(
+        [("time_s", "min")]
+    )
     keys = (firsts.column(c).to_pylist() for c in ("kind", "session_id", "key"))
     return dict(zip(zip(*keys, strict=True), firsts.column("time_s_min").to_pylist(), strict=True))
 
