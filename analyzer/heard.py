@@ -198,7 +198,7 @@ def heard_columns(
     end = np.array([s.end_s for s in user], dtype=float)[j]
 
     def number(column: str) -> np.ndarray:
-        return np.array([_num(v) for v in turns[column]], dtype=float)
+        return np.array(turns[column], dtype=float)  # None -> NaN
 
     def sums(terms: np.ndarray, mask: np.ndarray) -> list[Any]:
         """Per turn, the sum of its pairs' ``terms`` where ``mask`` (in order, as ``sum``)."""
