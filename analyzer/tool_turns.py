@@ -31,6 +31,7 @@ TOOL_TURN_COLUMNS: tuple[str, ...] = (
 )
 # A follow-up opened by the user speaking again is that new turn's reply, not the answer.
 _USER_TRIGGERS = frozenset({"vad", "commit"})
+_KINDS = frozenset({Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_END})
 
 
 def tool_answers(control: Control) -> dict[tuple[str, str], dict[str, Any]]:
@@ -51,8 +52,11 @@ def _session_answers(
     calling: dict[str, str] = {}  # call id -> its reply
     current: str | None = None  # the reply in progress
     waiting: list[str] = []  # replies whose tool results came, waiting for the answer
+    kinds = c["kind"]
     for i in range(lo, hi):
-        kind, time_s, call_id = c["kind"][i], float(c["time_s"][i]), c["call_id"][i]
+        if kinds[i] not in _KINDS:  # the turns' other control events
+            continue
+        kind, time_s, call_id = kinds[i], float(c["time_s"][i]), c["call_id"][i]
         if kind == Kind.REPLY_START and c["reply_id"][i] is not None:
             current = str(c["reply_id"][i])
             for reply in waiting:

@@ -18,6 +18,7 @@ from analyzer.turn_binding import Control
 # Arrival jitter below this is float noise, not a gap in playback.
 _STALL_TOLERANCE_MS = 1e-3
 _NAN = float("nan")
+_REPLY_KINDS = frozenset({Kind.REPLY_START, Kind.REPLY_END, Kind.REPLY_ITEM})
 
 
 def _number(value: Any) -> float:
@@ -44,9 +45,11 @@ def reply_facts(control: Control, usage: Sequence[dict[str, float]]) -> dict[Any
     facts: dict[Any, dict[str, Any]] = {}
     ends = iter(usage)
     for i, kind in enumerate(kinds):
+        if kind not in _REPLY_KINDS:
+            continue
         used = next(ends) if kind == Kind.REPLY_END else None
         reply_id = reply_ids[i]
-        if reply_id is None or kind not in (Kind.REPLY_START, Kind.REPLY_END, Kind.REPLY_ITEM):
+        if reply_id is None:
             continue
         fact = facts.setdefault((sids[i], reply_id), {"output_items": [], "done_items": []})
         if kind == Kind.REPLY_START:
