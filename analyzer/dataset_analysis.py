@@ -19,7 +19,13 @@ from analyzer.jsonio import dumps_json, loads_json
 from analyzer.latency import float_list
 from analyzer.prefetch import prefetched
 from analyzer.pricing import Prices
-from analyzer.report import SUMMARY_TURN_COLUMNS, jsonable, session_dict, summary_of
+from analyzer.report import (
+    SUMMARY_TURN_COLUMNS,
+    jsonable,
+    session_dict,
+    session_dicts,
+    summary_of,
+)
 from analyzer.schema import (
     REPORT_COLUMNS,
 )
@@ -238,10 +244,13 @@ class ReportParts:
 
 
 def session_report(
-    analysis: SessionAnalysis, prices: Mapping[str, Prices] | None = None
+    analysis: SessionAnalysis,
+    prices: Mapping[str, Prices] | None = None,
+    session: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """:func:`analyzer.report.session_dict` plus the session's ``date`` and ``proxy_host``."""
-    session = session_dict(analysis, prices)
+    """:func:`analyzer.report.session_dict` (``session``, if already built) plus the
+    session's ``date`` and ``proxy_host``."""
+    session = session_dict(analysis, prices) if session is None else session
     session["date"] = analysis.facts.get("date")
     session["proxy_host"] = analysis.facts.get("proxy_host")
     return session
@@ -252,9 +261,10 @@ def report_parts(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -
     parts = ReportParts()
     with bulk_allocation():
         for table, sessions in prefetched(dataset.iter_windows(REPORT_COLUMNS)):
-            for analysis in analyze_window(table, sessions):
+            analyses = list(analyze_window(table, sessions))
+            for analysis, session in zip(analyses, session_dicts(analyses, prices), strict=True):
                 parts.add(
-                    session_report(analysis, prices),
+                    session_report(analysis, prices, session),
                     analysis.turn_rows,
                     size_sums=analysis.size_sums,
                 )

@@ -34,14 +34,15 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
-from analyzer.events import session_event_rows
 from analyzer.kinds import Kind
+from analyzer.turn_binding import Control
 from analyzer.voice_echo import ECHO_SCORE
 
 BARGE_IN_MIN_MS = 250.0  # user speech shorter than this over a reply does not explain its cut
@@ -84,6 +85,7 @@ HEARD_COLUMNS: tuple[str, ...] = (
 _NAN = float("nan")
 _FIELDS = ("kind", "role", "reply_id", "stream_ms", "at_s", "time_s", "audio_ms")
 _LEVELS = ("rms_dbfs", "peak_dbfs", "clipped_share", "echo_score", "echo_delay_ms")
+_NUMBERS = ("stream_ms", "at_s", "time_s", "audio_ms", *_LEVELS)
 
 
 @dataclass
@@ -110,113 +112,176 @@ class Voices:
 
 def session_voices(events: pa.Table) -> dict[str, Voices]:
     """Each session's spans of speech, from its VOICE_START / VOICE_END events."""
+    found = Control.of(events, (Kind.VOICE_START, Kind.VOICE_END), (*_FIELDS[1:], *_LEVELS))
+    c = found.columns
+    roles, reply_ids = c["role"], c["reply_id"]
+    num = {name: [_NAN if v is None else float(v) for v in c[name]] for name in _NUMBERS}
+    when = [t if math.isnan(at) else at for t, at in zip(num["time_s"], num["at_s"], strict=True)]
     out: dict[str, Voices] = {}
-    kinds = (Kind.VOICE_START, Kind.VOICE_END)
-    for session_id, rows in session_event_rows(events, kinds, (*_FIELDS[1:], *_LEVELS)):
+    for session_id, lo, hi in found.sessions:
         voices = out.setdefault(session_id, Voices())
         started: dict[Any, float] = {}
-        for row in rows:
-            at = _num(row["at_s"])
-            at = _num(row["time_s"]) if math.isnan(at) else at
-            key = (row["role"], row["reply_id"])
-            if row["kind"] == Kind.VOICE_START:
-                started[key] = at
-                if row["role"] == "assistant" and row["reply_id"] is not None:
-                    voices.first_voice.setdefault(row["reply_id"], at)
+        for i in range(lo, hi):
+            at, role, reply_id = when[i], roles[i], reply_ids[i]
+            if c["kind"][i] == Kind.VOICE_START:
+                started[(role, reply_id)] = at
+                if role == "assistant" and reply_id is not None:
+                    voices.first_voice.setdefault(reply_id, at)
                 continue
-            ms = _num(row["audio_ms"])
-            end_ms = _num(row["stream_ms"])
+            ms, end_ms = num["audio_ms"][i], num["stream_ms"][i]
             span = Span(
-                started.pop(key, at),
+                started.pop((role, reply_id), at),
                 at,
                 ms,
-                (_num(row["rms_dbfs"]), _num(row["peak_dbfs"]), _num(row["clipped_share"])),
+                (num["rms_dbfs"][i], num["peak_dbfs"][i], num["clipped_share"][i]),
                 end_ms - ms,
                 end_ms,
-                (_num(row["echo_score"]), _num(row["echo_delay_ms"])),
+                (num["echo_score"][i], num["echo_delay_ms"][i]),
             )
-            if row["role"] == "user":
+            if role == "user":
                 voices.user.append(span)
-            elif row["reply_id"] is not None:
-                voices.replies.setdefault(row["reply_id"], []).append(span)
+            elif reply_id is not None:
+                voices.replies.setdefault(reply_id, []).append(span)
     return out
 
 
-def add_heard(events: pa.Table, turns: Mapping[str, Sequence[dict[str, Any]]]) -> None:
-    """Fill :data:`HEARD_COLUMNS` of every turn row (rows of ``turns_from_events``)."""
-    found = session_voices(events)
-    for session_id, rows in turns.items():
-        voices = found.get(session_id, Voices())
-        claimed: set[int] = set()
-        for row in rows:
-            row.update(turn_heard(row, voices, claimed))
+# The turn columns the heard columns are computed from.
+HEARD_INPUTS: tuple[str, ...] = (
+    "session_id",
+    "trigger",
+    "response_id",
+    "status_reason",
+    "interrupted",
+    "played_ms",
+    "speech_started_s",
+    "speech_stopped_s",
+    "first_audio_s",
+    "last_audio_s",
+    "reply_audio_ms",
+    "response_done_s",
+)
 
 
 def turn_heard(row: Mapping[str, Any], voices: Voices, claimed: set[int]) -> dict[str, Any]:
-    """One turn's heard columns; ``claimed``: the user spans earlier turns took."""
-    out: dict[str, Any] = dict.fromkeys(HEARD_FLOAT_COLUMNS, _NAN)
-    out["false_barge_in"] = None
-    out["false_turn"] = _false_turn(row, voices.user)
-    out["mic_flag"] = None
-    out["echo_suspected"] = None
-    first_audio = _num(row.get("first_audio_s"))
-    if math.isnan(first_audio):
-        return out
-    reply_id = row.get("response_id")
-    before = [i for i, s in enumerate(voices.user) if s.end_s <= first_audio]
-    judged: list[Span] = []  # the user speech this turn heard: for echo
-    if before and before[-1] not in claimed:
-        claimed.add(before[-1])
-        spoken = voices.user[before[-1]]
-        out["user_speech_start_s"] = spoken.start_s
-        out["user_speech_end_s"] = spoken.end_s
-        out["latency_heard_first_audio_ms"] = _ms(first_audio, spoken.end_s)
-        out["user_rms_dbfs"], out["user_peak_dbfs"], out["user_clipped_share"] = spoken.levels
-        out["mic_flag"] = _mic_flag(spoken)
-        judged.append(spoken)
-    first_voice = voices.first_voice.get(reply_id, _NAN) if reply_id is not None else _NAN
-    out["first_voice_s"] = first_voice
-    out["latency_heard_first_voice_ms"] = _ms(first_voice, out["user_speech_end_s"])
-    reply = voices.replies.get(reply_id, []) if reply_id is not None else []
-    out.update(_reply_levels(reply))
-    out.update(_barge_in(row, voices.user, first_audio))
-    end = _played_end(row, first_audio)
-    judged += [s for s in voices.user if s.end_s > first_audio and s.start_s < end]
-    out.update(_echo(judged))
+    """One turn's heard columns (:func:`heard_columns` of a one-turn session); ``claimed``: the
+    user spans earlier turns took."""
+    turn = {c: [row.get(c)] for c in HEARD_INPUTS}
+    return {c: v[0] for c, v in heard_columns(turn, {None: voices}, claimed).items()}
+
+
+def heard_columns(
+    turns: Mapping[str, Sequence[Any]],
+    voices: Mapping[Any, Voices],
+    claimed: set[int] | None = None,
+) -> dict[str, list[Any]]:
+    """:data:`HEARD_COLUMNS` of turns (their :data:`HEARD_INPUTS` columns; sessions one after
+    the other, each one's turns in order), given each session's speech: every turn paired with
+    every user span of its session at once, in numpy; ``claimed``: user spans (numbered over
+    the sessions in order of first turn) earlier turns took."""
+    n = len(turns["session_id"])
+    out: dict[str, list[Any]] = {c: [_NAN] * n for c in HEARD_FLOAT_COLUMNS}
+    out.update({c: [None] * n for c in HEARD_COLUMNS[len(HEARD_FLOAT_COLUMNS) :]})
+    sids = turns["session_id"]
+    user: list[Span] = []
+    first: dict[Any, tuple[int, int]] = {}
+    for sid in dict.fromkeys(sids):
+        spoken = voices[sid].user if sid in voices else []
+        first[sid] = (len(user), len(spoken))
+        user.extend(spoken)
+    lo = np.array([first[sid][0] for sid in sids], dtype=np.intp)
+    count = np.array([first[sid][1] for sid in sids], dtype=np.intp)
+    # Pairs (turn t, user span j of its session).
+    t = np.repeat(np.arange(n), count)
+    j = np.arange(len(t)) - np.repeat(np.cumsum(count) - count, count) + np.repeat(lo, count)
+    bounds = np.concatenate([[0], np.cumsum(count)]).tolist()
+    start = np.array([s.start_s for s in user], dtype=float)[j]
+    end = np.array([s.end_s for s in user], dtype=float)[j]
+
+    def number(column: str) -> np.ndarray:
+        return np.array(turns[column], dtype=float)  # None -> NaN
+
+    def sums(terms: np.ndarray, mask: np.ndarray) -> list[Any]:
+        """Per turn, the sum of its pairs' ``terms`` where ``mask`` (in order, as ``sum``)."""
+        values = np.where(mask, terms, np.nan).tolist()
+        return [sum(v for v in values[a:b] if v == v) for a, b in itertools.pairwise(bounds)]
+
+    # False turns: under BARGE_IN_MIN_MS of user speech where the server's VAD heard a turn.
+    started, stopped = number("speech_started_s"), number("speech_stopped_s")
+    vad = np.array([trigger == "vad" for trigger in turns["trigger"]], dtype=bool)
+    judged_vad = vad & ~np.isnan(started) & ~np.isnan(stopped) & (count > 0)
+    spoken = np.minimum(end, stopped[t]) - np.maximum(start, started[t] - SPEECH_LOOKBACK_S)
+    for i, total in enumerate(sums(np.maximum(0.0, spoken), judged_vad[t])):
+        if judged_vad[i]:
+            out["false_turn"][i] = total * 1000.0 < BARGE_IN_MIN_MS
+    first_audio = number("first_audio_s")
+    heard = ~np.isnan(first_audio)
+    # The user's speech a turn heard: the last span ended before its first audio, if no earlier
+    # turn took it.
+    last = np.full(n, -1, dtype=np.intp)
+    before = end <= first_audio[t]
+    np.maximum.at(last, t[before], j[before])
+    taken = set() if claimed is None else claimed
+    claim = np.full(n, -1, dtype=np.intp)
+    for i in np.flatnonzero(heard & (last >= 0)).tolist():
+        if int(last[i]) not in taken:
+            taken.add(int(last[i]))
+            claim[i] = last[i]
+    # Playback: from the first audio, an interrupted reply's to what was played, else all of it
+    # (and at least until its last audio).
+    interrupted = np.array([bool(v) for v in turns["interrupted"]], dtype=bool)
+    played, length = number("played_ms"), number("reply_audio_ms")
+    length = np.where(interrupted & ~np.isnan(played), played, length)
+    played_end = np.maximum(
+        first_audio + np.where(np.isnan(length), 0.0, length / 1000.0), first_audio
+    )
+    last_audio = number("last_audio_s")
+    late = ~np.isnan(last_audio) & ~interrupted
+    played_end = np.where(late, np.maximum(played_end, last_audio), played_end)
+    over = (end > first_audio[t]) & (start < played_end[t])
+    talk = sums(np.minimum(end, played_end[t]) - np.maximum(start, first_audio[t]), over)
+    barge = over & (start >= first_audio[t])
+    barge_at = np.full(n, -1, dtype=np.intp)
+    found, at = np.unique(t[barge], return_index=True)
+    barge_at[found] = j[barge][at]
+    ms = np.array([s.ms for s in user], dtype=float)[j]
+    over_ms = sums(ms, over)
+    scored = any(not math.isnan(s.echo[0]) for s in user)
+    done = number("response_done_s")
+    for i in np.flatnonzero(heard).tolist():
+        sid, reply_id, fa = sids[i], turns["response_id"][i], float(first_audio[i])
+        mine = voices[sid] if sid in voices else Voices()
+        judged: list[Span] = []
+        if claim[i] >= 0:
+            span = user[claim[i]]
+            out["user_speech_start_s"][i] = span.start_s
+            out["user_speech_end_s"][i] = span.end_s
+            out["latency_heard_first_audio_ms"][i] = _ms(fa, span.end_s)
+            rms, peak, clipped = span.levels
+            out["user_rms_dbfs"][i], out["user_peak_dbfs"][i] = rms, peak
+            out["user_clipped_share"][i] = clipped
+            out["mic_flag"][i] = _mic_flag(span)
+            judged.append(span)
+        first_voice = mine.first_voice.get(reply_id, _NAN) if reply_id is not None else _NAN
+        out["first_voice_s"][i] = first_voice
+        out["latency_heard_first_voice_ms"][i] = _ms(first_voice, out["user_speech_end_s"][i])
+        reply = mine.replies.get(reply_id, []) if reply_id is not None else []
+        for column, value in _reply_levels(reply).items():
+            out[column][i] = value
+        out["talk_over_ms"][i] = round(talk[i] * 1000.0, 3)
+        if barge_at[i] >= 0:
+            barge_s = user[barge_at[i]].start_s
+            out["barge_in_s"][i] = barge_s
+            out["latency_barge_in_stop_ms"][i] = _ms(float(last_audio[i]), barge_s)
+            if interrupted[i]:
+                out["latency_barge_in_cancel_ms"][i] = _ms(float(done[i]), barge_s)
+        if interrupted[i] and turns["status_reason"][i] == "turn_detected" and count[i]:
+            out["false_barge_in"][i] = over_ms[i] < BARGE_IN_MIN_MS
+        if scored:
+            pairs = range(bounds[i], bounds[i + 1])
+            judged += [user[int(j[p])] for p in pairs if over[p]]
+            for column, value in _echo(judged).items():
+                out[column][i] = value
     return out
-
-
-def _barge_in(row: Mapping[str, Any], user: Sequence[Span], first_audio: float) -> dict[str, Any]:
-    """Barge-in reaction, false barge-in and talk-over of a reply played from ``first_audio``."""
-    end = _played_end(row, first_audio)
-    last_audio = _num(row.get("last_audio_s"))
-    over = [s for s in user if s.end_s > first_audio and s.start_s < end]
-    talk_over = sum(min(s.end_s, end) - max(s.start_s, first_audio) for s in over) * 1000.0
-    out: dict[str, Any] = {"talk_over_ms": round(talk_over, 3)}
-    barge = next((s for s in over if s.start_s >= first_audio), None)
-    if barge is not None:
-        out["barge_in_s"] = barge.start_s
-        out["latency_barge_in_stop_ms"] = _ms(last_audio, barge.start_s)
-        if row.get("interrupted"):
-            out["latency_barge_in_cancel_ms"] = _ms(_num(row.get("response_done_s")), barge.start_s)
-    if row.get("interrupted") and row.get("status_reason") == "turn_detected" and user:
-        spoken = sum(s.ms for s in over if not math.isnan(s.ms))
-        out["false_barge_in"] = spoken < BARGE_IN_MIN_MS
-    return out
-
-
-def _played_end(row: Mapping[str, Any], first_audio: float) -> float:
-    """When the reply's playback ends (simulated at real time from ``first_audio``; an
-    interrupted reply's at what was played)."""
-    played = _num(row.get("played_ms"))
-    length = played if row.get("interrupted") and not math.isnan(played) else _NAN
-    if math.isnan(length):
-        length = _num(row.get("reply_audio_ms"))
-    end = max(first_audio + (0.0 if math.isnan(length) else length / 1000.0), first_audio)
-    last_audio = _num(row.get("last_audio_s"))
-    if not math.isnan(last_audio) and not row.get("interrupted"):
-        end = max(end, last_audio)
-    return end
 
 
 def _echo(spans: Sequence[Span]) -> dict[str, Any]:
@@ -230,17 +295,6 @@ def _echo(spans: Sequence[Span]) -> dict[str, Any]:
         "echo_delay_ms": best.echo[1],
         "echo_suspected": best.echo[0] >= ECHO_SCORE,
     }
-
-
-def _false_turn(row: Mapping[str, Any], user: Sequence[Span]) -> bool | None:
-    """A turn the server's VAD declared (speech_started .. speech_stopped) while the user's
-    audio holds under BARGE_IN_MIN_MS of speech there; None for other turns."""
-    started, stopped = _num(row.get("speech_started_s")), _num(row.get("speech_stopped_s"))
-    if row.get("trigger") != "vad" or math.isnan(started) or math.isnan(stopped) or not user:
-        return None  # (no speech in the whole session: its audio was not seen, or is mute)
-    begin = started - SPEECH_LOOKBACK_S
-    spoken = sum(max(0.0, min(s.end_s, stopped) - max(s.start_s, begin)) for s in user)
-    return spoken * 1000.0 < BARGE_IN_MIN_MS
 
 
 def _reply_levels(spans: Sequence[Span]) -> dict[str, float]:
@@ -282,37 +336,42 @@ def _ms(end_s: float, start_s: float) -> float:
     return _NAN if math.isnan(end_s) or math.isnan(start_s) else round((end_s - start_s) * 1000, 3)
 
 
-def heard_turn(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A turn's heard columns in the report (its latencies are in ``latency_ms``)."""
+def heard_turns(column: Callable[[str], Sequence[Any]]) -> dict[str, list[Any]]:
+    """The report's heard keys of turns (their latencies are in ``latency_ms``), a list each,
+    from ``column(name)`` of their rows."""
 
-    def num(column: str) -> float | None:
-        value = _num(row.get(column))
-        return None if math.isnan(value) else value
+    def nums(name: str) -> list[float | None]:
+        return [
+            (None if v != v else v) if type(v) is float else _num_or_none(v) for v in column(name)
+        ]
 
     return {
-        "user_speech_start_s": num("user_speech_start_s"),
-        "user_speech_end_s": num("user_speech_end_s"),
-        "first_voice_s": num("first_voice_s"),
-        "barge_in_s": num("barge_in_s"),
-        "false_barge_in": _flag(row.get("false_barge_in")),
-        "false_turn": _flag(row.get("false_turn")),
-        "talk_over_ms": num("talk_over_ms"),
-        "reply_dead_air_ms": num("reply_dead_air_ms"),
-        "levels": {
-            c: num(c)
-            for c in (
-                "user_rms_dbfs",
-                "user_peak_dbfs",
-                "user_clipped_share",
-                "reply_rms_dbfs",
-                "reply_peak_dbfs",
-            )
-        },
-        "mic_flag": row.get("mic_flag") if isinstance(row.get("mic_flag"), str) else None,
-        "echo_suspected": _flag(row.get("echo_suspected")),
-        "echo_score": num("echo_score"),
-        "echo_delay_ms": num("echo_delay_ms"),
+        **{c: nums(c) for c in ("user_speech_start_s", "user_speech_end_s", "first_voice_s")},
+        "barge_in_s": nums("barge_in_s"),
+        **{c: list(map(_flag, column(c))) for c in ("false_barge_in", "false_turn")},
+        **{c: nums(c) for c in ("talk_over_ms", "reply_dead_air_ms")},
+        "levels": [
+            dict(zip(_LEVEL_KEYS, values, strict=True))
+            for values in zip(*(nums(c) for c in _LEVEL_KEYS), strict=True)
+        ],
+        "mic_flag": [v if isinstance(v, str) else None for v in column("mic_flag")],
+        "echo_suspected": list(map(_flag, column("echo_suspected"))),
+        **{c: nums(c) for c in ("echo_score", "echo_delay_ms")},
     }
+
+
+_LEVEL_KEYS = (
+    "user_rms_dbfs",
+    "user_peak_dbfs",
+    "user_clipped_share",
+    "reply_rms_dbfs",
+    "reply_peak_dbfs",
+)
+
+
+def _num_or_none(value: Any) -> float | None:
+    number = _num(value)
+    return None if math.isnan(number) else number
 
 
 def heard_notes(turn: Mapping[str, Any]) -> str:

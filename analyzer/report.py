@@ -3,15 +3,17 @@ streaming summaries, and the summary of them all."""
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from analyzer.analysis import SessionAnalysis, all_turns, analyze_capture
 from analyzer.formats import provider_of
-from analyzer.heard import heard_turn
+from analyzer.heard import heard_turns
 from analyzer.identity import iso_ms
 from analyzer.jsonio import is_na, plain
 from analyzer.latency import (
@@ -25,7 +27,7 @@ from analyzer.reader import Capture
 from analyzer.report_transcription import (
     session_transcription,
     summary_transcription,
-    transcription_turn,
+    transcription_turns,
 )
 from analyzer.session_summary import SUMMARY_INPUTS
 from analyzer.session_usage import with_duration_cost
@@ -33,7 +35,7 @@ from analyzer.sizes import (
     size_totals,
     token_totals,
 )
-from analyzer.turns import TOKEN_COLUMNS
+from analyzer.turns import TOKEN_COLUMNS, TURN_COLUMNS
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {
@@ -58,12 +60,6 @@ def jsonable(value: Any) -> Any:
     return plain(value)
 
 
-def _usage(row: Mapping[Any, Any]) -> dict[str, int | None] | None:
-    if _missing(row["total_tokens"]):
-        return None
-    return {c: None if _missing(row[c]) else int(row[c]) for c in TOKEN_COLUMNS}
-
-
 def _missing(value: Any) -> bool:
     """``pd.isna`` of a scalar, for the values turn rows hold (without its ~1 us a call)."""
     if type(value) is float:
@@ -72,13 +68,16 @@ def _missing(value: Any) -> bool:
 
 
 def _num(value: Any) -> Any:
-    if type(value) is float:  # most cells
-        return None if value != value else value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if isinstance(value, float | np.floating):
         return float(value)
     return plain(value)
+
+
+def nums(values: Iterable[Any]) -> list[Any]:
+    """Numbers of a turn column as JSON: NaN -> None, numpy's as Python's, ints kept."""
+    return [(None if v != v else v) if type(v) is float else _num(v) for v in values]
 
 
 def _opt(value: Any) -> Any:
@@ -98,39 +97,68 @@ def _latency_keys(stats: dict[str, Any]) -> dict[str, Any]:
     return {key: stats[column] for key, column in TURN_LATENCIES.items() if column in stats}
 
 
-def turn_dict(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """One turn of the report."""
-    return {
-        "index": int(row["index"]),
-        "trigger": _opt(row["trigger"]),
-        "user_item_id": _opt(row["user_item_id"]),
-        "user_item_kind": _opt(row["user_item_kind"]),
-        "response_id": _opt(row["response_id"]),
-        "assistant_item_id": _opt(row["assistant_item_id"]),
-        "status": _opt(row["status"]),
-        "status_reason": _opt(row["status_reason"]),
-        "interrupted": bool(row["interrupted"]),
-        "played_ms": _num(row["played_ms"]),
-        "user_transcript": _opt(row["user_transcript"]),
-        "assistant_transcript": _opt(row["assistant_transcript"]),
-        "assistant_text": _opt(row["assistant_text"]),
-        "turn_start_s": _num(row["turn_start_s"]),
-        "started": iso_ms(row["turn_start_s"]),
-        "latency_ms": {key: _num(row[column]) for key, column in TURN_LATENCIES.items()},
-        "silence_duration_ms": _num(row["silence_duration_ms"]),
-        "user_audio_ms": _num(row["user_audio_ms"]),
-        "reply_audio_bytes": int(row["reply_audio_bytes"]),
-        "reply_audio_ms": _num(row["reply_audio_ms"]),
-        "stream_ratio": _num(row["stream_ratio"]),
-        "would_stall": _opt(row["would_stall"]),
-        "stall_count": _num(row["stall_count"]),
-        "usage": _usage(row),
-        "function_calls": [str(name) for name in row["function_calls"]],
-        "tool_time_ms": _num(row["tool_time_ms"]),
-        "answer_response_id": _opt(row["answer_response_id"]),
-        **transcription_turn(row),
-        **heard_turn(row),
+def turn_dicts(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
+    """The report's turns, from turn rows: built column by column (each cleaned at once), then
+    one dict per turn."""
+
+    transposed = zip(*map(_turn_cells, rows), strict=True) if rows else [()] * len(TURN_COLUMNS)
+    column: Callable[[str], Sequence[Any]] = dict(
+        zip(TURN_COLUMNS, transposed, strict=True)
+    ).__getitem__
+
+    def opts(name: str) -> list[Any]:
+        return [v if v is None or type(v) in _PLAIN_TYPES else _opt(v) for v in column(name)]
+
+    totals = column("total_tokens")
+    tokens = [nums(column(c)) for c in TOKEN_COLUMNS]
+    columns: dict[str, list[Any]] = {
+        "index": [int(v) for v in column("index")],
+        **{c: opts(c) for c in _ID_COLUMNS},
+        "interrupted": [bool(v) for v in column("interrupted")],
+        "played_ms": nums(column("played_ms")),
+        **{c: opts(c) for c in ("user_transcript", "assistant_transcript", "assistant_text")},
+        "turn_start_s": nums(column("turn_start_s")),
+        "started": [iso_ms(v) for v in column("turn_start_s")],
+        "latency_ms": _dicts(TURN_LATENCIES, [nums(column(c)) for c in TURN_LATENCIES.values()]),
+        **{c: nums(column(c)) for c in ("silence_duration_ms", "user_audio_ms")},
+        "reply_audio_bytes": [int(v) for v in column("reply_audio_bytes")],
+        **{c: nums(column(c)) for c in ("reply_audio_ms", "stream_ratio")},
+        "would_stall": opts("would_stall"),
+        "stall_count": nums(column("stall_count")),
+        "usage": [
+            None if _missing(total) else dict(zip(TOKEN_COLUMNS, _ints(values), strict=True))
+            for total, *values in zip(totals, *tokens, strict=True)
+        ],
+        "function_calls": [[str(name) for name in v] for v in column("function_calls")],
+        "tool_time_ms": nums(column("tool_time_ms")),
+        "answer_response_id": opts("answer_response_id"),
+        **transcription_turns(column),
+        **heard_turns(column),
     }
+    return _dicts(columns, list(columns.values()))
+
+
+def _ints(values: Iterable[Any]) -> list[int | None]:
+    return [None if v is None else int(v) for v in values]
+
+
+def _dicts(keys: Iterable[str], columns: Sequence[list[Any]]) -> list[dict[str, Any]]:
+    """One dict of ``keys`` per row of ``columns``."""
+    names = list(keys)
+    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+
+
+# A turn row's cells, in the order of TURN_COLUMNS (one C call per row, not one per cell).
+_turn_cells = itemgetter(*TURN_COLUMNS)
+_ID_COLUMNS = (
+    "trigger",
+    "user_item_id",
+    "user_item_kind",
+    "response_id",
+    "assistant_item_id",
+    "status",
+    "status_reason",
+)
 
 
 # A transcription session's ``cost``: its bill is its ``transcription_cost``.
@@ -144,10 +172,25 @@ NO_REPLY_COST: dict[str, Any] = {
 SUMMARY_TURN_COLUMNS: tuple[str, ...] = ("interrupted", *SUMMARY_INPUTS)
 
 
+def session_dicts(
+    analyses: Sequence[SessionAnalysis], prices: Mapping[str, Prices] | None = None
+) -> list[dict[str, Any]]:
+    """:func:`session_dict` of sessions analyzed together (a window): the turns of all of them
+    built at once (a session has a few turns: column by column pays over many)."""
+    turns = turn_dicts([row for a in analyses for row in a.turn_rows])
+    ends = list(itertools.accumulate(len(a.turn_rows) for a in analyses))
+    return [
+        session_dict(a, prices, turns[end - len(a.turn_rows) : end])
+        for a, end in zip(analyses, ends, strict=True)
+    ]
+
+
 def session_dict(
-    analysis: SessionAnalysis, prices: Mapping[str, Prices] | None = None
+    analysis: SessionAnalysis,
+    prices: Mapping[str, Prices] | None = None,
+    turns: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """One session of the report."""
+    """One session of the report (``turns``: its :func:`turn_dicts`, if already built)."""
     facts = analysis.facts
     summaries, sid = analysis.summaries, analysis.session_id
     start, end = facts.get("start_s"), facts.get("end_s")
@@ -155,7 +198,8 @@ def session_dict(
     model = facts.get("model")
     if model is None and kind == "transcription":
         model = analysis.setup.get("transcription_model")
-    turn_dicts = [turn_dict(row) for row in analysis.turn_rows]
+    if turns is None:
+        turns = turn_dicts(analysis.turn_rows)
     return {
         "session_id": analysis.session_id,
         "run_id": facts.get("run_id"),
@@ -172,7 +216,7 @@ def session_dict(
         "close_code": facts.get("close_code"),
         "close_reason": facts.get("close_reason"),
         "audio_kept": facts.get("audio_kept"),
-        "turns": turn_dicts,
+        "turns": turns,
         "sizes": analysis.size_totals(),
         "usage": summaries.tokens_of(sid),
         "cost": with_duration_cost(
@@ -183,7 +227,7 @@ def session_dict(
         )
         if kind != "transcription"
         else NO_REPLY_COST,
-        **session_transcription(turn_dicts, analysis.setup.get("transcription_model"), prices),
+        **session_transcription(turns, analysis.setup.get("transcription_model"), prices),
         "latency_ms": _latency_keys(summaries.latency_of(sid)),
         "streaming": summaries.streaming_of(sid),
         "items": len(analysis.conversation.item_rows),
@@ -246,7 +290,7 @@ def build_report(capture: Capture, prices: Mapping[str, Prices] | None = None) -
     transcripts, latencies, usage), sizes, usage, cost estimate and errors; plain JSON values
     (no NaN: what does not apply is None)."""
     analyses = list(analyze_capture(capture))
-    sessions = [session_dict(a, prices) for a in analyses]
+    sessions = session_dicts(analyses, prices)
     report = {"sessions": sessions, "summary": summarize(analyses, sessions, capture)}
     cleaned: dict[str, Any] = jsonable(report)
     return cleaned

@@ -4,7 +4,7 @@ cost; per session and overall the usage and cost, at the transcriber's prices.""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from analyzer.pricing import Prices, prices_for, transcription_cost_usd
@@ -24,29 +24,38 @@ def _value(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _usage(row: Mapping[Any, Any]) -> dict[str, Any] | None:
-    usage = {key: _value(row[column]) for key, column in USAGE_KEYS.items()}
-    if all(v is None for v in usage.values()):
-        return None
+def _values(values: Iterable[Any]) -> list[float | None]:
+    """A turn column as floats, None where missing."""
+    return [(None if v != v else v) if type(v) is float else _value(v) for v in values]
+
+
+def transcription_turns(column: Callable[[str], Sequence[Any]]) -> dict[str, list[Any]]:
+    """The report's transcription keys of turns, a list each, from ``column(name)`` of their
+    rows (each turn's cost is set by :func:`session_transcription`)."""
+    usage = [_values(column(c)) for c in USAGE_KEYS.values()]
+    counts = _values(column("transcription_logprobs"))
+    means = _values(column("transcription_logprob_mean"))
     return {
-        key: int(value) if value is not None and key in TOKEN_KEYS else value
-        for key, value in usage.items()
+        "transcription_model": [m if isinstance(m, str) else None for m in column(_MODEL)],
+        "transcription_deltas": [int(v) for v in column("transcription_deltas")],
+        "transcription_usage": [
+            None
+            if all(v is None for v in values)
+            else {
+                key: int(v) if v is not None and key in TOKEN_KEYS else v
+                for key, v in zip(USAGE_KEYS, values, strict=True)
+            }
+            for values in zip(*usage, strict=True)
+        ],
+        "transcription_logprobs": [
+            None if n is None else {"count": int(n), "mean": m}
+            for n, m in zip(counts, means, strict=True)
+        ],
+        "transcription_cost_usd": [None] * len(counts),
     }
 
 
-def transcription_turn(row: Mapping[Any, Any]) -> dict[str, Any]:
-    """A turn's transcription keys (its cost is set by :func:`session_transcription`)."""
-    count = _value(row["transcription_logprobs"])
-    model = row["transcription_model"]
-    return {
-        "transcription_model": model if isinstance(model, str) else None,
-        "transcription_deltas": int(row["transcription_deltas"]),
-        "transcription_usage": _usage(row),
-        "transcription_logprobs": None
-        if count is None
-        else {"count": int(count), "mean": _value(row["transcription_logprob_mean"])},
-        "transcription_cost_usd": None,
-    }
+_MODEL = "transcription_model"
 
 
 def session_transcription(
@@ -66,8 +75,12 @@ def session_transcription(
     keys: list[str] = []
     usd = 0.0
     unpriced = 0
+    priced: dict[str | None, Any] = {}  # model -> prices_for (the same for most turns)
     for turn in reported:
-        found = prices_for(turn["transcription_model"] or model, prices)
+        name = turn["transcription_model"] or model
+        if name not in priced:
+            priced[name] = prices_for(name, prices)
+        found = priced[name]
         cost = transcription_cost_usd(turn["transcription_usage"], found[1]) if found else None
         if cost is None:
             unpriced += 1

@@ -11,20 +11,18 @@ starts at the client's ``response.create`` and hides the model's call and the to
   ``function_call_output`` (the tool's own time, client included);
 - ``answer_response_id``: that follow-up reply.
 
-From the event table only (TOOL_CALL, ITEM_CREATE of a function_call_output, REPLY_START,
+From the control events only (TOOL_CALL, ITEM_CREATE of a function_call_output, REPLY_START,
 REPLY_END) and the turn rows' first audio, for every protocol whose adapter emits them.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from analyzer.kinds import Kind
+from analyzer.turn_binding import Control
 
 TOOL_TURN_COLUMNS: tuple[str, ...] = (
     "latency_answer_first_audio_ms",
@@ -33,43 +31,34 @@ TOOL_TURN_COLUMNS: tuple[str, ...] = (
 )
 # A follow-up opened by the user speaking again is that new turn's reply, not the answer.
 _USER_TRIGGERS = frozenset({"vad", "commit"})
-# Control events only: the answer's first audio is its turn row's (the audio chunks, most of the
-# events, are never walked here).
-_KINDS = (Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_END)
-_FIELDS = ("session_id", "seq", "time_s", "kind", "reply_id", "item_kind", "call_id")
+_KINDS = frozenset({Kind.TOOL_CALL, Kind.ITEM_CREATE, Kind.REPLY_START, Kind.REPLY_END})
 
 
-def tool_answers(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]:
+def tool_answers(control: Control) -> dict[tuple[str, str], dict[str, Any]]:
     """(session, calling reply id) -> ``{"call_s", "output_s", "answer_id"}`` for every reply
-    that called a tool whose result the client sent."""
-    wanted = events.filter(pc.is_in(events["kind"], value_set=pa.array([str(k) for k in _KINDS])))
-    rows = wanted.select(list(_FIELDS)).to_pylist()
-    rows.sort(key=lambda r: (r["session_id"], r["seq"]))
+    that called a tool whose result the client sent, from a window's control events (at least
+    TOOL_CALL, ITEM_CREATE, REPLY_START, REPLY_END with ``time_s``, ``reply_id``, ``item_kind``
+    and ``call_id``; the audio chunks, most of the events, are never walked here)."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for session_id, session_rows in _by_session(rows):
-        out.update(_session_answers(session_id, session_rows))
+    for session_id, lo, hi in control.sessions:
+        out.update(_session_answers(str(session_id), control.columns, lo, hi))
     return out
 
 
-def _by_session(rows: list[dict[str, Any]]) -> Iterable[tuple[str, list[dict[str, Any]]]]:
-    start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i]["session_id"] != rows[start]["session_id"]:
-            yield str(rows[start]["session_id"]), rows[start:i]
-            start = i
-
-
 def _session_answers(
-    session_id: str, rows: Sequence[Mapping[str, Any]]
+    session_id: str, c: Mapping[str, Sequence[Any]], lo: int, hi: int
 ) -> dict[tuple[str, str], dict[str, Any]]:
     calls: dict[str, dict[str, Any]] = {}  # calling reply -> what we learn of it
     calling: dict[str, str] = {}  # call id -> its reply
     current: str | None = None  # the reply in progress
     waiting: list[str] = []  # replies whose tool results came, waiting for the answer
-    for row in rows:
-        kind, time_s = row["kind"], float(row["time_s"])
-        if kind == Kind.REPLY_START and row["reply_id"] is not None:
-            current = str(row["reply_id"])
+    kinds = c["kind"]
+    for i in range(lo, hi):
+        if kinds[i] not in _KINDS:  # the turns' other control events
+            continue
+        kind, time_s, call_id = kinds[i], float(c["time_s"][i]), c["call_id"][i]
+        if kind == Kind.REPLY_START and c["reply_id"][i] is not None:
+            current = str(c["reply_id"][i])
             for reply in waiting:
                 calls[reply].setdefault("answer_id", current)
             waiting = []
@@ -77,44 +66,45 @@ def _session_answers(
             # A call after the reply ended is not its own (GPT-Live calls tools while the user
             # still speaks: that turn's reply answers, its first audio is its own latency).
             current = None
-        elif kind == Kind.TOOL_CALL and current is not None and row["call_id"] is not None:
-            calling[str(row["call_id"])] = current
+        elif kind == Kind.TOOL_CALL and current is not None and call_id is not None:
+            calling[str(call_id)] = current
             calls.setdefault(current, {"call_s": time_s})
         elif (
             kind == Kind.ITEM_CREATE
-            and row["item_kind"] == "function_call_output"
-            and str(row["call_id"]) in calling
+            and c["item_kind"][i] == "function_call_output"
+            and str(call_id) in calling
         ):
-            reply = calling[str(row["call_id"])]
+            reply = calling[str(call_id)]
             calls[reply]["output_s"] = time_s  # the last result: the answer needs them all
             if reply not in waiting:
                 waiting.append(reply)
     return {(session_id, reply): found for reply, found in calls.items() if "output_s" in found}
 
 
-def add_tool_turn_columns(turn_rows: Mapping[str, list[dict[str, Any]]], events: pa.Table) -> None:
-    """Fill :data:`TOOL_TURN_COLUMNS` of every turn row (in place; NaN / None where the turn
-    called no tool)."""
-    answers = tool_answers(events) if events.num_rows else {}
-    for session_id, rows in turn_rows.items():
-        triggers = {row["response_id"]: row["trigger"] for row in rows}
-        first_audio = {row["response_id"]: row["first_audio_s"] for row in rows}
-        for row in rows:
-            row["latency_answer_first_audio_ms"] = math.nan
-            row["tool_time_ms"] = math.nan
-            row["answer_response_id"] = None
-            found = answers.get((session_id, row["response_id"]))
-            if found is None:
-                continue
-            row["tool_time_ms"] = _ms(found["output_s"] - found["call_s"])
+def tool_turn_columns(control: Control, turns: Mapping[str, Sequence[Any]]) -> dict[str, list[Any]]:
+    """:data:`TOOL_TURN_COLUMNS` of turns (``turns``: their ``session_id``, ``response_id``,
+    ``trigger``, ``first_audio_s`` and ``turn_start_s`` columns) from their window's control
+    events (:func:`tool_answers`); NaN / None where the turn called no tool."""
+    answers = tool_answers(control)
+    keys = list(zip(turns["session_id"], turns["response_id"], strict=True))
+    triggers = dict(zip(keys, turns["trigger"], strict=True))
+    first_audio = dict(zip(keys, turns["first_audio_s"], strict=True))
+    out: dict[str, list[Any]] = {c: [] for c in TOOL_TURN_COLUMNS}
+    for key, start in zip(keys, turns["turn_start_s"], strict=True):
+        latency, tool_time, answer = math.nan, math.nan, None
+        found = answers.get(key)
+        if found is not None:
+            tool_time = _ms(found["output_s"] - found["call_s"])
             answer = found.get("answer_id")
-            if answer is None or triggers.get(answer) in _USER_TRIGGERS:
-                continue
-            row["answer_response_id"] = answer
-            start = row.get("turn_start_s")
-            heard = first_audio.get(answer)
+            if answer is not None and triggers.get((key[0], answer)) in _USER_TRIGGERS:
+                answer = None
+            heard = first_audio.get((key[0], answer)) if answer is not None else None
             if start is not None and heard is not None and not math.isnan(start):
-                row["latency_answer_first_audio_ms"] = _ms(heard - start)
+                latency = _ms(heard - start)
+        out["latency_answer_first_audio_ms"].append(latency)
+        out["tool_time_ms"].append(tool_time)
+        out["answer_response_id"].append(answer)
+    return out
 
 
 def _ms(seconds: float) -> float:

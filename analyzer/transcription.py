@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from analyzer.kinds import Kind
+from analyzer.turn_binding import Control
 
 # Turn columns about the transcription of the user's input (see :func:`transcription_columns`).
 USAGE_COLUMNS: dict[str, str] = {  # turn column -> event field
@@ -91,24 +92,16 @@ def transcription_columns(fact: Mapping[str, Any] | None, model: str | None) -> 
     return out
 
 
-def session_kind(rows: Sequence[Mapping[str, Any]]) -> str:
-    """A session's kind (:data:`analyzer.schema.SESSION_KINDS`) from its config events, in
-    order: the last one stated, else ``conversation``."""
-    kind = "conversation"
-    for row in rows:
-        if row["kind"] == Kind.CONFIG and row["session_kind"] is not None:
-            kind = row["session_kind"]
-    return kind
-
-
-def model_timeline(rows: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[str | None]]:
-    """(seqs, models) of the transcription models the session's configs name, in order."""
+def model_timeline(control: Control, lo: int, hi: int) -> tuple[list[int], list[str | None]]:
+    """(seqs, models) of the transcription models a session's configs name, in order (its rows
+    ``lo`` to ``hi`` of ``control``)."""
+    c = control.columns
     seqs: list[int] = [-1]
     models: list[str | None] = [None]
-    for row in rows:
-        if row["kind"] == Kind.CONFIG and row["transcription_model"] is not None:
-            seqs.append(row["seq"])
-            models.append(row["transcription_model"])
+    for i in range(lo, hi):
+        if c["kind"][i] == Kind.CONFIG and c["transcription_model"][i] is not None:
+            seqs.append(c["seq"][i])
+            models.append(c["transcription_model"][i])
     return seqs, models
 
 
@@ -119,15 +112,17 @@ def model_at(timeline: tuple[list[int], list[str | None]], seq: int) -> str | No
 
 
 def session_setups(events: pa.Table) -> dict[str, dict[str, Any]]:
-    """Per session: ``kind`` and the last ``transcription_model`` its configs name."""
-    wanted = events.select(["session_id", "kind", "seq", "session_kind", "transcription_model"])
-    configs = wanted.filter(pc.equal(wanted.column("kind"), Kind.CONFIG.value)).to_pylist()
-    by_session: dict[str, list[dict[str, Any]]] = {}
-    for row in configs:
-        by_session.setdefault(row["session_id"], []).append(row)
+    """Per session: ``kind`` (:data:`analyzer.schema.SESSION_KINDS`: the last its configs
+    state, else ``conversation``) and the last ``transcription_model`` they name."""
+    fields = ("seq", "session_kind", "transcription_model")
+    configs = Control.of(events, [Kind.CONFIG.value], fields)
+    stated = configs.columns["session_kind"]
     return {
-        session_id: {"kind": session_kind(rows), "transcription_model": model_timeline(rows)[1][-1]}
-        for session_id, rows in by_session.items()
+        session_id: {
+            "kind": next((k for k in reversed(stated[lo:hi]) if k is not None), "conversation"),
+            "transcription_model": model_timeline(configs, lo, hi)[1][-1],
+        }
+        for session_id, lo, hi in configs.sessions
     }
 
 

@@ -7,11 +7,16 @@ and takes the oldest reply not yet bound to one.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from analyzer.kinds import TOKEN_FIELDS, Kind
+import pyarrow as pa
+
+from analyzer.events import of_kinds
+from analyzer.kinds import Kind
 
 _NAN = float("nan")
 
@@ -49,7 +54,6 @@ CONTROL_FIELDS: tuple[str, ...] = (
     "turn_detection",
     "silence_ms",
     "transcription_model",
-    *TOKEN_FIELDS,
 )
 
 
@@ -60,11 +64,29 @@ def latency_ms(end_s: float, start_s: float) -> float:
     return round((end_s - start_s) * 1000.0, 3)
 
 
-def event_time_s(row: Mapping[str, Any]) -> float:
+@dataclass
+class Control:
+    """A window's control events as plain column lists (one Arrow conversion per column, no
+    dict per event), and each session's slice of them: (session id, start, end)."""
+
+    columns: dict[str, list[Any]]
+    sessions: list[tuple[str, int, int]]
+
+    @classmethod
+    def of(cls, events: pa.Table, kinds: Sequence[str], fields: Sequence[str]) -> Control:
+        """The events of ``kinds`` (table sorted by session, then seq) with ``fields``."""
+        wanted = of_kinds(events.select(["session_id", "kind", *fields]), kinds)
+        columns = {name: wanted.column(name).to_pylist() for name in wanted.column_names}
+        sids = columns["session_id"]
+        edges = [i for i in range(1, len(sids)) if sids[i] != sids[i - 1]]
+        bounds = [0, *edges, len(sids)] if sids else [0]
+        return cls(columns, [(sids[a], a, b) for a, b in itertools.pairwise(bounds)])
+
+
+def _event_time(time_s: float, at_s: float | None) -> float:
     """When an event happened: its ``at_s`` when the adapter timed it earlier than its frame
     (speech timed from the audio), else its frame's time."""
-    at_s = row.get("at_s")
-    return row["time_s"] if at_s is None or math.isnan(at_s) else float(at_s)
+    return time_s if at_s is None or math.isnan(at_s) else float(at_s)
 
 
 def _new_turn(trigger: str | None, start_s: float, seq: int) -> dict[str, Any]:
@@ -84,17 +106,22 @@ def _new_turn(trigger: str | None, start_s: float, seq: int) -> dict[str, Any]:
     }
 
 
-def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """The turns of one session from its control events (:data:`CONTROL_KINDS`, in order): a
-    turn opens when the user's input ends (server VAD, a commit, or a request for a reply) and
-    takes the oldest reply not yet bound."""
+def walk_turns(control: Control, lo: int, hi: int) -> list[dict[str, Any]]:
+    """The turns of one session from its control events (:data:`CONTROL_KINDS`, rows ``lo`` to
+    ``hi`` of ``control``): a turn opens when the user's input ends (server VAD, a commit, or a
+    request for a reply) and takes the oldest reply not yet bound."""
+    c = control.columns
+    kinds, times, seqs, reply_ids, item_ids = (
+        c[k] for k in ("kind", "time_s", "seq", "reply_id", "item_id")
+    )
+    stream_ms, audio_ms = c["stream_ms"], c["audio_ms"]
     answered_items = {
-        r["item_id"]
-        for r in rows
-        if r["item_id"] is not None
+        item_ids[i]
+        for i in range(lo, hi)
+        if item_ids[i] is not None
         and (
-            (r["kind"] == Kind.REPLY_ITEM and r["stage"] == "added" and r["reply_id"] is not None)
-            or r["kind"] == Kind.INPUT_COMMITTED
+            (kinds[i] == Kind.REPLY_ITEM and c["stage"][i] == "added" and reply_ids[i] is not None)
+            or kinds[i] == Kind.INPUT_COMMITTED
         )
     }
     turns: list[dict[str, Any]] = []
@@ -109,31 +136,32 @@ def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         open_turns.append(turn)
         return turn
 
-    for row in rows:
-        kind, time_s, seq = row["kind"], row["time_s"], row["seq"]
+    for i in range(lo, hi):
+        kind, time_s, seq = kinds[i], times[i], seqs[i]
         if kind == Kind.REPLY_START:
-            if row["reply_id"] in started:
+            if reply_ids[i] in started:
                 continue
-            started.add(row["reply_id"])
+            started.add(reply_ids[i])
             # A reply answers the oldest turn still waiting; else none was seen (the server
             # spoke first, or the capture began mid-turn).
             turn = open_turns.pop(0) if open_turns else None
             if turn is None:
                 turn = _new_turn(None, _NAN, seq)
                 turns.append(turn)
-            turn["response_id"] = row["reply_id"]
+            turn["response_id"] = reply_ids[i]
         elif kind == Kind.SPEECH_START:
-            speech = {"time_s": event_time_s(row), "stream_ms": row["stream_ms"]}
+            speech = {"time_s": _event_time(time_s, c["at_s"][i]), "stream_ms": stream_ms[i]}
         elif kind == Kind.SPEECH_END:
-            turn = add(_new_turn("vad", event_time_s(row), seq))
-            turn["speech_stopped_s"] = event_time_s(row)
-            turn["user_item_id"] = row["item_id"]
+            stopped = _event_time(time_s, c["at_s"][i])
+            turn = add(_new_turn("vad", stopped, seq))
+            turn["speech_stopped_s"] = stopped
+            turn["user_item_id"] = item_ids[i]
             if speech is not None:
                 turn["speech_started_s"] = speech["time_s"]
-                turn["user_audio_ms"] = row["stream_ms"] - speech["stream_ms"]
+                turn["user_audio_ms"] = stream_ms[i] - speech["stream_ms"]
             speech = None
         elif kind == Kind.INPUT_COMMITTED:
-            item_id = row["item_id"]
+            item_id = item_ids[i]
             turn = next(
                 (
                     t
@@ -146,21 +174,21 @@ def walk_turns(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             )
             if turn is None:  # committed with no speech end seen: still a VAD turn
                 turn = add(_new_turn("vad", time_s, seq))
-                turn["user_audio_ms"] = row["audio_ms"]
+                turn["user_audio_ms"] = audio_ms[i]
             turn["committed_s"] = time_s
             turn["user_item_id"] = item_id
             turn["user_item_kind"] = "message"
             if math.isnan(turn["user_audio_ms"]):
-                turn["user_audio_ms"] = row["audio_ms"]
+                turn["user_audio_ms"] = audio_ms[i]
         elif kind == Kind.ITEM:
-            item_id = row["item_id"]
+            item_id = item_ids[i]
             if awaiting_ack and item_id and item_id not in answered_items:
                 awaiting_ack.pop(0)["id"] = item_id
         elif kind == Kind.USER_AUDIO_COMMIT:
             turn = add(_new_turn("commit", time_s, seq))
-            turn["user_audio_ms"] = row["audio_ms"]
+            turn["user_audio_ms"] = audio_ms[i]
         elif kind == Kind.ITEM_CREATE:
-            created = {"id": row["item_id"], "kind": row["item_kind"]}
+            created = {"id": item_ids[i], "kind": c["item_kind"][i]}
             client_items.append(created)
             if created["id"] is None:
                 awaiting_ack.append(created)

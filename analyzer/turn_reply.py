@@ -4,7 +4,7 @@ and usage, the items it output, and how its audio streamed."""
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,58 +13,78 @@ import pyarrow.compute as pc
 
 from analyzer.groups import Groups
 from analyzer.kinds import TOKEN_FIELDS, Kind
+from analyzer.turn_binding import Control
 
 # Arrival jitter below this is float noise, not a gap in playback.
 _STALL_TOLERANCE_MS = 1e-3
 _NAN = float("nan")
+_REPLY_KINDS = frozenset({Kind.REPLY_START, Kind.REPLY_END, Kind.REPLY_ITEM})
 
 
 def _number(value: Any) -> float:
     return _NAN if value is None else float(value)
 
 
-def reply_facts(rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per reply id of one session (its reply events, in order): created/done times, status,
-    usage, its assistant message item and the tools it called."""
-    facts: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        kind, reply_id = row["kind"], row["reply_id"]
-        if reply_id is None or kind not in (Kind.REPLY_START, Kind.REPLY_END, Kind.REPLY_ITEM):
+def reply_usage(events: pa.Table) -> list[dict[str, float]]:
+    """The token counts (:data:`TOKEN_FIELDS`, NaN when not said) of each REPLY_END, in order."""
+    ends = events.select(TOKEN_FIELDS).filter(pc.equal(events.column("kind"), Kind.REPLY_END.value))
+    columns = [ends.column(c).to_pylist() for c in TOKEN_FIELDS]
+    return [
+        dict(zip(TOKEN_FIELDS, map(_number, values), strict=True))
+        for values in zip(*columns, strict=True)
+    ]
+
+
+def reply_facts(control: Control, usage: Sequence[dict[str, float]]) -> dict[Any, dict[str, Any]]:
+    """Per (session, reply id) of a window's control events (with REPLY_END; ``usage``: each
+    REPLY_END's :func:`reply_usage`, in order): created/done times, status, usage, its
+    assistant message item and the tools it called."""
+    c = control.columns
+    sids, kinds, reply_ids, stages = c["session_id"], c["kind"], c["reply_id"], c["stage"]
+    item_kinds, item_ids, call_ids, names = c["item_kind"], c["item_id"], c["call_id"], c["name"]
+    facts: dict[Any, dict[str, Any]] = {}
+    ends = iter(usage)
+    for i, kind in enumerate(kinds):
+        if kind not in _REPLY_KINDS:
             continue
-        fact = facts.setdefault(reply_id, {"output_items": [], "done_items": []})
+        used = next(ends) if kind == Kind.REPLY_END else None
+        reply_id = reply_ids[i]
+        if reply_id is None:
+            continue
+        fact = facts.setdefault((sids[i], reply_id), {"output_items": [], "done_items": []})
         if kind == Kind.REPLY_START:
-            if row["reason"] == "created":
-                fact.setdefault("response_created_s", row["time_s"])
+            if c["reason"][i] == "created":
+                fact.setdefault("response_created_s", c["time_s"][i])
         elif kind == Kind.REPLY_END:
-            at_s = row.get("at_s")  # an end the adapter timed earlier than its frame
-            fact["response_done_s"] = row["time_s"] if at_s is None or at_s != at_s else at_s
-            fact["status"] = row["status"]
-            fact["status_reason"] = row["reason"]
-            fact["usage"] = {c: _number(row[c]) for c in TOKEN_FIELDS}
+            at_s = c["at_s"][i]  # an end the adapter timed earlier than its frame
+            fact["response_done_s"] = c["time_s"][i] if at_s is None or at_s != at_s else at_s
+            fact["status"] = c["status"][i]
+            fact["status_reason"] = c["reason"][i]
+            fact["usage"] = used
             fact["done_items"] = []
-        elif row["stage"] == "final":
-            fact["done_items"].append(row)
+        elif stages[i] == "final":
+            fact["done_items"].append(i)
         else:
-            fact["output_items"].append(row)
+            fact["output_items"].append(i)
     for fact in facts.values():
         items = fact["done_items"] or fact["output_items"]
         fact["assistant_item_id"] = next(
             (
-                i["item_id"]
+                item_ids[i]
                 for i in fact["output_items"] + items
-                if i["item_kind"] == "message" and i["item_id"] is not None
+                if item_kinds[i] == "message" and item_ids[i] is not None
             ),
             None,
         )
-        names: list[str] = []
+        found: list[str] = []
         seen: set[str] = set()
-        for item in items:
-            if item["item_kind"] == "function_call":
-                key = str(item["call_id"] or item["item_id"] or len(names))
-                if key not in seen and item["name"] is not None:
+        for i in items:
+            if item_kinds[i] == "function_call":
+                key = str(call_ids[i] or item_ids[i] or len(found))
+                if key not in seen and names[i] is not None:
                     seen.add(key)
-                    names.append(item["name"])
-        fact["function_calls"] = names
+                    found.append(names[i])
+        fact["function_calls"] = found
     return facts
 
 
@@ -184,15 +204,17 @@ def reply_audio_stats(events: pa.Table) -> dict[tuple[str, str], dict[str, Any]]
     return found
 
 
-def silence_timeline(rows: Sequence[Mapping[str, Any]]) -> tuple[list[int], list[float]]:
-    """(seqs, silence windows) of the VAD settings the server confirmed, in order."""
+def silence_timeline(control: Control, lo: int, hi: int) -> tuple[list[int], list[float]]:
+    """(seqs, silence windows) of the VAD settings the server confirmed, in order (a session's
+    rows ``lo`` to ``hi`` of ``control``)."""
+    c = control.columns
     seqs: list[int] = [-1]
     values: list[float] = [_NAN]
-    for row in rows:
-        server = row["kind"] == Kind.CONFIG and row["direction"] == "server"
-        if server and row["turn_detection"] is not None:
-            seqs.append(row["seq"])
-            values.append(_number(row["silence_ms"]))
+    for i in range(lo, hi):
+        server = c["kind"][i] == Kind.CONFIG and c["direction"][i] == "server"
+        if server and c["turn_detection"][i] is not None:
+            seqs.append(c["seq"][i])
+            values.append(_number(c["silence_ms"][i]))
     return seqs, values
 
 

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.events import session_event_rows
-from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, add_heard
+from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, heard_columns, session_voices
 from analyzer.kinds import TOKEN_FIELDS, Kind
-from analyzer.tool_turns import TOOL_TURN_COLUMNS, add_tool_turn_columns
+from analyzer.tool_turns import TOOL_TURN_COLUMNS, tool_turn_columns
 from analyzer.transcription import (
     FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
 )
@@ -28,8 +27,20 @@ from analyzer.transcription import (
     model_timeline,
     transcription_columns,
 )
-from analyzer.turn_binding import CONTROL_FIELDS, CONTROL_KINDS, latency_ms, walk_turns
-from analyzer.turn_reply import reply_audio_stats, reply_facts, silence_timeline, value_at
+from analyzer.turn_binding import (
+    CONTROL_FIELDS,
+    CONTROL_KINDS,
+    Control,
+    latency_ms,
+    walk_turns,
+)
+from analyzer.turn_reply import (
+    reply_audio_stats,
+    reply_facts,
+    reply_usage,
+    silence_timeline,
+    value_at,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,26 +107,37 @@ INTERRUPT_REASONS = frozenset({"turn_detected", "client_cancelled"})
 _NAN = float("nan")
 
 
-def _first_times(
-    events: pa.Table, kind: Kind, key: str, timed: bool = False
-) -> dict[tuple[str, str], float]:
-    """Time of the first event of ``kind`` per (session, ``key``); ``timed``: an event's
-    ``at_s`` when the adapter timed it earlier than its frame (a final transcript an adapter
-    assembles from deltas, once it knows the last one)."""
-    mask = pc.and_(pc.equal(events.column("kind"), kind.value), pc.is_valid(events.column(key)))
-    selected = events.select(["session_id", key, "time_s"])
-    if timed:
-        when = pc.coalesce(events.column("at_s"), events.column("time_s"))
-        selected = selected.set_column(2, "time_s", when)
-    found = selected.filter(mask).group_by(["session_id", key], use_threads=False)
-    table = found.aggregate([("time_s", "min")])
-    return dict(
-        zip(
-            zip(table.column("session_id").to_pylist(), table.column(key).to_pylist(), strict=True),
-            table.column("time_s_min").to_pylist(),
-            strict=True,
-        )
+def _first_times(events: pa.Table) -> dict[tuple[str, str, str], float]:
+    """(kind, session, id) -> time of the first event: the first reply transcript and text delta
+    of each reply, and each user item's final transcript (at its ``at_s`` when the adapter timed
+    it earlier than its frame: a transcript assembled from deltas, once it knows the last one)."""
+    columns = ["kind", "session_id", "item_id", "reply_id", "at_s", "time_s"]
+    chosen = events.select(columns).filter(pc.is_in(events.column("kind"), _FIRST_KINDS))
+    final = pc.equal(chosen.column("kind"), _FINAL)
+    table = pa.table(
+        {
+            "kind": chosen.column("kind"),
+            "session_id": chosen.column("session_id"),
+            "key": pc.if_else(final, chosen.column("item_id"), chosen.column("reply_id")),
+            "time_s": pc.if_else(
+                final, pc.coalesce(chosen.column("at_s"), chosen["time_s"]), chosen["time_s"]
+            ),
+        }
     )
+    found = table.filter(pc.is_valid(table.column("key")))
+    firsts = found.group_by(["kind", "session_id", "key"], use_threads=False).aggregate(
+        [("time_s", "min")]
+    )
+    keys = (firsts.column(c).to_pylist() for c in ("kind", "session_id", "key"))
+    return dict(zip(zip(*keys, strict=True), firsts.column("time_s_min").to_pylist(), strict=True))
+
+
+_TRANSCRIPT, _TEXT, _FINAL = (
+    Kind.REPLY_TRANSCRIPT_DELTA.value,
+    Kind.REPLY_TEXT_DELTA.value,
+    Kind.USER_TRANSCRIPT.value,
+)
+_FIRST_KINDS = pa.array([_TRANSCRIPT, _TEXT, _FINAL])
 
 
 def turns_from_events(
@@ -124,137 +146,164 @@ def turns_from_events(
     """Each session's turn rows (dicts of :data:`TURN_COLUMNS`) from the event table (sorted by
     session, then seq) and each session's conversation items
     (:func:`analyzer.conversation.conversations`)."""
-    audio = reply_audio_stats(events)
-    first_transcript = _first_times(events, Kind.REPLY_TRANSCRIPT_DELTA, "reply_id")
-    first_text = _first_times(events, Kind.REPLY_TEXT_DELTA, "reply_id")
-    transcribed = _first_times(events, Kind.USER_TRANSCRIPT, "item_id", timed=True)
-    transcriptions = item_transcriptions(events)
-    out: dict[str, list[dict[str, Any]]] = {}
-    kinds = (*CONTROL_KINDS, Kind.REPLY_END)
-    for session_id, rows in session_event_rows(events, kinds, CONTROL_FIELDS):
-        replies = reply_facts(rows)
-        silence = silence_timeline(rows)
-        models = model_timeline(rows)
-        by_item = {str(item["item_id"]): item for item in items.get(session_id, [])}
-        out[session_id] = [
-            _turn_row(
-                session_id,
-                index,
-                turn,
-                replies.get(turn["response_id"], {}) if turn["response_id"] is not None else {},
-                audio.get((session_id, turn["response_id"]), {}),
-                by_item,
-                value_at(silence, turn["seq"]) if turn["trigger"] == "vad" else _NAN,
-                first_transcript,
-                first_text,
-                transcribed,
-                transcription_columns(
-                    transcriptions.get((session_id, turn["user_item_id"])),
-                    model_at(models, turn["seq"]),
-                ),
-            )
-            for index, turn in enumerate(walk_turns(rows), start=1)
-        ]
-    add_heard(events, out)
-    add_tool_turn_columns(out, events)
+    control = Control.of(events, (*CONTROL_KINDS, Kind.REPLY_END, Kind.TOOL_CALL), CONTROL_FIELDS)
+    replies = reply_facts(control, reply_usage(events))
+    walked: list[tuple[str, int, dict[str, Any]]] = []  # (session, index, turn)
+    silence: list[float] = []
+    models: list[str | None] = []
+    for session_id, lo, hi in control.sessions:
+        silences = silence_timeline(control, lo, hi)
+        session_models = model_timeline(control, lo, hi)
+        for index, turn in enumerate(walk_turns(control, lo, hi), start=1):
+            walked.append((session_id, index, turn))
+            silence.append(value_at(silences, turn["seq"]) if turn["trigger"] == "vad" else _NAN)
+            models.append(model_at(session_models, turn["seq"]))
+    columns = _turn_columns(events, walked, replies, items, silence, models)
+    columns.update(heard_columns(columns, session_voices(events)))
+    columns.update(tool_turn_columns(control, columns))
+    rows = [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+    out: dict[str, list[dict[str, Any]]] = {session_id: [] for session_id, _, _ in control.sessions}
+    for row in rows:
+        out.setdefault(row["session_id"], []).append(row)
     return out
 
 
-def _turn_row(
-    session_id: str,
-    index: int,
-    turn: dict[str, Any],
-    fact: dict[str, Any],
-    stats: dict[str, Any],
-    by_item: Mapping[str, Mapping[str, Any]],
-    silence_ms: float,
-    first_transcript: Mapping[tuple[str, str], float],
-    first_text: Mapping[tuple[str, str], float],
-    transcribed: Mapping[tuple[str, str], float],
-    transcription: Mapping[str, Any],
-) -> dict[str, Any]:
-    def item_value(item_id: Any, column: str) -> Any:
+def _item_values(
+    items: Sequence[Mapping[str, Mapping[str, Any]]], ids: Sequence[Any], column: str
+) -> list[Any]:
+    """``column`` of each turn's item (None where the turn has none, or the value is NaN)."""
+
+    def value(by_item: Mapping[str, Mapping[str, Any]], item_id: Any) -> Any:
         if not isinstance(item_id, str) or item_id not in by_item:
             return None
-        value = by_item[item_id].get(column)
-        return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+        found = by_item[item_id].get(column)
+        return None if found is None or (isinstance(found, float) and math.isnan(found)) else found
 
-    response_id = turn["response_id"]
-    start = turn["turn_start_s"]
-    assistant_item_id = fact.get("assistant_item_id")
-    if assistant_item_id is None and response_id is not None:
-        assistant_item_id = stats.get("item_id")
-    status = fact.get("status")
-    reason = fact.get("status_reason")
-    truncated = bool(item_value(assistant_item_id, "truncated"))
-    played = item_value(assistant_item_id, "truncated_audio_end_ms")
-    user_item = turn["user_item_id"]
-    kind = turn["user_item_kind"] or item_value(user_item, "kind")
-    user_transcript = item_value(user_item, "transcript")
-    if user_transcript is None and kind == "message":
-        user_transcript = item_value(user_item, "text")
-    key = (session_id, response_id)
-    row: dict[str, Any] = {
-        "session_id": session_id,
-        "index": index,
-        "trigger": turn["trigger"],
-        "user_item_id": user_item,
-        "user_item_kind": kind,
-        "response_id": response_id,
-        "assistant_item_id": assistant_item_id,
+    return [value(by_item, item_id) for by_item, item_id in zip(items, ids, strict=True)]
+
+
+def _turn_columns(
+    events: pa.Table,
+    walked: Sequence[tuple[str, int, dict[str, Any]]],
+    replies: Mapping[Any, dict[str, Any]],
+    items: Mapping[str, Sequence[Mapping[str, Any]]],
+    silence: Sequence[float],
+    models: Sequence[str | None],
+) -> dict[str, list[Any]]:
+    """The turn table's columns (but heard and tool columns) of every walked turn of a window."""
+    audio = reply_audio_stats(events)
+    first = _first_times(events)
+    transcriptions = item_transcriptions(events)
+    by_session = {
+        sid: {str(item["item_id"]): item for item in items.get(sid, [])}
+        for sid in dict.fromkeys(w[0] for w in walked)
+    }
+    sids = [w[0] for w in walked]
+    turns = [w[2] for w in walked]
+    by_item = [by_session[sid] for sid in sids]
+    response_ids = [t["response_id"] for t in turns]
+    user_items = [t["user_item_id"] for t in turns]
+    keys = list(zip(sids, response_ids, strict=True))
+    facts = [replies.get(k, {}) if k[1] is not None else {} for k in keys]
+    stats = [audio.get(k, {}) for k in keys]
+    assistant = [
+        f.get("assistant_item_id")
+        if f.get("assistant_item_id") is not None or r is None
+        else s.get("item_id")
+        for f, s, r in zip(facts, stats, response_ids, strict=True)
+    ]
+    status = [f.get("status") for f in facts]
+    reason = [f.get("status_reason") for f in facts]
+    truncated = _item_values(by_item, assistant, "truncated")
+    played = _item_values(by_item, assistant, "truncated_audio_end_ms")
+    kinds = [
+        t["user_item_kind"] or k
+        for t, k in zip(turns, _item_values(by_item, user_items, "kind"), strict=True)
+    ]
+    texts = _item_values(by_item, user_items, "text")
+    user_transcripts = [
+        text if said is None and kind == "message" else said
+        for said, kind, text in zip(
+            _item_values(by_item, user_items, "transcript"), kinds, texts, strict=True
+        )
+    ]
+    starts = [t["turn_start_s"] for t in turns]
+    columns: dict[str, list[Any]] = {
+        "session_id": sids,
+        "index": [w[1] for w in walked],
+        "trigger": [t["trigger"] for t in turns],
+        "user_item_id": user_items,
+        "user_item_kind": kinds,
+        "response_id": response_ids,
+        "assistant_item_id": assistant,
         "status": status,
         "status_reason": reason,
-        "interrupted": (status == "cancelled" and reason in INTERRUPT_REASONS) or truncated,
-        "played_ms": float(played) if isinstance(played, int | float) else _NAN,
-        "user_transcript": user_transcript,
-        "assistant_transcript": item_value(assistant_item_id, "transcript"),
-        "assistant_text": item_value(assistant_item_id, "text"),
-        "speech_started_s": turn["speech_started_s"],
-        "speech_stopped_s": turn["speech_stopped_s"],
-        "committed_s": turn["committed_s"],
-        "response_create_s": turn["response_create_s"],
-        "response_created_s": fact.get("response_created_s", _NAN),
-        "first_transcript_s": first_transcript.get(key, _NAN) if response_id else _NAN,
-        "first_audio_s": stats.get("first_audio_s", _NAN),
-        "first_text_s": first_text.get(key, _NAN) if response_id else _NAN,
-        "last_audio_s": stats.get("last_audio_s", _NAN),
-        "response_done_s": fact.get("response_done_s", _NAN),
-        "transcription_s": transcribed.get((session_id, user_item), _NAN) if user_item else _NAN,
-        "turn_start_s": start,
-        "silence_duration_ms": silence_ms,
-        "user_audio_ms": turn["user_audio_ms"],
-        "reply_audio_deltas": float(stats.get("reply_audio_deltas", 0)),
-        "reply_audio_bytes": float(stats.get("reply_audio_bytes", 0)),
-        "reply_audio_ms": stats.get("reply_audio_ms", _NAN),
-        "stream_ratio": stats.get("stream_ratio", _NAN),
-        "would_stall": stats.get("would_stall"),
-        "stall_count": stats.get("stall_count", _NAN),
-        "stall_ms": stats.get("stall_ms", _NAN),
-        **{c: fact.get("usage", {}).get(c, _NAN) for c in TOKEN_COLUMNS},
-        "function_calls": list(fact.get("function_calls", [])),
-        **transcription,
+        "interrupted": [
+            (s == "cancelled" and r in INTERRUPT_REASONS) or bool(cut)
+            for s, r, cut in zip(status, reason, truncated, strict=True)
+        ],
+        "played_ms": [float(p) if isinstance(p, int | float) else _NAN for p in played],
+        "user_transcript": user_transcripts,
+        "assistant_transcript": _item_values(by_item, assistant, "transcript"),
+        "assistant_text": _item_values(by_item, assistant, "text"),
+        **{c: [t[c] for t in turns] for c in _WALKED_TIMES[:4]},
+        "response_created_s": [f.get("response_created_s", _NAN) for f in facts],
+        "first_transcript_s": [first.get((_TRANSCRIPT, *k), _NAN) if k[1] else _NAN for k in keys],
+        "first_audio_s": [s.get("first_audio_s", _NAN) for s in stats],
+        "first_text_s": [first.get((_TEXT, *k), _NAN) if k[1] else _NAN for k in keys],
+        "last_audio_s": [s.get("last_audio_s", _NAN) for s in stats],
+        "response_done_s": [f.get("response_done_s", _NAN) for f in facts],
+        "transcription_s": [
+            first.get((_FINAL, sid, item), _NAN) if item else _NAN
+            for sid, item in zip(sids, user_items, strict=True)
+        ],
+        "turn_start_s": starts,
+        "silence_duration_ms": list(silence),
+        "user_audio_ms": [t["user_audio_ms"] for t in turns],
+        "reply_audio_deltas": [float(s.get("reply_audio_deltas", 0)) for s in stats],
+        "reply_audio_bytes": [float(s.get("reply_audio_bytes", 0)) for s in stats],
+        **{c: [s.get(c, _NAN) for s in stats] for c in ("reply_audio_ms", "stream_ratio")},
+        "would_stall": [s.get("would_stall") for s in stats],
+        **{c: [s.get(c, _NAN) for s in stats] for c in ("stall_count", "stall_ms")},
+        **{c: [f.get("usage", {}).get(c, _NAN) for f in facts] for c in TOKEN_COLUMNS},
+        "function_calls": [list(f.get("function_calls", [])) for f in facts],
     }
-    for column, source in (
-        ("latency_response_created_ms", "response_created_s"),
-        ("latency_first_transcript_ms", "first_transcript_s"),
-        ("latency_first_audio_ms", "first_audio_s"),
-        ("latency_first_text_ms", "first_text_s"),
-        ("latency_response_done_ms", "response_done_s"),
-    ):
-        row[column] = latency_ms(row[source], start)
-    transcription_from = (
-        row["speech_stopped_s"]
-        if not math.isnan(row["speech_stopped_s"])
-        else (start if turn["trigger"] == "commit" else row["committed_s"])
+    transcription = [
+        transcription_columns(transcriptions.get((sid, item)), model)
+        for sid, item, model in zip(sids, user_items, models, strict=True)
+    ]
+    for column in (*TRANSCRIPTION_FLOAT_COLUMNS, "transcription_model"):
+        columns[column] = [t[column] for t in transcription]
+    for column, source in _LATENCIES:
+        columns[column] = list(map(latency_ms, columns[source], starts))
+    stopped, committed = columns["speech_stopped_s"], columns["committed_s"]
+    triggers = columns["trigger"]
+    since = [
+        stop if not math.isnan(stop) else (start if trigger == "commit" else commit)
+        for stop, start, trigger, commit in zip(stopped, starts, triggers, committed, strict=True)
+    ]
+    columns["latency_transcription_ms"] = list(map(latency_ms, columns["transcription_s"], since))
+    columns["latency_transcription_first_delta_ms"] = list(
+        map(latency_ms, columns["transcription_first_delta_s"], since)
     )
-    row["latency_transcription_ms"] = latency_ms(row["transcription_s"], transcription_from)
-    row["latency_transcription_first_delta_ms"] = latency_ms(
-        row["transcription_first_delta_s"], transcription_from
-    )
-    row["perceived_first_audio_ms"] = (
-        round(row["latency_first_audio_ms"] + silence_ms, 3) if turn["trigger"] == "vad" else _NAN
-    )
-    return row
+    columns["perceived_first_audio_ms"] = [
+        round(first + quiet, 3) if trigger == "vad" else _NAN
+        for first, quiet, trigger in zip(
+            columns["latency_first_audio_ms"], silence, triggers, strict=True
+        )
+    ]
+    return columns
+
+
+# What the walk gives of each turn's times, and the latencies from its start.
+_WALKED_TIMES = ("speech_started_s", "speech_stopped_s", "committed_s", "response_create_s")
+_LATENCIES = (
+    ("latency_response_created_ms", "response_created_s"),
+    ("latency_first_transcript_ms", "first_transcript_s"),
+    ("latency_first_audio_ms", "first_audio_s"),
+    ("latency_first_text_ms", "first_text_s"),
+    ("latency_response_done_ms", "response_done_s"),
+)
 
 
 def rows_of(table: pd.DataFrame) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from analyzer.cli import main as cli
-from analyzer.heard import HEARD_COLUMNS, Span, Voices, turn_heard
+from analyzer.heard import HEARD_COLUMNS, HEARD_INPUTS, Span, Voices, heard_columns, turn_heard
 
 CLEAN = (-20.0, -3.0, 0.0)  # rms, peak dBFS, clipped share
 
@@ -135,3 +135,24 @@ def test_planted_false_turn_the_server_vad_heard_nothing() -> None:
     assert turn_heard(row, spoken, set())["false_turn"] is False
     assert turn_heard(turn(trigger="commit"), spoken, set())["false_turn"] is None
     assert turn_heard(row, Voices(), set())["false_turn"] is None
+
+
+def test_turns_of_several_sessions_at_once_each_hear_their_own_session() -> None:
+    """heard_columns over a window: a session's turns pair only with its own spans, and a span
+    heard by one turn is not heard again by the next turn of the same session."""
+    a = Voices(user=[span(8.0, 10.0), span(11.2, 12.0)], first_voice={"r1": 10.75})
+    b = Voices(user=[span(9.0, 10.2)])
+    rows = [
+        {**turn(), "session_id": "a"},
+        {**turn(first_audio_s=13.0, response_id="r2"), "session_id": "a"},
+        {**turn(), "session_id": "b"},
+        {**turn(), "session_id": "c"},  # no speech found in this session
+    ]
+    turns = {c: [r.get(c) for r in rows] for c in HEARD_INPUTS}
+    found = heard_columns(turns, {"a": a, "b": b})
+    assert found["user_speech_end_s"][:3] == [10.0, 12.0, 10.2]
+    assert math.isnan(found["user_speech_end_s"][3])
+    assert found["latency_heard_first_audio_ms"][:3] == [500.0, 1000.0, 300.0]
+    assert found["first_voice_s"][0] == 10.75 and math.isnan(found["first_voice_s"][2])
+    assert found["barge_in_s"][0] == 11.2 and math.isnan(found["barge_in_s"][2])
+    assert found["talk_over_ms"] == [800.0, 0.0, 0.0, 0.0]  # 11.2 .. 12.0 over a's first reply
