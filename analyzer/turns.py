@@ -282,6 +282,13 @@ def _turn_columns(
         stop if not math.isnan(stop) else (start if trigger == "commit" else commit)
         for stop, start, trigger, commit in zip(stopped, starts, triggers, committed, strict=True)
     ]
+    # An end of speech at the very moment of the final transcript was known from the transcript
+    # itself (Gemini says nothing else with automatic activity detection): its latency is not
+    # measurable, rather than 0.
+    since = [
+        _NAN if at == final else at
+        for at, final in zip(since, columns["transcription_s"], strict=True)
+    ]
     columns["latency_transcription_ms"] = list(map(latency_ms, columns["transcription_s"], since))
     columns["latency_transcription_first_delta_ms"] = list(
         map(latency_ms, columns["transcription_first_delta_s"], since)
