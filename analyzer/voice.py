@@ -14,7 +14,7 @@ the share of samples at full scale (|x| >= CLIP_LEVEL: a clipping microphone).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +36,9 @@ def dbfs(value: float) -> float:
 @dataclass(frozen=True, slots=True)
 class VoiceMark:
     """Speech starting (``end`` False) or ending at ``sample`` on the stream's clock. An end
-    carries the span: its first sample and its levels."""
+    carries the span: its first sample and its levels. ``found``: the clock (samples analyzed)
+    when the detector found the mark, which tells a caller that fed a whole stream at once in
+    which chunk a chunk-by-chunk detector would have found it."""
 
     end: bool
     sample: int
@@ -44,15 +46,147 @@ class VoiceMark:
     rms_dbfs: float | None = None
     peak_dbfs: float | None = None
     clipped_share: float | None = None
+    found: int = field(default=0, compare=False)
 
 
 _VOICED_POWER = (FULL_SCALE * 10 ** (VOICE_DBFS / 20)) ** 2  # mean square of a voiced frame
-_Sums = tuple[float, float, float, float]  # sum of squares, samples, peak, clipped samples
+# Sums of a stretch of frames: squares, samples, peak, clipped samples. Frame energies are sums
+# of squared PCM16 values, exact integers in float64 (below 2**53): any order of adding them
+# gives the same sum, so a stream fed in chunks of any size measures the same levels.
+_Sums = tuple[float, float, float, float]
 _EMPTY: _Sums = (0.0, 0.0, 0.0, 0.0)
 
 
+class _Block:
+    """Whole frames of a stream (one row each, the last possibly short at a flush), their
+    energies and whether each is voiced: what :func:`track` follows spans over."""
+
+    def __init__(self, position: int, frames: npt.NDArray[np.int16]) -> None:
+        count, size = frames.shape
+        self.position, self.frames = position, frames
+        values = frames.astype(np.float64)
+        self.energies = np.einsum("ij,ij->i", values, values)
+        self.voiced = self.energies >= _VOICED_POWER * size
+        self.ends = position + size * np.arange(1, count + 1, dtype=np.int64)
+
+    def start(self, index: int) -> int:
+        return self.position + index * self.frames.shape[1]
+
+    def sums(self, first: int, stop: int) -> _Sums:
+        """Sums of frames ``first`` .. ``stop - 1``."""
+        if stop <= first:
+            return _EMPTY
+        rows = self.frames[first:stop]
+        peak = float(max(int(rows.max()), -int(rows.min())))
+        clipped = 0
+        if peak >= CLIP_LEVEL:  # counted only where some sample reaches full scale (rare)
+            clipped = int(np.count_nonzero((rows >= CLIP_LEVEL) | (rows <= -CLIP_LEVEL)))
+        squares = float(self.energies[first:stop].sum())
+        return (squares, float(rows.size), peak, float(clipped))
+
+
+@dataclass(slots=True)
+class _Open:
+    """The span still open after a block: its first voiced sample, the end of its last voiced
+    frame, whether its start was reported, its sums up to that end and of the unvoiced frames
+    since."""
+
+    start: int
+    last_end: int
+    started: bool
+    span: _Sums
+    gap: _Sums
+
+
+def track(
+    block: _Block, open_span: _Open | None, hangover: int, min_speech: int
+) -> tuple[list[VoiceMark], _Open | None]:
+    """The marks found in ``block`` (a span open before it given), and the span left open.
+
+    Vectorized over the block's frames, so one call over a whole stream and one call per chunk
+    find the same marks. Voiced frames are one span while the unvoiced audio between two of
+    them is shorter than ``hangover``; a span starts (is reported) at its first voiced frame
+    reaching ``min_speech`` from its start, and closes at the first unvoiced frame ending
+    ``hangover`` after its last voiced frame.
+    """
+    ends, count = block.ends, block.ends.size
+    voiced = np.flatnonzero(block.voiced)
+    # A voiced frame starts a new span when enough unvoiced audio came since the previous one.
+    prev, after = voiced[:-1], voiced[1:]
+    new = (after > prev + 1) & (ends[np.maximum(after - 1, 0)] - ends[prev] >= hangover)
+    firsts = [0, *(np.flatnonzero(new) + 1).tolist()] if voiced.size else []
+    marks: list[VoiceMark] = []
+    carried = open_span
+    if carried is not None and voiced.size:
+        k = int(voiced[0])
+        if k > 0 and int(ends[k - 1]) - carried.last_end >= hangover:
+            marks.extend(_closed(carried, block, hangover, 0) or ())  # closed before frame k
+            carried = None
+    elif carried is not None:  # no speech in the block: the open span ends in it or stays
+        end = _closed(carried, block, hangover, 0)
+        if end is not None:
+            return list(end), None
+        carried.gap = _merge(carried.gap, block.sums(0, count))
+        return marks, carried
+    voiced_ends = ends[voiced]
+    for g, first in enumerate(firsts):
+        stop = firsts[g + 1] if g + 1 < len(firsts) else voiced.size
+        last = int(voiced[stop - 1])
+        if g == 0 and carried is not None:
+            begin, span = 0, _merge(carried.span, carried.gap)
+            span_open = _Open(carried.start, carried.last_end, carried.started, span, _EMPTY)
+        else:
+            begin = int(voiced[first])
+            span_open = _Open(block.start(begin), 0, False, _EMPTY, _EMPTY)
+        span_open.span = _merge(span_open.span, block.sums(begin, last + 1))
+        span_open.last_end = int(ends[last])
+        if not span_open.started:
+            reach = first + int(
+                np.searchsorted(voiced_ends[first:stop], span_open.start + min_speech)
+            )
+            if reach < stop:
+                span_open.started = True
+                found = int(voiced_ends[reach])
+                marks.append(VoiceMark(False, span_open.start, span_open.start, found=found))
+        end = _closed(span_open, block, hangover, last + 1)
+        if end is not None:
+            marks.extend(end)
+            continue
+        span_open.gap = block.sums(last + 1, count)
+        return marks, span_open
+    return marks, None
+
+
+def _closed(span: _Open, block: _Block, hangover: int, after: int) -> tuple[VoiceMark, ...] | None:
+    """The span's end if an unvoiced frame from ``after`` on closes it in the block (a mark
+    only if its start was reported), else None."""
+    at = max(after, int(np.searchsorted(block.ends, span.last_end + hangover)))
+    if at >= block.ends.size:
+        return None
+    return _end(span, int(block.ends[at]))
+
+
+def _end(span: _Open, found: int) -> tuple[VoiceMark, ...]:
+    if not span.started:
+        return ()
+    squares, count, peak, clipped = span.span
+    return (
+        VoiceMark(
+            True,
+            span.last_end,
+            span.start,
+            rms_dbfs=round(dbfs(math.sqrt(squares / count)), 2),
+            peak_dbfs=round(dbfs(peak), 2),
+            clipped_share=round(clipped / count, 6),
+            found=found,
+        ),
+    )
+
+
 class VoiceDetector:
-    """One stream's detector; :meth:`feed` PCM16 samples in order, :meth:`flush` at its end."""
+    """One stream's detector; :meth:`feed` PCM16 samples in order, :meth:`flush` at its end.
+    Fed chunk by chunk (the recorder's writer) or a whole stream at once (decoding an old
+    capture), it finds the same marks: every chunk's whole frames go through :func:`track`."""
 
     def __init__(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
@@ -61,12 +195,7 @@ class VoiceDetector:
         self.min_speech = rate_hz * MIN_SPEECH_MS // 1000
         self.position = 0  # samples analyzed: the clock of the marks
         self._left = np.zeros(0, np.int16)  # samples short of a whole frame
-        self._start: int | None = None  # where the open span's first voiced frame starts
-        self._last_end = 0  # where its last voiced frame ends
-        self._started = False  # the open span is long enough: its start was reported
-        # The open span's sums up to its last voiced frame, and of the unvoiced frames since.
-        self._span = _EMPTY
-        self._gap = _EMPTY
+        self._open: _Open | None = None
 
     @property
     def fed(self) -> int:
@@ -81,9 +210,12 @@ class VoiceDetector:
         data = np.concatenate([self._left, samples]) if self._left.size else samples
         whole = data.size - data.size % self.frame
         self._left = data[whole:].copy()
-        if whole == 0:
-            return []
-        return self._frames(data[:whole].reshape(-1, self.frame))
+        marks: list[VoiceMark] = []
+        step = self.frame * _BLOCK_FRAMES  # bounded blocks: a long stream's energies
+        for at in range(0, whole, step):
+            stop = min(whole, at + step)
+            marks.extend(self._frames(data[at:stop].reshape(-1, self.frame)))
+        return marks
 
     def skip(self, count: int) -> list[VoiceMark]:
         """Samples whose audio is not known (dropped, undecodable): any open span ends before
@@ -99,65 +231,21 @@ class VoiceDetector:
         if self._left.size:
             left, self._left = self._left, np.zeros(0, np.int16)
             marks = self._frames(left.reshape(1, -1))
-        marks.extend(self._close())
+        if self._open is not None:
+            marks.extend(_end(self._open, self.position))
+            self._open = None
         return marks
 
     def _frames(self, samples: npt.NDArray[np.int16]) -> list[VoiceMark]:
-        count, size = samples.shape
-        values = samples.astype(np.float64)
-        energies = np.einsum("ij,ij->i", values, values)
-        voiced = energies >= _VOICED_POWER * size
-        marks: list[VoiceMark] = []
-        if self._start is None and not voiced.any():  # silence: nothing to follow
-            self.position += count * size
-            return marks
-        # Plain Python numbers for the loop (numpy scalars cost more than they save here).
-        squares = energies.tolist()
-        magnitude = np.abs(values, out=values)
-        peaks = magnitude.max(axis=1).tolist()
-        clipped = [0] * count  # counted only where some sample reaches full scale (rare)
-        if max(peaks) >= CLIP_LEVEL:
-            clipped = (magnitude >= CLIP_LEVEL).sum(axis=1).tolist()
-        for i, is_voiced in enumerate(voiced.tolist()):
-            at = self.position + i * size
-            sums = (squares[i], float(size), peaks[i], float(clipped[i]))
-            if is_voiced:
-                if self._start is None:
-                    self._start, self._span, self._gap = at, _EMPTY, _EMPTY
-                elif self._gap[1]:
-                    self._span = _merge(self._span, self._gap)
-                    self._gap = _EMPTY
-                self._span = _merge(self._span, sums)
-                self._last_end = at + size
-                if not self._started and self._last_end - self._start >= self.min_speech:
-                    self._started = True
-                    marks.append(VoiceMark(False, self._start, self._start))
-            elif self._start is not None:
-                self._gap = _merge(self._gap, sums)
-                if at + size - self._last_end >= self.hangover:
-                    marks.extend(self._close())
-        self.position += count * size
+        block = _Block(self.position, samples)
+        self.position += samples.size
+        if self._open is None and not block.voiced.any():  # silence: nothing to follow
+            return []
+        marks, self._open = track(block, self._open, self.hangover, self.min_speech)
         return marks
 
-    def _close(self) -> list[VoiceMark]:
-        """End the open span (reported only if it was long enough to be speech)."""
-        if self._start is None:
-            return []
-        start, started, span = self._start, self._started, self._span
-        self._start, self._started, self._span, self._gap = None, False, _EMPTY, _EMPTY
-        if not started:
-            return []
-        squares, count, peak, clipped = span
-        return [
-            VoiceMark(
-                True,
-                self._last_end,
-                start,
-                rms_dbfs=round(dbfs(math.sqrt(squares / count)), 2),
-                peak_dbfs=round(dbfs(peak), 2),
-                clipped_share=round(clipped / count, 6),
-            )
-        ]
+
+_BLOCK_FRAMES = 4096  # frames analyzed at once
 
 
 def _merge(a: _Sums, b: _Sums) -> _Sums:
