@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from analyzer.jsonio import loads_json
 from analyzer.protocols import Event, Frame, adapter_for
 from analyzer.schema import EVENT_STRUCT
-from analyzer.voice_events import SessionVoices
+from analyzer.voice_batch import BatchVoices
 
 # The frame columns every event row carries.
 FRAME_KEYS: tuple[str, ...] = ("session_id", "seq", "time_s", "direction")
@@ -107,14 +107,15 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
     current: str | None = None
     decoder: Any = None
     needs_event: Any = None
-    voices = SessionVoices()
+    voices = BatchVoices()
     for i, session_id in enumerate(session_ids):
         if session_id != current or decoder is None:
+            _add_voices(out, voices)
             current = session_id
             facts = sessions.get(session_id, {})
             adapter = adapter_for(facts)
             decoder, needs_event = adapter.decoder(facts), adapter.needs_event
-            voices = SessionVoices()
+            voices = BatchVoices()
         event_type = columns["event_type"][i]
         content = columns["content"][i] if "content" in columns else None
         event: Any = {}
@@ -137,9 +138,17 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
         )
         events = decoder.feed(frame)
         samples = audio[i] if audio is not None else None
-        events.extend(voices.feed(frame.time_s, events, samples))
+        voices.feed_row(i, frame.time_s, events, samples)
         out.append(events)
+    _add_voices(out, voices)
     return out
+
+
+def _add_voices(per_frame: list[list[Event]], voices: BatchVoices) -> None:
+    """A session's speech found in its audio (VOICE_START/END), after each frame's own events
+    in the order the recorder's writer finds it (its voice pass, run at once per stream)."""
+    for row, _, _, event in sorted(voices.events(), key=lambda found: found[:3]):
+        per_frame[row].append(event)
 
 
 def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:

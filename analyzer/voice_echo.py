@@ -189,12 +189,26 @@ class EchoWatch:
         user = self._user.span(start, end)
         if user is None:
             return
-        found = echo_match(decimate(user, rate), decimate(self._reply.data(), self._reply.rate_hz))
-        if found is None:
-            return
-        score, offset = found
-        reply_s = self._reply.time_at(offset * max(1, round(self._reply.rate_hz / RATE_HZ)))
-        self._score = (round(score, 4), round((start_s - reply_s) * 1000, 3))
+        reply = self._reply
+        self._score = span_echo(user, rate, reply.data(), reply.rate_hz, reply.time_at, start_s)
+
+
+def span_echo(
+    user: Samples,
+    rate_hz: int,
+    reply: Samples,
+    reply_rate_hz: int,
+    reply_time_at: Callable[[int], float],
+    start_s: float,
+) -> tuple[float, float] | None:
+    """A user span's (echo score, delay ms) against the reply audio held (``reply_time_at``:
+    when the chunk holding a sample of it passed the proxy); None when nothing compares."""
+    found = echo_match(decimate(user, rate_hz), decimate(reply, reply_rate_hz))
+    if found is None:
+        return None
+    score, offset = found
+    reply_s = reply_time_at(offset * max(1, round(reply_rate_hz / RATE_HZ)))
+    return round(score, 4), round((start_s - reply_s) * 1000, 3)
 
 
 def _when(time_of: Callable[[int], float | None], mark: VoiceMark) -> float:

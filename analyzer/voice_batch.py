@@ -1,0 +1,249 @@
+"""VOICE_START / VOICE_END of a whole session at once, for captures recorded without events.
+
+Decoding an old capture (:mod:`analyzer.events`) feeds :class:`BatchVoices` every frame as the
+recorder's writer feeds :class:`~analyzer.voice_events.SessionVoices` (it is that class: the
+same streams, pauses and flushes), but its streams only record their chunks. :meth:`events`
+then runs each stream's detector over all its audio between two flushes in one call (numpy over
+the whole stretch instead of a few calls per 20 ms chunk: ~10x less CPU) and gives each mark
+what the chunk-by-chunk pass gives it: the frame and place of the chunk whose audio completed
+the 10 ms frame that decided it (:attr:`VoiceMark.found`), the time of the chunk holding its
+sample among the stream's last chunks, and a user span's echo score, measured when the writer
+measures it, against the reply audio the writer holds then (replayed through the same ring).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from analyzer.voice import VoiceDetector, VoiceMark, pcm16_samples
+from analyzer.voice_echo import MIN_WINDOW_S, RING_S, WINDOW_S, _Ring, span_echo
+from analyzer.voice_events import (
+    _CHUNKS_KEPT,
+    PAUSE_S,
+    AudioStream,
+    Event,
+    SessionVoices,
+    voice_event,
+)
+
+Samples = npt.NDArray[np.int16]
+# A user span's echo measurement: (seq, operation, stream, its end, first sample, end sample,
+# start time).
+_Measure = tuple[int, int, "_Recorded", "_Found", int, int, float]
+_READABLE = ("pcm16", "g711_ulaw", "g711_alaw")
+
+
+@dataclass(slots=True)
+class _Found:
+    """A mark and where the chunk-by-chunk pass finds it: the stream's operation (chunk or
+    flush) and the last chunk fed by then."""
+
+    op: int
+    chunk: int
+    mark: VoiceMark
+    event: Event | None = None
+
+
+class _Recorded:
+    """A stream whose chunks are kept to be analyzed at once (stands for ``_Stream``)."""
+
+    def __init__(
+        self, voices: BatchVoices, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any
+    ) -> None:
+        self.voices, self.role, self.reply_id, self.base_ms = voices, role, reply_id, base_ms
+        self.encoding, self.rate_hz = fmt
+        self.ops: list[tuple[int, int, int]] = []  # (seq, row, chunk index; -1: a flush)
+        self.audio: list[bytes | None] = []  # each chunk's audio (None: not known)
+        self.counts: list[int] = []  # its samples on the stream's clock
+        self.times: list[float] = []
+        self.chunk_op: list[int] = []
+        self.ends = np.zeros(0, np.int64)  # the clock after each chunk
+        self.op_last = self.ends  # the last chunk fed by each operation (-1: none yet)
+        self.last_unknown = self.ends  # the last chunk of unknown audio up to each chunk
+        self.segments: list[tuple[int, Samples]] = []  # (first position, samples) analyzed
+
+    def chunk(self, audio: bytes | None, size: int, time_s: float) -> list[Event]:
+        seq = self.voices.next_seq()
+        if self.encoding not in _READABLE:
+            audio = None
+        self.chunk_op.append(len(self.ops))
+        self.ops.append((seq, self.voices.row, len(self.audio)))
+        self.audio.append(audio)
+        self.counts.append(size // (2 if self.encoding == "pcm16" else 1))
+        self.times.append(time_s)
+        if self.role != "user":
+            self.voices.replies.append((seq, audio, self.encoding, self.rate_hz, time_s))
+        return []
+
+    def flush(self) -> list[Event]:
+        self.ops.append((self.voices.next_seq(), self.voices.row, -1))
+        return []
+
+    def detect(self) -> list[_Found]:
+        """The stream's marks, found as the writer's detector finds them chunk by chunk."""
+        self.ends = np.cumsum(np.asarray(self.counts, np.int64))
+        chunks = np.asarray([c for _, _, c in self.ops], np.int64)
+        self.op_last = np.maximum.accumulate(chunks) if chunks.size else chunks
+        unknown = np.asarray([a is None for a in self.audio], bool)
+        index = np.arange(unknown.size)
+        self.last_unknown = np.maximum.accumulate(np.where(unknown, index, -1))
+        detector = VoiceDetector(self.rate_hz)
+        found: list[_Found] = []
+        pending: list[int] = []  # chunks fed since the last flush, not analyzed yet
+        last = -1
+        for op, (_, _, chunk) in enumerate(self.ops):
+            if chunk >= 0 and last >= 0 and self.times[chunk] - self.times[last] > PAUSE_S:
+                found += self._feed(detector, pending)  # a pause: the writer flushes
+                found += [_Found(op, chunk, m) for m in detector.flush()]
+            if chunk < 0:
+                found += self._feed(detector, pending)
+                found += [_Found(op, last, m) for m in detector.flush()]
+                continue
+            last = chunk
+            if self.audio[chunk] is None:
+                found += self._feed(detector, pending)
+                found += [_Found(op, chunk, m) for m in detector.skip(self.counts[chunk])]
+            else:
+                pending.append(chunk)
+        found += self._feed(detector, pending)  # a session's end flushes nothing (as live)
+        return found
+
+    def _feed(self, detector: VoiceDetector, pending: list[int]) -> list[_Found]:
+        if not pending:
+            return []
+        chunks = [self.audio[c] or b"" for c in pending]
+        if self.encoding == "pcm16" and any(len(c) % 2 for c in chunks):  # odd bytes dropped
+            chunks = [c[: len(c) - len(c) % 2] for c in chunks]
+        samples = pcm16_samples(b"".join(chunks), self.encoding)
+        assert samples is not None
+        self.segments.append((detector.fed, samples))
+        first = pending[0]
+        pending.clear()
+        out = []
+        for mark in detector.feed(samples):  # in the chunk that completed the deciding frame
+            chunk = first + int(np.searchsorted(self.ends[first:], mark.found))
+            out.append(_Found(self.chunk_op[chunk], chunk, mark))
+        return out
+
+    def time_of(self, sample: int, chunk: int) -> float | None:
+        """``_Stream._time_of`` after ``chunk``: the first of the last chunks kept that holds
+        ``sample``, else the last chunk."""
+        if chunk < 0:
+            return None
+        at = int(np.searchsorted(self.ends, sample, side="right"))
+        return self.times[min(max(at, chunk - _CHUNKS_KEPT + 1), chunk)]
+
+    def samples(self, start: int, end: int) -> Samples:
+        """The stream's known samples ``start`` .. ``end`` (within one stretch of them)."""
+        parts = [
+            data[max(0, start - at) : max(0, end - at)]
+            for at, data in self.segments
+            if at < end and at + data.size > start
+        ]
+        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+
+    def held_from(self, op: int) -> int | None:
+        """The first position the user's echo ring (``EchoWatch._user``) holds after ``op``:
+        from the latest unknown audio on, the shortest run of the last chunks holding at least
+        two windows (``_Ring.append``), None when it holds nothing."""
+        last = int(self.op_last[op])
+        if last < 0:
+            return None
+        lost = int(self.last_unknown[last])  # the ring is emptied by unknown audio
+        base = int(self.ends[lost]) if lost >= 0 else 0
+        if int(self.ends[last]) == base:
+            return None
+        limit = 2 * WINDOW_S * self.rate_hz
+        first = max(lost + 1, int(np.searchsorted(self.ends, self.ends[last] - limit, "right")))
+        return int(self.ends[first]) - self.counts[first]
+
+    def pos_after(self, op: int) -> int:
+        last = int(self.op_last[op])
+        return int(self.ends[last]) if last >= 0 else 0
+
+
+class BatchVoices(SessionVoices):
+    """A session's voice events found at once: fed each frame as ``SessionVoices`` (with the
+    frame's row), its events come out at the end (:meth:`events`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.streams: list[_Recorded] = []
+        self.replies: list[tuple[int, bytes | None, str, int, float]] = []
+        self.row = 0
+        self._seq = 0
+
+    def stream(self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any) -> AudioStream:
+        self.streams.append(_Recorded(self, role, fmt, base_ms, reply_id))
+        return self.streams[-1]
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def feed_row(self, row: int, time_s: float, events: list[Event], audio: bytes | None) -> None:
+        self.row = row
+        self.feed(time_s, events, audio)
+
+    def events(self) -> list[tuple[int, int, int, Event]]:
+        """(row, seq, place, event) of each voice event: its frame, and its order there."""
+        out: list[tuple[int, int, int, Event]] = []
+        scores: list[_Measure] = []
+        for stream in self.streams:
+            found = stream.detect()
+            starts: dict[int, _Found] = {}
+            for place, item in enumerate(found):
+                mark = item.mark
+                at_s = stream.time_of(mark.sample - 1 if mark.end else mark.sample, item.chunk)
+                item.event = voice_event(stream, mark, at_s, None)
+                seq, row, _ = stream.ops[item.op]
+                out.append((row, seq, place, item.event))
+                if stream.role != "user":
+                    continue
+                if not mark.end:
+                    starts[mark.start_sample] = item
+                elif mark.start_sample in starts:
+                    scores.append(_measure(stream, starts[mark.start_sample], item))
+        self._score(scores)
+        return out
+
+    def _score(self, scores: list[_Measure]) -> None:
+        """Echo scores, in the order the writer measures them, against its reply ring then."""
+        ring = _Ring(RING_S)
+        replies = iter(self.replies)
+        pending = next(replies, None)
+        for seq, op, stream, end, start, stop, start_s in sorted(scores, key=lambda s: s[0]):
+            while pending is not None and pending[0] < seq:
+                _, audio, encoding, rate, time_s = pending
+                data = pcm16_samples(audio, encoding) if audio is not None else None
+                ring.append(data, 0 if data is None else data.size, rate, time_s)
+                pending = next(replies, None)
+            if not ring.rate_hz or stop - start < MIN_WINDOW_S * stream.rate_hz:
+                continue
+            held = stream.held_from(op)
+            if held is None or start < held:
+                continue
+            user = stream.samples(start, stop)
+            echo = span_echo(user, stream.rate_hz, ring.data(), ring.rate_hz, ring.time_at, start_s)
+            if echo is not None and end.event is not None:
+                end.event["echo_score"], end.event["echo_delay_ms"] = echo
+
+
+def _measure(stream: _Recorded, start: _Found, end: _Found) -> _Measure:
+    """When the writer's echo watch measures a user span (``EchoWatch.user_audio``): at the
+    first operation from its start's on where the clock passed a window past its start, or at
+    its end; and what."""
+    first = start.mark.start_sample
+    window = int(WINDOW_S * stream.rate_hz)
+    op, stop = end.op, min(end.mark.sample, first + window)
+    for at in range(start.op, end.op):
+        if stream.pos_after(at) >= first + window:
+            op, stop = at, first + window
+            break
+    at_s = start.event["at_s"] if start.event is not None else None
+    start_s = float("nan") if at_s is None else float(at_s)
+    return stream.ops[op][0], op, stream, end, first, stop, start_s
