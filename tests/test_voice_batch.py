@@ -36,7 +36,8 @@ def clipping(ms: int) -> np.ndarray:
 
 def pieces(audio: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
     """``audio`` cut in chunks of the ``sizes`` in turn (none on a 10 ms frame boundary)."""
-    out, at = [], 0
+    out: list[np.ndarray] = []
+    at = 0
     for size in itertools.cycle(sizes):
         if at >= audio.size:
             return out
