@@ -101,7 +101,7 @@ def _field(events: pa.StructArray, name: str, kind: pa.DataType) -> pa.Array:
 def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:
     """Each frame's events, decoded by its session's adapter (frames sorted by session, seq)."""
     out: list[list[Event]] = []
-    columns = {c: frames.column(c).to_pylist() for c in DECODE_COLUMNS if c in frames.column_names}
+    columns = {c: _pylist(frames.column(c)) for c in DECODE_COLUMNS if c in frames.column_names}
     audio = frames.column("audio").to_pylist() if "audio" in frames.column_names else None
     session_ids = columns["session_id"]
     current: str | None = None
@@ -153,14 +153,22 @@ def _add_voices(per_frame: list[list[Event]], voices: BatchVoices) -> None:
 
 def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     per_frame = decode_frames(frames, sessions)
-    keys = {c: frames.column(c).to_pylist() for c in FRAME_KEYS}
-    rows: list[dict[str, Any]] = []
-    for i, events in enumerate(per_frame):
-        for event in events:
-            row = {c: keys[c][i] for c in FRAME_KEYS}
-            row.update(event)
-            rows.append(row)
-    return pa.Table.from_pylist(rows, schema=EVENT_TABLE_SCHEMA)
+    # As a capture's recorded events (Arrow converts the dicts), flattened as those are.
+    keys = frames.select(list(FRAME_KEYS))
+    return _flatten(keys.append_column("events", events_column(per_frame)))
+
+
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values; a dictionary-encoded one (session ids, event types) through its
+    dictionary, each distinct string made once (pyarrow's own conversion: ~40x slower)."""
+    if not pa.types.is_dictionary(column.type):
+        return column.to_pylist()
+    out: list[Any] = []
+    for chunk in column.chunks:
+        values = [*chunk.dictionary.to_pylist(), None]
+        indices = chunk.indices.fill_null(len(values) - 1).to_pylist()
+        out.extend([values[i] for i in indices])
+    return out
 
 
 def events_column(per_frame: list[list[Event]]) -> pa.Array:
