@@ -56,77 +56,86 @@ class _Recorded:
     ) -> None:
         self.voices, self.role, self.reply_id, self.base_ms = voices, role, reply_id, base_ms
         self.encoding, self.rate_hz = fmt
-        self.ops: list[tuple[int, int, int]] = []  # (seq, row, chunk index; -1: a flush)
-        self.audio: list[bytes | None] = []  # each chunk's audio (None: not known)
-        self.counts: list[int] = []  # its samples on the stream's clock
-        self.times: list[float] = []
-        self.chunk_op: list[int] = []
+        self.width = 2 if self.encoding == "pcm16" else 1  # bytes a sample
+        self.readable = self.encoding in _READABLE
+        # Each chunk and flush in order: (seq, row, audio, samples, time); a flush has -1
+        # samples. One tuple a chunk: what the writer's loop costs here, nothing more.
+        self.ops: list[tuple[int, int, bytes | None, int, float]] = []
         self.ends = np.zeros(0, np.int64)  # the clock after each chunk
         self.op_last = self.ends  # the last chunk fed by each operation (-1: none yet)
         self.last_unknown = self.ends  # the last chunk of unknown audio up to each chunk
         self.segments: list[tuple[int, Samples]] = []  # (first position, samples) analyzed
 
     def chunk(self, audio: bytes | None, size: int, time_s: float) -> list[Event]:
-        seq = self.voices.next_seq()
-        if self.encoding not in _READABLE:
+        voices = self.voices
+        voices.seq += 1
+        if not self.readable:
             audio = None
-        self.chunk_op.append(len(self.ops))
-        self.ops.append((seq, self.voices.row, len(self.audio)))
-        self.audio.append(audio)
-        self.counts.append(size // (2 if self.encoding == "pcm16" else 1))
-        self.times.append(time_s)
+        self.ops.append((voices.seq, voices.row, audio, size // self.width, time_s))
         if self.role != "user":
-            self.voices.replies.append((seq, audio, self.encoding, self.rate_hz, time_s))
+            voices.replies.append((voices.seq, audio, self.encoding, self.rate_hz, time_s))
         return []
 
     def flush(self) -> list[Event]:
-        self.ops.append((self.voices.next_seq(), self.voices.row, -1))
+        self.voices.seq += 1
+        self.ops.append((self.voices.seq, self.voices.row, None, -1, 0.0))
         return []
 
     def detect(self) -> list[_Found]:
-        """The stream's marks, found as the writer's detector finds them chunk by chunk."""
-        self.ends = np.cumsum(np.asarray(self.counts, np.int64))
-        chunks = np.asarray([c for _, _, c in self.ops], np.int64)
-        self.op_last = np.maximum.accumulate(chunks) if chunks.size else chunks
+        """The stream's marks, found as the writer's detector finds them chunk by chunk: its
+        chunks fed at once between the points where the writer's detector flushes (a flush, a
+        pause, audio not known)."""
+        counts = np.asarray([op[3] for op in self.ops], np.int64)
+        is_chunk = counts >= 0
+        self.chunk_op = np.flatnonzero(is_chunk)
+        self.audio = [self.ops[op][2] for op in self.chunk_op.tolist()]
+        self.counts = counts[is_chunk]
+        self.times = np.asarray([self.ops[op][4] for op in self.chunk_op.tolist()], np.float64)
+        self.ends = np.cumsum(self.counts)
+        chunk_of_op = np.cumsum(is_chunk) - 1  # the last chunk fed by each operation
+        self.op_last = chunk_of_op
         unknown = np.asarray([a is None for a in self.audio], bool)
         index = np.arange(unknown.size)
         self.last_unknown = np.maximum.accumulate(np.where(unknown, index, -1))
+        paused = np.zeros(unknown.size, bool)
+        paused[1:] = self.times[1:] - self.times[:-1] > PAUSE_S
+        stops = ~is_chunk
+        stops[self.chunk_op] = paused | unknown
         detector = VoiceDetector(self.rate_hz)
         found: list[_Found] = []
-        pending: list[int] = []  # chunks fed since the last flush, not analyzed yet
-        last = -1
-        for op, (_, _, chunk) in enumerate(self.ops):
-            if chunk >= 0 and last >= 0 and self.times[chunk] - self.times[last] > PAUSE_S:
-                found += self._feed(detector, pending)  # a pause: the writer flushes
+        begin = 0  # the first chunk not fed yet
+        for op in np.flatnonzero(stops).tolist():
+            chunk = int(chunk_of_op[op])
+            if counts[op] < 0:  # a flush: after the chunks before it
+                found += self._feed(detector, begin, chunk + 1)
                 found += [_Found(op, chunk, m) for m in detector.flush()]
-            if chunk < 0:
-                found += self._feed(detector, pending)
-                found += [_Found(op, last, m) for m in detector.flush()]
+                begin = chunk + 1
                 continue
-            last = chunk
-            if self.audio[chunk] is None:
-                found += self._feed(detector, pending)
-                found += [_Found(op, chunk, m) for m in detector.skip(self.counts[chunk])]
-            else:
-                pending.append(chunk)
-        found += self._feed(detector, pending)  # a session's end flushes nothing (as live)
+            found += self._feed(detector, begin, chunk)
+            if paused[chunk]:  # the stream paused before this chunk: the writer flushed
+                found += [_Found(op, chunk, m) for m in detector.flush()]
+            begin = chunk
+            if unknown[chunk]:
+                found += [_Found(op, chunk, m) for m in detector.skip(int(self.counts[chunk]))]
+                begin = chunk + 1
+        found += self._feed(detector, begin, len(self.audio))  # a session's end flushes nothing
         return found
 
-    def _feed(self, detector: VoiceDetector, pending: list[int]) -> list[_Found]:
-        if not pending:
+    def _feed(self, detector: VoiceDetector, first: int, stop: int) -> list[_Found]:
+        """Chunks ``first`` .. ``stop - 1`` fed at once; each mark in the chunk whose audio
+        completed the frame that decided it, as the writer finds it."""
+        if stop <= first:
             return []
-        chunks = [self.audio[c] or b"" for c in pending]
-        if self.encoding == "pcm16" and any(len(c) % 2 for c in chunks):  # odd bytes dropped
+        chunks = [a or b"" for a in self.audio[first:stop]]
+        if self.width == 2 and any(len(c) % 2 for c in chunks):  # a chunk's odd byte dropped
             chunks = [c[: len(c) - len(c) % 2] for c in chunks]
         samples = pcm16_samples(b"".join(chunks), self.encoding)
         assert samples is not None
         self.segments.append((detector.fed, samples))
-        first = pending[0]
-        pending.clear()
         out = []
-        for mark in detector.feed(samples):  # in the chunk that completed the deciding frame
-            chunk = first + int(np.searchsorted(self.ends[first:], mark.found))
-            out.append(_Found(self.chunk_op[chunk], chunk, mark))
+        for mark in detector.feed(samples):
+            chunk = first + int(np.searchsorted(self.ends[first:stop], mark.found))
+            out.append(_Found(int(self.chunk_op[chunk]), chunk, mark))
         return out
 
     def time_of(self, sample: int, chunk: int) -> float | None:
@@ -135,7 +144,7 @@ class _Recorded:
         if chunk < 0:
             return None
         at = int(np.searchsorted(self.ends, sample, side="right"))
-        return self.times[min(max(at, chunk - _CHUNKS_KEPT + 1), chunk)]
+        return float(self.times[min(max(at, chunk - _CHUNKS_KEPT + 1), chunk)])
 
     def samples(self, start: int, end: int) -> Samples:
         """The stream's known samples ``start`` .. ``end`` (within one stretch of them)."""
@@ -159,7 +168,7 @@ class _Recorded:
             return None
         limit = 2 * WINDOW_S * self.rate_hz
         first = max(lost + 1, int(np.searchsorted(self.ends, self.ends[last] - limit, "right")))
-        return int(self.ends[first]) - self.counts[first]
+        return int(self.ends[first] - self.counts[first])
 
     def pos_after(self, op: int) -> int:
         last = int(self.op_last[op])
@@ -175,15 +184,11 @@ class BatchVoices(SessionVoices):
         self.streams: list[_Recorded] = []
         self.replies: list[tuple[int, bytes | None, str, int, float]] = []
         self.row = 0
-        self._seq = 0
+        self.seq = 0  # operations so far, all streams: the writer's order
 
     def stream(self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any) -> AudioStream:
         self.streams.append(_Recorded(self, role, fmt, base_ms, reply_id))
         return self.streams[-1]
-
-    def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
 
     def feed_row(self, row: int, time_s: float, events: list[Event], audio: bytes | None) -> None:
         self.row = row
@@ -200,7 +205,7 @@ class BatchVoices(SessionVoices):
                 mark = item.mark
                 at_s = stream.time_of(mark.sample - 1 if mark.end else mark.sample, item.chunk)
                 item.event = voice_event(stream, mark, at_s, None)
-                seq, row, _ = stream.ops[item.op]
+                seq, row = stream.ops[item.op][:2]
                 out.append((row, seq, place, item.event))
                 if stream.role != "user":
                     continue
