@@ -67,10 +67,28 @@ class _Block:
         values = frames.astype(np.float64)
         self.energies = np.einsum("ij,ij->i", values, values)
         self.voiced = self.energies >= _VOICED_POWER * size
-        self.ends = position + size * np.arange(1, count + 1, dtype=np.int64)
+        self.count, self.size = count, size
 
-    def start(self, index: int) -> int:
-        return self.position + index * self.frames.shape[1]
+    def end(self, index: int) -> int:
+        """Where frame ``index`` ends on the clock."""
+        return self.position + (index + 1) * self.size
+
+    def reaching(self, sample: int, first: int) -> int:
+        """The first frame from ``first`` on that ends at or after ``sample``."""
+        return max(first, -(-(sample - self.position) // self.size) - 1)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The voiced frames as runs [first, stop)."""
+        if self.count <= 16:  # a chunk's few frames: plain Python is cheaper than numpy calls
+            flags = self.voiced.tolist()
+            return [
+                (i, next((j for j in range(i, self.count) if not flags[j]), self.count))
+                for i in range(self.count)
+                if flags[i] and (i == 0 or not flags[i - 1])
+            ]
+        edges = np.diff(self.voiced.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts, stops = np.flatnonzero(edges > 0).tolist(), np.flatnonzero(edges < 0).tolist()
+        return list(zip(starts, stops, strict=True))
 
     def sums(self, first: int, stop: int) -> _Sums:
         """Sums of frames ``first`` .. ``stop - 1``."""
@@ -99,71 +117,55 @@ class _Open:
 
 
 def track(
-    block: _Block, open_span: _Open | None, hangover: int, min_speech: int
+    block: _Block, span: _Open | None, hangover: int, min_speech: int
 ) -> tuple[list[VoiceMark], _Open | None]:
-    """The marks found in ``block`` (a span open before it given), and the span left open.
+    """The marks found in ``block`` (``span``: the span open before it), and the span left open.
 
-    Vectorized over the block's frames, so one call over a whole stream and one call per chunk
-    find the same marks. Voiced frames are one span while the unvoiced audio between two of
-    them is shorter than ``hangover``; a span starts (is reported) at its first voiced frame
-    reaching ``min_speech`` from its start, and closes at the first unvoiced frame ending
-    ``hangover`` after its last voiced frame.
+    One step per run of voiced frames, whatever the block's length, so one call over a whole
+    stream and one call per chunk find the same marks. Voiced frames are one span while the
+    unvoiced audio between two of them is shorter than ``hangover``; a span starts (is
+    reported) at its first voiced frame reaching ``min_speech`` from its start, and closes at
+    the first unvoiced frame ending ``hangover`` after its last voiced frame.
     """
-    ends, count = block.ends, block.ends.size
-    voiced = np.flatnonzero(block.voiced)
-    # A voiced frame starts a new span when enough unvoiced audio came since the previous one.
-    prev, after = voiced[:-1], voiced[1:]
-    new = (after > prev + 1) & (ends[np.maximum(after - 1, 0)] - ends[prev] >= hangover)
-    firsts = [0, *(np.flatnonzero(new) + 1).tolist()] if voiced.size else []
     marks: list[VoiceMark] = []
-    carried = open_span
-    if carried is not None and voiced.size:
-        k = int(voiced[0])
-        if k > 0 and int(ends[k - 1]) - carried.last_end >= hangover:
-            marks.extend(_closed(carried, block, hangover, 0) or ())  # closed before frame k
-            carried = None
-    elif carried is not None:  # no speech in the block: the open span ends in it or stays
-        end = _closed(carried, block, hangover, 0)
-        if end is not None:
-            return list(end), None
-        carried.gap = _merge(carried.gap, block.sums(0, count))
-        return marks, carried
-    voiced_ends = ends[voiced]
-    for g, first in enumerate(firsts):
-        stop = firsts[g + 1] if g + 1 < len(firsts) else voiced.size
-        last = int(voiced[stop - 1])
-        if g == 0 and carried is not None:
-            begin, span = 0, _merge(carried.span, carried.gap)
-            span_open = _Open(carried.start, carried.last_end, carried.started, span, _EMPTY)
-        else:
-            begin = int(voiced[first])
-            span_open = _Open(block.start(begin), 0, False, _EMPTY, _EMPTY)
-        span_open.span = _merge(span_open.span, block.sums(begin, last + 1))
-        span_open.last_end = int(ends[last])
-        if not span_open.started:
-            reach = first + int(
-                np.searchsorted(voiced_ends[first:stop], span_open.start + min_speech)
-            )
+    begin, last = 0, -1  # the span's first frame in this block, its last voiced one here
+    for first, stop in block.runs():
+        if span is not None and first > last + 1:  # unvoiced frames since its last voiced one
+            closing = block.reaching(span.last_end + hangover, last + 1)
+            if closing < first:
+                marks.extend(_end(_with_block(span, block, begin, last), block.end(closing)))
+                span = None
+        if span is None:
+            span = _Open(block.position + first * block.size, 0, False, _EMPTY, _EMPTY)
+            begin = first
+        last = stop - 1
+        span.last_end = block.end(last)
+        if not span.started:
+            reach = block.reaching(span.start + min_speech, first)
             if reach < stop:
-                span_open.started = True
-                found = int(voiced_ends[reach])
-                marks.append(VoiceMark(False, span_open.start, span_open.start, found=found))
-        end = _closed(span_open, block, hangover, last + 1)
-        if end is not None:
-            marks.extend(end)
-            continue
-        span_open.gap = block.sums(last + 1, count)
-        return marks, span_open
-    return marks, None
+                span.started = True
+                marks.append(VoiceMark(False, span.start, span.start, found=block.end(reach)))
+    if span is None:
+        return marks, None
+    closing = block.reaching(span.last_end + hangover, last + 1)
+    if closing < block.count:
+        marks.extend(_end(_with_block(span, block, begin, last), block.end(closing)))
+        return marks, None
+    if last < 0:  # no speech in the block: all of it is the gap after the span's last voice
+        span.gap = _merge(span.gap, block.sums(0, block.count))
+        return marks, span
+    span = _with_block(span, block, begin, last)
+    span.gap = block.sums(last + 1, block.count)
+    return marks, span
 
 
-def _closed(span: _Open, block: _Block, hangover: int, after: int) -> tuple[VoiceMark, ...] | None:
-    """The span's end if an unvoiced frame from ``after`` on closes it in the block (a mark
-    only if its start was reported), else None."""
-    at = max(after, int(np.searchsorted(block.ends, span.last_end + hangover)))
-    if at >= block.ends.size:
-        return None
-    return _end(span, int(block.ends[at]))
+def _with_block(span: _Open, block: _Block, begin: int, last: int) -> _Open:
+    """The span's sums with its frames ``begin`` .. ``last`` of the block (its gap before them
+    joined to it); as it was if none."""
+    if last < 0:
+        return span
+    sums = _merge(_merge(span.span, span.gap), block.sums(begin, last + 1))
+    return _Open(span.start, span.last_end, span.started, sums, _EMPTY)
 
 
 def _end(span: _Open, found: int) -> tuple[VoiceMark, ...]:

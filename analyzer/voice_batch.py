@@ -48,13 +48,23 @@ class _Found:
     event: Event | None = None
 
 
+class _Clock:
+    """A session's order of operations, shared by its streams (no reference back to them: a
+    finished session's audio is freed as soon as it is dropped, not by the cycle collector)."""
+
+    def __init__(self) -> None:
+        self.seq = 0  # operations so far, all streams: the writer's order
+        self.row = 0  # the frame being fed
+        self.replies: list[tuple[int, bytes | None, str, int, float]] = []  # the reply audio
+
+
 class _Recorded:
     """A stream whose chunks are kept to be analyzed at once (stands for ``_Stream``)."""
 
     def __init__(
-        self, voices: BatchVoices, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any
+        self, clock: _Clock, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any
     ) -> None:
-        self.voices, self.role, self.reply_id, self.base_ms = voices, role, reply_id, base_ms
+        self.clock, self.role, self.reply_id, self.base_ms = clock, role, reply_id, base_ms
         self.encoding, self.rate_hz = fmt
         self.width = 2 if self.encoding == "pcm16" else 1  # bytes a sample
         self.readable = self.encoding in _READABLE
@@ -67,18 +77,18 @@ class _Recorded:
         self.segments: list[tuple[int, Samples]] = []  # (first position, samples) analyzed
 
     def chunk(self, audio: bytes | None, size: int, time_s: float) -> list[Event]:
-        voices = self.voices
-        voices.seq += 1
+        clock = self.clock
+        clock.seq += 1
         if not self.readable:
             audio = None
-        self.ops.append((voices.seq, voices.row, audio, size // self.width, time_s))
+        self.ops.append((clock.seq, clock.row, audio, size // self.width, time_s))
         if self.role != "user":
-            voices.replies.append((voices.seq, audio, self.encoding, self.rate_hz, time_s))
+            clock.replies.append((clock.seq, audio, self.encoding, self.rate_hz, time_s))
         return []
 
     def flush(self) -> list[Event]:
-        self.voices.seq += 1
-        self.ops.append((self.voices.seq, self.voices.row, None, -1, 0.0))
+        self.clock.seq += 1
+        self.ops.append((self.clock.seq, self.clock.row, None, -1, 0.0))
         return []
 
     def detect(self) -> list[_Found]:
@@ -182,16 +192,14 @@ class BatchVoices(SessionVoices):
     def __init__(self) -> None:
         super().__init__()
         self.streams: list[_Recorded] = []
-        self.replies: list[tuple[int, bytes | None, str, int, float]] = []
-        self.row = 0
-        self.seq = 0  # operations so far, all streams: the writer's order
+        self.clock = _Clock()
 
     def stream(self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any) -> AudioStream:
-        self.streams.append(_Recorded(self, role, fmt, base_ms, reply_id))
+        self.streams.append(_Recorded(self.clock, role, fmt, base_ms, reply_id))
         return self.streams[-1]
 
     def feed_row(self, row: int, time_s: float, events: list[Event], audio: bytes | None) -> None:
-        self.row = row
+        self.clock.row = row
         self.feed(time_s, events, audio)
 
     def events(self) -> list[tuple[int, int, int, Event]]:
@@ -219,7 +227,7 @@ class BatchVoices(SessionVoices):
     def _score(self, scores: list[_Measure]) -> None:
         """Echo scores, in the order the writer measures them, against its reply ring then."""
         ring = _Ring(RING_S)
-        replies = iter(self.replies)
+        replies = iter(self.clock.replies)
         pending = next(replies, None)
         for seq, op, stream, end, start, stop, start_s in sorted(scores, key=lambda s: s[0]):
             while pending is not None and pending[0] < seq:
