@@ -101,14 +101,27 @@ def _field(events: pa.StructArray, name: str, kind: pa.DataType) -> pa.Array:
 def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:
     """Each frame's events, decoded by its session's adapter (frames sorted by session, seq)."""
     out: list[list[Event]] = []
-    columns = {c: _pylist(frames.column(c)) for c in DECODE_COLUMNS if c in frames.column_names}
-    audio = frames.column("audio").to_pylist() if "audio" in frames.column_names else None
-    session_ids = columns["session_id"]
+    rows = frames.num_rows
+    columns = [
+        _pylist(frames.column(c)) if c in frames.column_names else [None] * rows
+        for c in (*DECODE_COLUMNS, "audio")
+    ]
     current: str | None = None
     decoder: Any = None
     needs_event: Any = None
     voices = BatchVoices()
-    for i, session_id in enumerate(session_ids):
+    for i, (
+        session_id,
+        seq,
+        time_s,
+        direction,
+        event_type,
+        item_id,
+        response_id,
+        size,
+        content,
+        audio,
+    ) in enumerate(zip(*columns, strict=True)):
         if session_id != current or decoder is None:
             _add_voices(out, voices)
             current = session_id
@@ -116,8 +129,6 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
             adapter = adapter_for(facts)
             decoder, needs_event = adapter.decoder(facts), adapter.needs_event
             voices = BatchVoices()
-        event_type = columns["event_type"][i]
-        content = columns["content"][i] if "content" in columns else None
         event: Any = {}
         if content is not None and needs_event(event_type):
             try:
@@ -126,19 +137,9 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
                 event = {}
             if not isinstance(event, dict):
                 event = {}
-        frame = Frame(
-            seq=columns["seq"][i],
-            time_s=columns["time_s"][i],
-            direction=columns["direction"][i],
-            event_type=event_type,
-            item_id=columns["item_id"][i],
-            response_id=columns["response_id"][i],
-            audio_bytes=columns["audio_bytes"][i],
-            event=event,
-        )
+        frame = Frame(seq, time_s, direction, event_type, item_id, response_id, size, event)
         events = decoder.feed(frame)
-        samples = audio[i] if audio is not None else None
-        voices.feed_row(i, frame.time_s, events, samples)
+        voices.feed_row(i, time_s, events, audio)
         out.append(events)
     _add_voices(out, voices)
     return out

@@ -180,9 +180,12 @@ class _Recorded:
         first = max(lost + 1, int(np.searchsorted(self.ends, self.ends[last] - limit, "right")))
         return int(self.ends[first] - self.counts[first])
 
-    def pos_after(self, op: int) -> int:
-        last = int(self.op_last[op])
-        return int(self.ends[last]) if last >= 0 else 0
+    def passing(self, first: int, stop: int, sample: int) -> int:
+        """The first operation of ``first`` .. ``stop - 1`` after which the clock is at
+        ``sample`` or later (``stop`` if none): the clock only moves on."""
+        last = self.op_last[first:stop]
+        clock = np.where(last >= 0, self.ends[np.maximum(last, 0)], 0)
+        return first + int(np.searchsorted(clock, sample))
 
 
 class BatchVoices(SessionVoices):
@@ -253,10 +256,9 @@ def _measure(stream: _Recorded, start: _Found, end: _Found) -> _Measure:
     first = start.mark.start_sample
     window = int(WINDOW_S * stream.rate_hz)
     op, stop = end.op, min(end.mark.sample, first + window)
-    for at in range(start.op, end.op):
-        if stream.pos_after(at) >= first + window:
-            op, stop = at, first + window
-            break
+    passed = stream.passing(start.op, end.op, first + window)
+    if passed < end.op:
+        op, stop = passed, first + window
     at_s = start.event["at_s"] if start.event is not None else None
     start_s = float("nan") if at_s is None else float(at_s)
     return stream.ops[op][0], op, stream, end, first, stop, start_s
