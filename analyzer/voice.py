@@ -1,4 +1,4 @@
-"""Speech found in the audio itself: an energy voice-activity detector, run chunk by chunk.
+"""Speech found in the audio itself: an energy voice-activity detector, fed in any chunks.
 
 Deterministic, numpy only, no model. The audio is cut into 10 ms analysis frames (FRAME_MS);
 a frame is *voiced* when its RMS level is at least VOICE_DBFS (dB relative to PCM16 full
@@ -9,6 +9,11 @@ span's start is exact to the frame and does not depend on how the audio was chun
 
 A span's levels (VOICE_END) are over its samples from start to end: RMS and peak in dBFS and
 the share of samples at full scale (|x| >= CLIP_LEVEL: a clipping microphone).
+
+One core, :func:`track` over a block of whole frames (energies in one numpy pass, one step per
+run of voiced frames), serves the recorder's writer (a block per 20 ms chunk) and the decoding
+of old captures (a block per 4096 frames of a whole stream, ``analyzer.voice_batch``): the
+same marks either way, which ``tests/test_voice_batch.py`` checks exactly.
 """
 
 from __future__ import annotations
