@@ -130,14 +130,25 @@ def aligned() -> list[Frame]:
     return conversation((480,))
 
 
-@pytest.mark.parametrize("session", [conversation, aligned, g711_session])
+def tiny_chunks() -> list[Frame]:
+    """Speech in chunks of 5 samples: a mark's sample is more chunks back than the writer
+    keeps (256), so its time is the oldest kept chunk's."""
+    audio = np.concatenate([silence(100), pcm("user_shorter")[: RATE // 2], silence(300)])
+    frames: list[Frame] = []
+    for n, chunk in enumerate(pieces(audio, [5])):
+        frames.append((n * 5 / RATE, [user(chunk, n * 5000 / RATE)], chunk.tobytes()))
+    frames.append((audio.size / RATE, [{"kind": Kind.USER_AUDIO_COMMIT}], None))
+    return frames
+
+
+@pytest.mark.parametrize("session", [conversation, aligned, g711_session, tiny_chunks])
 def test_the_events_found_at_once_are_those_found_chunk_by_chunk(session: Any) -> None:
     frames = session()
     expected = chunked(frames)
     assert at_once(frames) == expected
     found = [e for row in expected for e in row]
     ends = [e for e in found if e["kind"] == Kind.VOICE_END]
-    assert len(ends) >= 2  # the session has speech to find
+    assert len(ends) >= 1  # the session has speech to find
 
 
 def test_the_conversation_exercises_clipping_echo_and_a_pause() -> None:
