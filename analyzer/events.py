@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from analyzer.jsonio import loads_json
 from analyzer.protocols import Event, Frame, adapter_for
 from analyzer.schema import EVENT_STRUCT
-from analyzer.voice_events import SessionVoices
+from analyzer.voice_batch import BatchVoices
 
 # The frame columns every event row carries.
 FRAME_KEYS: tuple[str, ...] = ("session_id", "seq", "time_s", "direction")
@@ -101,22 +101,34 @@ def _field(events: pa.StructArray, name: str, kind: pa.DataType) -> pa.Array:
 def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> list[list[Event]]:
     """Each frame's events, decoded by its session's adapter (frames sorted by session, seq)."""
     out: list[list[Event]] = []
-    columns = {c: frames.column(c).to_pylist() for c in DECODE_COLUMNS if c in frames.column_names}
-    audio = frames.column("audio").to_pylist() if "audio" in frames.column_names else None
-    session_ids = columns["session_id"]
+    rows = frames.num_rows
+    columns = [
+        _pylist(frames.column(c)) if c in frames.column_names else [None] * rows
+        for c in (*DECODE_COLUMNS, "audio")
+    ]
     current: str | None = None
     decoder: Any = None
     needs_event: Any = None
-    voices = SessionVoices()
-    for i, session_id in enumerate(session_ids):
+    voices = BatchVoices()
+    for i, (
+        session_id,
+        seq,
+        time_s,
+        direction,
+        event_type,
+        item_id,
+        response_id,
+        size,
+        content,
+        audio,
+    ) in enumerate(zip(*columns, strict=True)):
         if session_id != current or decoder is None:
+            _add_voices(out, voices)
             current = session_id
             facts = sessions.get(session_id, {})
             adapter = adapter_for(facts)
             decoder, needs_event = adapter.decoder(facts), adapter.needs_event
-            voices = SessionVoices()
-        event_type = columns["event_type"][i]
-        content = columns["content"][i] if "content" in columns else None
+            voices = BatchVoices()
         event: Any = {}
         if content is not None and needs_event(event_type):
             try:
@@ -125,33 +137,39 @@ def decode_frames(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -
                 event = {}
             if not isinstance(event, dict):
                 event = {}
-        frame = Frame(
-            seq=columns["seq"][i],
-            time_s=columns["time_s"][i],
-            direction=columns["direction"][i],
-            event_type=event_type,
-            item_id=columns["item_id"][i],
-            response_id=columns["response_id"][i],
-            audio_bytes=columns["audio_bytes"][i],
-            event=event,
-        )
+        frame = Frame(seq, time_s, direction, event_type, item_id, response_id, size, event)
         events = decoder.feed(frame)
-        samples = audio[i] if audio is not None else None
-        events.extend(voices.feed(frame.time_s, events, samples))
+        voices.feed_row(i, time_s, events, audio)
         out.append(events)
+    _add_voices(out, voices)
     return out
+
+
+def _add_voices(per_frame: list[list[Event]], voices: BatchVoices) -> None:
+    """A session's speech found in its audio (VOICE_START/END), after each frame's own events
+    in the order the recorder's writer finds it (its voice pass, run at once per stream)."""
+    for row, _, _, event in sorted(voices.events(), key=lambda found: found[:3]):
+        per_frame[row].append(event)
 
 
 def _decode(frames: pa.Table, sessions: Mapping[str, Mapping[str, Any]]) -> pa.Table:
     per_frame = decode_frames(frames, sessions)
-    keys = {c: frames.column(c).to_pylist() for c in FRAME_KEYS}
-    rows: list[dict[str, Any]] = []
-    for i, events in enumerate(per_frame):
-        for event in events:
-            row = {c: keys[c][i] for c in FRAME_KEYS}
-            row.update(event)
-            rows.append(row)
-    return pa.Table.from_pylist(rows, schema=EVENT_TABLE_SCHEMA)
+    # As a capture's recorded events (Arrow converts the dicts), flattened as those are.
+    keys = frames.select(list(FRAME_KEYS))
+    return _flatten(keys.append_column("events", events_column(per_frame)))
+
+
+def _pylist(column: pa.ChunkedArray) -> list[Any]:
+    """A column's values; a dictionary-encoded one (session ids, event types) through its
+    dictionary, each distinct string made once (pyarrow's own conversion: ~40x slower)."""
+    if not pa.types.is_dictionary(column.type):
+        return column.to_pylist()
+    out: list[Any] = []
+    for chunk in column.chunks:
+        values = [*chunk.dictionary.to_pylist(), None]
+        indices = chunk.indices.fill_null(len(values) - 1).to_pylist()
+        out.extend([values[i] for i in indices])
+    return out
 
 
 def events_column(per_frame: list[list[Event]]) -> pa.Array:

@@ -1,4 +1,4 @@
-"""Speech found in the audio itself: an energy voice-activity detector, run chunk by chunk.
+"""Speech found in the audio itself: an energy voice-activity detector, fed in any chunks.
 
 Deterministic, numpy only, no model. The audio is cut into 10 ms analysis frames (FRAME_MS);
 a frame is *voiced* when its RMS level is at least VOICE_DBFS (dB relative to PCM16 full
@@ -9,12 +9,17 @@ span's start is exact to the frame and does not depend on how the audio was chun
 
 A span's levels (VOICE_END) are over its samples from start to end: RMS and peak in dBFS and
 the share of samples at full scale (|x| >= CLIP_LEVEL: a clipping microphone).
+
+One core, :func:`track` over a block of whole frames (energies in one numpy pass, one step per
+run of voiced frames), serves the recorder's writer (a block per 20 ms chunk) and the decoding
+of old captures (a block per 4096 frames of a whole stream, ``analyzer.voice_batch``): the
+same marks either way, which ``tests/test_voice_batch.py`` checks exactly.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +41,9 @@ def dbfs(value: float) -> float:
 @dataclass(frozen=True, slots=True)
 class VoiceMark:
     """Speech starting (``end`` False) or ending at ``sample`` on the stream's clock. An end
-    carries the span: its first sample and its levels."""
+    carries the span: its first sample and its levels. ``found``: the clock (samples analyzed)
+    when the detector found the mark, which tells a caller that fed a whole stream at once in
+    which chunk a chunk-by-chunk detector would have found it."""
 
     end: bool
     sample: int
@@ -44,15 +51,149 @@ class VoiceMark:
     rms_dbfs: float | None = None
     peak_dbfs: float | None = None
     clipped_share: float | None = None
+    found: int = field(default=0, compare=False)
 
 
 _VOICED_POWER = (FULL_SCALE * 10 ** (VOICE_DBFS / 20)) ** 2  # mean square of a voiced frame
-_Sums = tuple[float, float, float, float]  # sum of squares, samples, peak, clipped samples
+# Sums of a stretch of frames: squares, samples, peak, clipped samples. Frame energies are sums
+# of squared PCM16 values, exact integers in float64 (below 2**53): any order of adding them
+# gives the same sum, so a stream fed in chunks of any size measures the same levels.
+_Sums = tuple[float, float, float, float]
 _EMPTY: _Sums = (0.0, 0.0, 0.0, 0.0)
 
 
+class _Block:
+    """Whole frames of a stream (one row each, the last possibly short at a flush), their
+    energies and whether each is voiced: what :func:`track` follows spans over."""
+
+    def __init__(self, position: int, frames: npt.NDArray[np.int16]) -> None:
+        count, size = frames.shape
+        self.position, self.frames = position, frames
+        values = frames.astype(np.float64)
+        self.energies = np.einsum("ij,ij->i", values, values)
+        self.voiced = self.energies >= _VOICED_POWER * size
+        self.count, self.size = count, size
+
+    def end(self, index: int) -> int:
+        """Where frame ``index`` ends on the clock."""
+        return self.position + (index + 1) * self.size
+
+    def reaching(self, sample: int, first: int) -> int:
+        """The first frame from ``first`` on that ends at or after ``sample``."""
+        return max(first, -(-(sample - self.position) // self.size) - 1)
+
+    def runs(self) -> list[tuple[int, int]]:
+        """The voiced frames as runs [first, stop)."""
+        if self.count <= 16:  # a chunk's few frames: plain Python is cheaper than numpy calls
+            flags = self.voiced.tolist()
+            return [
+                (i, next((j for j in range(i, self.count) if not flags[j]), self.count))
+                for i in range(self.count)
+                if flags[i] and (i == 0 or not flags[i - 1])
+            ]
+        edges = np.diff(self.voiced.astype(np.int8), prepend=np.int8(0), append=np.int8(0))
+        starts, stops = np.flatnonzero(edges > 0).tolist(), np.flatnonzero(edges < 0).tolist()
+        return list(zip(starts, stops, strict=True))
+
+    def sums(self, first: int, stop: int) -> _Sums:
+        """Sums of frames ``first`` .. ``stop - 1``."""
+        if stop <= first:
+            return _EMPTY
+        rows = self.frames[first:stop]
+        peak = float(max(int(rows.max()), -int(rows.min())))
+        clipped = 0
+        if peak >= CLIP_LEVEL:  # counted only where some sample reaches full scale (rare)
+            clipped = int(np.count_nonzero((rows >= CLIP_LEVEL) | (rows <= -CLIP_LEVEL)))
+        squares = float(self.energies[first:stop].sum())
+        return (squares, float(rows.size), peak, float(clipped))
+
+
+@dataclass(slots=True)
+class _Open:
+    """The span still open after a block: its first voiced sample, the end of its last voiced
+    frame, whether its start was reported, its sums up to that end and of the unvoiced frames
+    since."""
+
+    start: int
+    last_end: int
+    started: bool
+    span: _Sums
+    gap: _Sums
+
+
+def track(
+    block: _Block, span: _Open | None, hangover: int, min_speech: int
+) -> tuple[list[VoiceMark], _Open | None]:
+    """The marks found in ``block`` (``span``: the span open before it), and the span left open.
+
+    One step per run of voiced frames, whatever the block's length, so one call over a whole
+    stream and one call per chunk find the same marks. Voiced frames are one span while the
+    unvoiced audio between two of them is shorter than ``hangover``; a span starts (is
+    reported) at its first voiced frame reaching ``min_speech`` from its start, and closes at
+    the first unvoiced frame ending ``hangover`` after its last voiced frame.
+    """
+    marks: list[VoiceMark] = []
+    begin, last = 0, -1  # the span's first frame in this block, its last voiced one here
+    for first, stop in block.runs():
+        if span is not None and first > last + 1:  # unvoiced frames since its last voiced one
+            closing = block.reaching(span.last_end + hangover, last + 1)
+            if closing < first:
+                marks.extend(_end(_with_block(span, block, begin, last), block.end(closing)))
+                span = None
+        if span is None:
+            span = _Open(block.position + first * block.size, 0, False, _EMPTY, _EMPTY)
+            begin = first
+        last = stop - 1
+        span.last_end = block.end(last)
+        if not span.started:
+            reach = block.reaching(span.start + min_speech, first)
+            if reach < stop:
+                span.started = True
+                marks.append(VoiceMark(False, span.start, span.start, found=block.end(reach)))
+    if span is None:
+        return marks, None
+    closing = block.reaching(span.last_end + hangover, last + 1)
+    if closing < block.count:
+        marks.extend(_end(_with_block(span, block, begin, last), block.end(closing)))
+        return marks, None
+    if last < 0:  # no speech in the block: all of it is the gap after the span's last voice
+        span.gap = _merge(span.gap, block.sums(0, block.count))
+        return marks, span
+    span = _with_block(span, block, begin, last)
+    span.gap = block.sums(last + 1, block.count)
+    return marks, span
+
+
+def _with_block(span: _Open, block: _Block, begin: int, last: int) -> _Open:
+    """The span's sums with its frames ``begin`` .. ``last`` of the block (its gap before them
+    joined to it); as it was if none."""
+    if last < 0:
+        return span
+    sums = _merge(_merge(span.span, span.gap), block.sums(begin, last + 1))
+    return _Open(span.start, span.last_end, span.started, sums, _EMPTY)
+
+
+def _end(span: _Open, found: int) -> tuple[VoiceMark, ...]:
+    if not span.started:
+        return ()
+    squares, count, peak, clipped = span.span
+    return (
+        VoiceMark(
+            True,
+            span.last_end,
+            span.start,
+            rms_dbfs=round(dbfs(math.sqrt(squares / count)), 2),
+            peak_dbfs=round(dbfs(peak), 2),
+            clipped_share=round(clipped / count, 6),
+            found=found,
+        ),
+    )
+
+
 class VoiceDetector:
-    """One stream's detector; :meth:`feed` PCM16 samples in order, :meth:`flush` at its end."""
+    """One stream's detector; :meth:`feed` PCM16 samples in order, :meth:`flush` at its end.
+    Fed chunk by chunk (the recorder's writer) or a whole stream at once (decoding an old
+    capture), it finds the same marks: every chunk's whole frames go through :func:`track`."""
 
     def __init__(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
@@ -61,12 +202,7 @@ class VoiceDetector:
         self.min_speech = rate_hz * MIN_SPEECH_MS // 1000
         self.position = 0  # samples analyzed: the clock of the marks
         self._left = np.zeros(0, np.int16)  # samples short of a whole frame
-        self._start: int | None = None  # where the open span's first voiced frame starts
-        self._last_end = 0  # where its last voiced frame ends
-        self._started = False  # the open span is long enough: its start was reported
-        # The open span's sums up to its last voiced frame, and of the unvoiced frames since.
-        self._span = _EMPTY
-        self._gap = _EMPTY
+        self._open: _Open | None = None
 
     @property
     def fed(self) -> int:
@@ -81,9 +217,12 @@ class VoiceDetector:
         data = np.concatenate([self._left, samples]) if self._left.size else samples
         whole = data.size - data.size % self.frame
         self._left = data[whole:].copy()
-        if whole == 0:
-            return []
-        return self._frames(data[:whole].reshape(-1, self.frame))
+        marks: list[VoiceMark] = []
+        step = self.frame * _BLOCK_FRAMES  # bounded blocks: a long stream's energies
+        for at in range(0, whole, step):
+            stop = min(whole, at + step)
+            marks.extend(self._frames(data[at:stop].reshape(-1, self.frame)))
+        return marks
 
     def skip(self, count: int) -> list[VoiceMark]:
         """Samples whose audio is not known (dropped, undecodable): any open span ends before
@@ -99,65 +238,21 @@ class VoiceDetector:
         if self._left.size:
             left, self._left = self._left, np.zeros(0, np.int16)
             marks = self._frames(left.reshape(1, -1))
-        marks.extend(self._close())
+        if self._open is not None:
+            marks.extend(_end(self._open, self.position))
+            self._open = None
         return marks
 
     def _frames(self, samples: npt.NDArray[np.int16]) -> list[VoiceMark]:
-        count, size = samples.shape
-        values = samples.astype(np.float64)
-        energies = np.einsum("ij,ij->i", values, values)
-        voiced = energies >= _VOICED_POWER * size
-        marks: list[VoiceMark] = []
-        if self._start is None and not voiced.any():  # silence: nothing to follow
-            self.position += count * size
-            return marks
-        # Plain Python numbers for the loop (numpy scalars cost more than they save here).
-        squares = energies.tolist()
-        magnitude = np.abs(values, out=values)
-        peaks = magnitude.max(axis=1).tolist()
-        clipped = [0] * count  # counted only where some sample reaches full scale (rare)
-        if max(peaks) >= CLIP_LEVEL:
-            clipped = (magnitude >= CLIP_LEVEL).sum(axis=1).tolist()
-        for i, is_voiced in enumerate(voiced.tolist()):
-            at = self.position + i * size
-            sums = (squares[i], float(size), peaks[i], float(clipped[i]))
-            if is_voiced:
-                if self._start is None:
-                    self._start, self._span, self._gap = at, _EMPTY, _EMPTY
-                elif self._gap[1]:
-                    self._span = _merge(self._span, self._gap)
-                    self._gap = _EMPTY
-                self._span = _merge(self._span, sums)
-                self._last_end = at + size
-                if not self._started and self._last_end - self._start >= self.min_speech:
-                    self._started = True
-                    marks.append(VoiceMark(False, self._start, self._start))
-            elif self._start is not None:
-                self._gap = _merge(self._gap, sums)
-                if at + size - self._last_end >= self.hangover:
-                    marks.extend(self._close())
-        self.position += count * size
+        block = _Block(self.position, samples)
+        self.position += samples.size
+        if self._open is None and not block.voiced.any():  # silence: nothing to follow
+            return []
+        marks, self._open = track(block, self._open, self.hangover, self.min_speech)
         return marks
 
-    def _close(self) -> list[VoiceMark]:
-        """End the open span (reported only if it was long enough to be speech)."""
-        if self._start is None:
-            return []
-        start, started, span = self._start, self._started, self._span
-        self._start, self._started, self._span, self._gap = None, False, _EMPTY, _EMPTY
-        if not started:
-            return []
-        squares, count, peak, clipped = span
-        return [
-            VoiceMark(
-                True,
-                self._last_end,
-                start,
-                rms_dbfs=round(dbfs(math.sqrt(squares / count)), 2),
-                peak_dbfs=round(dbfs(peak), 2),
-                clipped_share=round(clipped / count, 6),
-            )
-        ]
+
+_BLOCK_FRAMES = 4096  # frames analyzed at once
 
 
 def _merge(a: _Sums, b: _Sums) -> _Sums:

@@ -4,7 +4,8 @@ Fed, frame by frame, the events a protocol adapter decoded and the frame's decod
 runs :class:`analyzer.voice.VoiceDetector` over the user's audio (one stream per session) and
 over each reply's audio (one stream per reply). The recorder's writer does it live, before
 ``rt_audio=drop`` discards the samples; captures recorded without these events are given them
-at read time (``analyzer.events``).
+at read time (``analyzer.events``) by :class:`analyzer.voice_batch.BatchVoices`, this class
+with streams that record their chunks and analyze each stream at once: the same events.
 
 A mark's ``stream_ms`` is on that stream's audio clock (the user's input clock, as the
 adapter's USER_AUDIO ``stream_ms``; a reply's own audio, from 0). Its ``at_s`` is when the chunk
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -51,6 +52,7 @@ class _Stream:
     ) -> None:
         self.role, self.encoding, self.reply_id, self.base_ms = role, fmt[0], reply_id, base_ms
         self.echo = echo
+        self.rate_hz = fmt[1]
         self.detector = VoiceDetector(fmt[1])
         self.chunks: deque[tuple[int, float]] = deque(maxlen=_CHUNKS_KEPT)  # (end sample, time)
 
@@ -92,24 +94,58 @@ class _Stream:
     def _events(
         self, marks: Sequence[VoiceMark], echoes: dict[int, tuple[float, float]] | None = None
     ) -> list[Event]:
-        out: list[Event] = []
-        for index, mark in enumerate(marks):
-            event: Event = {
-                "kind": Kind.VOICE_END if mark.end else Kind.VOICE_START,
-                "role": self.role,
-                "reply_id": self.reply_id,
-                "stream_ms": round(self.base_ms + self.detector.ms(mark.sample), 3),
-                "at_s": self._time_of(mark.sample - 1 if mark.end else mark.sample),
-            }
-            if mark.end:
-                event["audio_ms"] = round(self.detector.ms(mark.sample - mark.start_sample), 3)
-                event["rms_dbfs"] = mark.rms_dbfs
-                event["peak_dbfs"] = mark.peak_dbfs
-                event["clipped_share"] = mark.clipped_share
-                if echoes and index in echoes:
-                    event["echo_score"], event["echo_delay_ms"] = echoes[index]
-            out.append(event)
-        return out
+        return [
+            voice_event(
+                self,
+                mark,
+                self._time_of(mark.sample - 1 if mark.end else mark.sample),
+                (echoes or {}).get(index),
+            )
+            for index, mark in enumerate(marks)
+        ]
+
+
+class StreamFacts(Protocol):
+    """What a stream's events say of it."""
+
+    role: str
+    reply_id: Any
+    base_ms: float
+    rate_hz: int
+
+
+def voice_event(
+    stream: StreamFacts, mark: VoiceMark, at_s: float | None, echo: tuple[float, float] | None
+) -> Event:
+    """A mark as a VOICE_START / VOICE_END event (``at_s``: when the chunk holding its sample
+    passed the proxy; ``echo``: a user span's echo score and delay)."""
+    rate = stream.rate_hz
+    event: Event = {
+        "kind": Kind.VOICE_END if mark.end else Kind.VOICE_START,
+        "role": stream.role,
+        "reply_id": stream.reply_id,
+        "stream_ms": round(stream.base_ms + mark.sample * 1000.0 / rate, 3),
+        "at_s": at_s,
+    }
+    if mark.end:
+        event["audio_ms"] = round((mark.sample - mark.start_sample) * 1000.0 / rate, 3)
+        event["rms_dbfs"] = mark.rms_dbfs
+        event["peak_dbfs"] = mark.peak_dbfs
+        event["clipped_share"] = mark.clipped_share
+        if echo is not None:
+            event["echo_score"], event["echo_delay_ms"] = echo
+    return event
+
+
+class AudioStream(Protocol):
+    """A stream fed by :class:`SessionVoices`: chunk by chunk (:class:`_Stream`) or recorded
+    to be analyzed at once (``analyzer.voice_batch``)."""
+
+    reply_id: Any
+
+    def chunk(self, audio: bytes | None, size: int, time_s: float) -> list[Event]: ...
+
+    def flush(self) -> list[Event]: ...
 
 
 class SessionVoices:
@@ -117,9 +153,15 @@ class SessionVoices:
 
     def __init__(self) -> None:
         self.input_format = self.output_format = DEFAULT_FORMAT
-        self.user: _Stream | None = None
-        self.reply: _Stream | None = None
+        self.user: AudioStream | None = None
+        self.reply: AudioStream | None = None
         self.echo = EchoWatch()
+
+    def stream(self, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any) -> AudioStream:
+        """A new stream (its clock from 0)."""
+        if role == "user":
+            self.echo.new_user_stream()
+        return _Stream(role, fmt, base_ms, reply_id, self.echo)
 
     def feed(self, time_s: float, events: Sequence[Event], audio: bytes | None) -> list[Event]:
         """The voice events found by this frame (``events``: what its adapter decoded from it;
@@ -148,21 +190,20 @@ class SessionVoices:
                 self._config(event, out)
         return out
 
-    def _user(self, event: Event) -> _Stream:
+    def _user(self, event: Event) -> AudioStream:
         if self.user is None:
             base = event.get("stream_ms")
             base_ms = float(base) if isinstance(base, int | float) and base == base else 0.0
-            self.echo.new_user_stream()
-            self.user = _Stream("user", self.input_format, base_ms, None, self.echo)
+            self.user = self.stream("user", self.input_format, base_ms, None)
         return self.user
 
-    def _reply(self, event: Event, out: list[Event]) -> _Stream:
+    def _reply(self, event: Event, out: list[Event]) -> AudioStream:
         reply_id = event.get("reply_id")
         if self.reply is not None and self.reply.reply_id != reply_id:
             out.extend(self.reply.flush())
             self.reply = None
         if self.reply is None:
-            self.reply = _Stream("assistant", self.output_format, 0.0, reply_id, self.echo)
+            self.reply = self.stream("assistant", self.output_format, 0.0, reply_id)
         return self.reply
 
     def _config(self, event: Event, out: list[Event]) -> None:

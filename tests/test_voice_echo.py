@@ -11,7 +11,7 @@ import numpy as np
 from analyzer.heard import Span, Voices, heard_notes, turn_heard
 from analyzer.kinds import Kind
 from analyzer.peer.voices import utterance
-from analyzer.voice_echo import ECHO_SCORE, echo_match
+from analyzer.voice_echo import ECHO_SCORE, decimate, echo_match
 from analyzer.voice_events import SessionVoices
 
 RATE = 24000
@@ -119,3 +119,19 @@ def test_the_planted_microphone_clips_and_echoes() -> None:
     assert (sent[: RATE * 150 // 1000] == 0).all()
     assert (sent[RATE * 150 // 1000 :] == 300).all()  # 1000 at gain 0.3
     assert mic.queued_ms() == 50
+
+
+def test_decimate_is_the_float32_mean_of_each_run() -> None:
+    """Bit for bit the mean numpy takes (echo scores of recorded captures depend on it), full
+    scale included, at every rate's run length; a run cut by the end is dropped."""
+    rng = np.random.default_rng(7)
+    samples = rng.integers(-32768, 32768, 24_005).astype(np.int16)
+    samples[:600] = -32768
+    samples[600:1200] = 32767
+    for rate in (8000, 16000, 24000, 48000, 4000):
+        factor = max(1, round(rate / 4000))
+        whole = samples.size - samples.size % factor
+        mean = samples[:whole].reshape(-1, factor).mean(axis=1, dtype=np.float32)
+        got = decimate(samples, rate)
+        assert got.dtype == np.float32
+        assert np.array_equal(got, mean)
