@@ -110,9 +110,8 @@ def _stream(
     buffered = 0
     last = len(firsts) - 1
     for group in range(len(firsts)):
-        piece = pf.read_row_group(group, columns=columns)
-        buffer.append(piece)
-        buffered += piece.num_rows
+        buffer.append(pf.read_row_group(group, columns=columns))
+        buffered += buffer[-1].num_rows
         if buffered < rows and group < last:
             continue
         ended: list[tuple[float, float, int, dict[str, Any]]] = []
@@ -126,10 +125,14 @@ def _stream(
             yield table, done
             return
         in_window = pc.is_in(_ids(table), value_set=_id_array(done))
-        yield table.filter(in_window), done
-        handed.add(done)
+        # Split, then hand the window out of a list: no variable of this frame keeps the
+        # frames read (or the window, or a copy of it) alive while the window is analyzed.
+        window = [table.filter(in_window)]
         buffer = [table.filter(pc.invert(in_window))]
         buffered = buffer[0].num_rows
+        del table, in_window
+        handed.add(done)
+        yield window.pop(), done
 
 
 def _end(facts: dict[str, Any]) -> float:
