@@ -11,6 +11,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+import analyzer.allocators  # noqa: F401  # before pyarrow: it picks its allocator when imported
+
+# isort: split
 import pyarrow as pa
 
 from analyzer.schema import ANALYSIS_COLUMNS

@@ -74,6 +74,10 @@ def _sorted_table(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
 
 
+def _window_table(table: pa.Table) -> pa.Table:
+    return _sorted_table(drop_audio_content(table))
+
+
 def _window_sessions(
     facts: list[dict[str, Any]], table: pa.Table, run: RunFile, run_id: str | None
 ) -> list[dict[str, Any]]:
@@ -242,9 +246,12 @@ class Dataset:
             yield run, table, _sessions_table(sessions)
 
     def _iter_pieces(
-        self, columns: Sequence[str] = ANALYSIS_COLUMNS
+        self,
+        columns: Sequence[str] = ANALYSIS_COLUMNS,
+        finish: Callable[[pa.Table], pa.Table] = lambda table: table,
     ) -> Iterator[tuple[RunFile, pa.Table, Sessions]]:
-        """:meth:`iter_tables`, a Parquet file's sessions as rows (no pandas)."""
+        """:meth:`iter_tables`, a Parquet file's sessions as rows (no pandas), each table made
+        by ``finish`` here, so the table before it is not kept alive while a piece is used."""
         columns = list(columns)
         schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
         self.read_from = {}
@@ -268,7 +275,7 @@ class Dataset:
                 self.files_read.append(run.path)
                 table, sessions = self._once(run, *self._select(*whole))
                 if len(sessions):
-                    yield run, table, sessions
+                    yield run, finish(table), sessions
                 continue
             kept = [f for f in facts if self.filters.keeps(f)]
             if facts and not kept:
@@ -280,6 +287,7 @@ class Dataset:
                 sessions = _window_sessions(window, table, run, run_id)
                 table, sessions = self._once(run, *self._select(table, sessions))
                 if len(sessions):
+                    table = finish(table)
                     yield run, table, sessions
         if failures and len(failures) == len(candidates):
             raise CaptureError(
@@ -324,8 +332,8 @@ class Dataset:
         :func:`analyzer.analysis.analyze_window`, the ``content`` of audio appends and deltas
         left out (no analysis parses it, and it is most of the text that would be held in
         memory)."""
-        for _, table, sessions in self._iter_pieces(columns):
-            yield _sorted_table(drop_audio_content(table)), sessions
+        for _, table, sessions in self._iter_pieces(columns, _window_table):
+            yield table, sessions
 
     def sessions(self) -> pd.DataFrame:
         """Every session's facts (with ``date`` and ``proxy_host``) from the files' footers;

@@ -24,17 +24,27 @@ class _Raised:
 
 def prefetched(items: Iterator[T], ahead: int = 1) -> Generator[T, None, None]:
     """``items``, produced up to ``ahead`` items in advance by a thread. Exceptions come out
-    where the item would have; stopping early stops the thread at its next item."""
-    queue: Queue[object] = Queue(maxsize=ahead)
+    where the item would have; stopping early stops the thread at its next item.
+
+    The thread starts an item only once the consumer has taken the one before: with ``ahead``
+    1, one item is being used and at most one more exists (a queue of one would allow a third,
+    built while the second waits in the queue: a window of frames more of peak memory)."""
+    queue: Queue[object] = Queue()
+    slots = threading.Semaphore(ahead)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for item in items:
+            iterator = iter(items)
+            while True:
+                slots.acquire()
                 if stop.is_set():
                     return
+                item = next(iterator, _END)
                 queue.put(item)
-            queue.put(_END)
+                if item is _END:
+                    return
+                del item  # not kept alive here while the consumer uses it
         except BaseException as exc:  # handed to the consumer, raised there
             queue.put(_Raised(exc))
 
@@ -42,12 +52,11 @@ def prefetched(items: Iterator[T], ahead: int = 1) -> Generator[T, None, None]:
     thread.start()
     try:
         while (item := queue.get()) is not _END:
+            slots.release()
             if isinstance(item, _Raised):
                 raise item.exc
             yield item  # type: ignore[misc]
     finally:
         stop.set()
-        while thread.is_alive():  # unblock a producer waiting to put
-            while not queue.empty():
-                queue.get_nowait()
-            thread.join(timeout=0.05)
+        slots.release()  # unblock a producer waiting for a slot
+        thread.join()

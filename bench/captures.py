@@ -3,12 +3,12 @@
 Each shipped sample is one ~15 s voice session recorded through mitmdump with the addon (GA pcm16,
 beta pcm16, GA G.711 with manual turns). A bench capture is many copies of them, each with a new
 session id and its own start time, eight at a time overlapping like concurrent sessions of one
-proxy run, written with the same Parquet settings as the recorder's
+proxy run, written with the same Parquet settings and row groups as the recorder's
 :class:`analyzer.recording.writers.ParquetSink`: as the recorder writes them today (format 2, with
 each frame's normalized events), or as an earlier recorder did (format 1, frames only). A bench
 journal is the same copies made from the samples' journals, their lines interleaved in time order
 as the recorder journals them, with a ``run_end`` record at the end. All are cached under
-``bench/out/`` by size (and format).
+``bench/out/`` by size (and format, and the recorder's row-group policy).
 """
 
 from __future__ import annotations
@@ -27,12 +27,16 @@ import pyarrow.parquet as pq
 
 from analyzer.events import decode_frames, events_column
 from analyzer.reader import with_columns
-from analyzer.recording.writers import journal_bytes
+from analyzer.recording.writers import (
+    PARQUET_WRITER_OPTIONS,
+    ROW_GROUPS,
+    RowGroupPolicy,
+    journal_bytes,
+)
 from analyzer.schema import (
     EVENT_STRUCT,
     FRAME_COLUMNS,
     FRAME_SCHEMA,
-    PARQUET_COMPRESSION,
     events_are_current,
     file_metadata,
     parse_file_metadata,
@@ -91,10 +95,15 @@ def _copy(
 
 
 def generate(
-    path: Path, target_bytes: int, templates: list[Template] | None = None, format_version: int = 2
+    path: Path,
+    target_bytes: int,
+    templates: list[Template] | None = None,
+    format_version: int = 2,
+    row_groups: RowGroupPolicy = ROW_GROUPS,
 ) -> Path:
     """Write a capture of about ``target_bytes`` at ``path`` (tmp file, then rename), in the
-    format the recorder writes (2) or the one before (1: no ``events``)."""
+    format the recorder writes (2) or the one before (1: no ``events``), in row groups closed
+    as the recorder closes them (at the first group of sessions that fills one)."""
     templates = templates or load_templates()
     per_session = sum(t.approx_bytes for t in templates) / len(templates)
     n_sessions = max(1, round(target_bytes / per_session))
@@ -105,13 +114,14 @@ def generate(
     schema = FRAME_SCHEMA
     if format_version < 2:
         schema = pa.schema([f for f in FRAME_SCHEMA if f.name not in ("audio_cuts", "events")])
-    writer = pq.ParquetWriter(
-        tmp,
-        schema,
-        compression=PARQUET_COMPRESSION,
-        use_dictionary=["session_id", "direction", "opcode", "event_type"],
-        write_statistics=["session_id", "seq", "time_s", "event_type"],
-    )
+    writer = pq.ParquetWriter(tmp, schema, **PARQUET_WRITER_OPTIONS)
+    pieces: list[pa.Table] = []
+
+    def write_row_group() -> None:
+        table = pa.concat_tables(pieces)
+        writer.write_table(table, row_group_size=max(1, table.num_rows))
+        pieces.clear()
+
     try:
         for first in range(0, n_sessions, CONCURRENT):
             group = []
@@ -124,8 +134,11 @@ def generate(
                 sessions.append(facts)
             # Arrival order, as the recorder writes it: the group's sessions interleaved.
             frames = pa.concat_tables(group).combine_chunks().sort_by("time_s").select(schema.names)
-            for batch in frames.to_batches(max_chunksize=4096):
-                writer.write_batch(batch)
+            pieces.append(frames)
+            if row_groups.full(sum(t.num_rows for t in pieces), sum(t.nbytes for t in pieces)):
+                write_row_group()
+        if pieces:
+            write_row_group()
         metadata = file_metadata(run_id, sessions)
         if format_version < 2:
             value = json.loads(metadata[b"rt_analyze"])
@@ -140,9 +153,11 @@ def generate(
 def cached(out_dir: Path, target_bytes: int, format_version: int = 2) -> Path:
     """The bench capture of about ``target_bytes``, generated the first time."""
     label = f"{target_bytes / 1e6:g}MB-format{format_version}"
-    # The event fields are in the name: a capture made before the event model changed is stale.
+    # The event fields and the row groups are in the name: a capture made before the event
+    # model or the recorder's row-group policy changed is stale.
     events = hashlib.sha256(str(EVENT_STRUCT).encode()).hexdigest()[:8]
-    path = out_dir / f"capture-v{GENERATOR_VERSION}-{events}-{label}.parquet"
+    groups = f"rg{ROW_GROUPS.max_bytes >> 20}MiB-{ROW_GROUPS.max_rows}"
+    path = out_dir / f"capture-v{GENERATOR_VERSION}-{events}-{groups}-{label}.parquet"
     if not path.exists():
         generate(path, target_bytes, format_version=format_version)
     return path

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from analyzer.cli import main as cli
 from analyzer.events import event_table
 from analyzer.reader import with_columns
+from analyzer.recording import writers
 from analyzer.recording.convert import JournalError, convert_journal, read_journal
 from analyzer.recording.frames import restore_frame_text
 from analyzer.recording.writers import write_parquet
@@ -138,11 +139,12 @@ def test_the_converted_corpus_is_the_capture_the_recorder_wrote(tmp_path: Path) 
 
 
 def test_an_interleaved_journal_streams_to_what_the_whole_journal_in_memory_gives(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Concurrent sessions whose ends (and so their footer facts) come late in the journal, over
-    several row groups: streamed, the same file as written from the journal read whole (how
-    ``convert`` wrote it before it streamed)."""
+    several row groups (small ones here): streamed, the same file as written from the journal
+    read whole (how ``convert`` wrote it before it streamed)."""
+    monkeypatch.setattr(writers, "ROW_GROUPS", writers.RowGroupPolicy(max_rows=1024))
     journal = generate_journal(tmp_path / "run.jsonl", 6_000_000)
     with open(journal, "ab") as f:
         f.write(b'{"record":"frame","session_id":"x","se')  # torn by a crash

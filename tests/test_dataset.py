@@ -283,11 +283,12 @@ def test_streamed_report_equals_the_in_memory_report(
 def test_reading_a_big_run_in_session_windows_changes_nothing(
     big_fleet: Path, fleet: Path, fleet_report: dict[str, Any]
 ) -> None:
-    pieces = list(open_dataset(big_fleet, rows_per_read=100).iter_tables(("session_id", "time_s")))
+    pieces = list(open_dataset(big_fleet, rows_per_read=128).iter_tables(("session_id", "time_s")))
     # 50 sessions, 1,750 frames in 7 row groups of <= 256 a run file: each row group is read
-    # once and a window is handed out after each (the sessions that ended before the next one).
+    # once (whole: no more than twice rows_per_read) and a window is handed out after each (the
+    # sessions that ended before the next one).
     assert len(pieces) == 8 * 7
-    assert all(table.num_rows <= 100 + 256 for _, table, _ in pieces)
+    assert all(table.num_rows <= 128 + 256 for _, table, _ in pieces)
     whole = pd.concat(
         [s for _, _, s in open_dataset(big_fleet).iter_tables(("session_id", "time_s"))]
     )

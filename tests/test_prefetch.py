@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -41,3 +42,24 @@ def test_stopping_early_stops_the_thread() -> None:
     stream.close()
     assert not any(t.name == "rt-prefetch" and t.is_alive() for t in threading.enumerate())
     assert len(produced) < 10  # it ran at most a few items ahead
+
+
+def test_the_thread_starts_an_item_only_once_the_one_before_is_taken() -> None:
+    """At most one item exists beyond the one in use (a window of frames is ~25 MB)."""
+    produced: list[int] = []
+    two_made = threading.Event()
+
+    def items() -> Iterator[int]:
+        for n in range(10):
+            produced.append(n)
+            if n == 1:
+                two_made.set()
+            yield n
+
+    stream = prefetched(items())
+    assert next(stream) == 0
+    assert two_made.wait(timeout=5)
+    time.sleep(0.2)  # time for a third item, were it allowed
+    assert produced == [0, 1]
+    assert next(stream) == 1
+    assert list(stream) == list(range(2, 10))

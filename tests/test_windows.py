@@ -51,13 +51,25 @@ def test_a_session_is_handed_out_once_no_later_row_group_can_hold_it(tmp_path: P
         _facts("b", 10.0, 11.0),
         _facts("c", 20.0, 22.0),
     ]
-    windows = _windows(path, facts, rows=1)
+    windows = _windows(path, facts, rows=2)  # row groups of no more than 2 ``rows``: read whole
     assert windows == [
         ([1, 2], ["a"]),  # a ended at 2 s, before row group 1 starts (10 s, margin 1 s)
         ([4, 5], ["b"]),
         # the end: everything left, the ghost session's frame included
         ([0, 3, 6, 7, 8, 9, 10, 11], ["long", "c"]),
     ]
+
+
+def test_a_big_row_group_is_read_in_batches_by_the_times_left_in_it(tmp_path: Path) -> None:
+    """A row group of more than twice ``rows`` frames is read ``rows`` at a time; a session is
+    handed out once no frame left in the file, in this row group or later, can be of it: "a" is
+    not complete after the first batch even though the next batch starts at 6 s."""
+    frames = [("a", 1.0), ("b", 5.0), ("b", 6.0), ("a", 2.0), ("c", 20.0), ("c", 21.0)]
+    path = _run_file(tmp_path, frames, group_rows=6)
+    facts = [_facts("a", 1.0, 2.0), _facts("b", 5.0, 6.0), _facts("c", 20.0, 21.0)]
+    assert _windows(path, facts, rows=2) == [([0, 1, 2, 3], ["a", "b"]), ([4, 5], ["c"])]
+    assert _windows(path, facts, rows=1) == [([0, 1, 2, 3], ["a", "b"]), ([4, 5], ["c"])]
+    assert _windows(path, facts, rows=3) == [([0, 1, 2, 3, 4, 5], ["a", "b", "c"])]  # whole
 
 
 def test_sessions_without_an_end_wait_for_the_end_of_the_file(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,13 @@ import pyarrow.parquet as pq
 from analyzer.private_files import open_private
 from analyzer.recording.frames import FrameRecord
 from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata
+
+# How every rt-analyze Parquet capture is encoded (the recorder, ``convert``, bench captures).
+PARQUET_WRITER_OPTIONS: dict[str, Any] = {
+    "compression": PARQUET_COMPRESSION,
+    "use_dictionary": ["session_id", "direction", "opcode", "event_type"],
+    "write_statistics": ["session_id", "seq", "time_s", "event_type"],
+}
 
 log = logging.getLogger(__name__)
 
@@ -100,12 +108,37 @@ class FrameBatch:
         return table.combine_chunks(), self.rows - len(good)
 
 
+@dataclass(frozen=True)
+class RowGroupPolicy:
+    """When the writer closes a Parquet row group: at ``max_bytes`` of Arrow data (the frames
+    with their audio) or ``max_rows`` rows, whichever comes first.
+
+    The footer holds a description of every column chunk (row groups x 65 leaf columns): a
+    reader parses all of it before the first row, ~10 times its thrift size in memory (a 1 GB
+    capture in row groups of ~3,000 frames: 4.2 MB of footer, +41 MB of reader RSS). Row groups
+    of tens of MB make it ~10 times smaller. The file is unreadable until its footer is written
+    at close anyway (the JSONL journal is the crash-safe record), so a row group is held as
+    Arrow (compact, off the Python heap) until it is full, however long that takes: the bytes
+    bound the writer's memory, the rows bound what a reader decodes of a row group without
+    audio (~1 KB a frame at most)."""
+
+    max_bytes: int = 32 * 1024 * 1024
+    max_rows: int = 32 * 1024
+
+    def full(self, rows: int, nbytes: int) -> bool:
+        return rows >= self.max_rows or nbytes >= self.max_bytes
+
+
+ROW_GROUPS = RowGroupPolicy()
+
+
 class ParquetSink:
-    """Buffers frames and writes a row group every ``max_rows`` rows, ``max_bytes`` bytes or
-    ``max_age_s`` seconds, on a worker thread so the proxy's event loop never waits on disk.
-    With ``max_pending``, :meth:`flush` waits while that many row groups are still queued for
-    the thread: a producer faster than the disk (``convert``) is held to bounded memory, where
-    the proxy's recorder must never wait."""
+    """Buffers frames and hands them to a worker thread every ``max_rows`` rows, ``max_bytes``
+    bytes or ``max_age_s`` seconds, so the proxy's event loop never waits on disk; the thread
+    turns them into Arrow and writes a row group whenever ``row_groups`` says one is full (see
+    :class:`RowGroupPolicy`). With ``max_pending``, :meth:`flush` waits while that many batches
+    are still queued for the thread: a producer faster than the disk (``convert``) is held to
+    bounded memory, where the proxy's recorder must never wait."""
 
     def __init__(
         self,
@@ -114,27 +147,26 @@ class ParquetSink:
         max_bytes: int = 4 * 1024 * 1024,
         max_age_s: float = 10.0,
         max_pending: int | None = None,
+        row_groups: RowGroupPolicy | None = None,
     ) -> None:
         self.path = path
         self.max_rows = max_rows
         self.max_bytes = max_bytes
         self.max_age_s = max_age_s
         self.max_pending = max_pending
+        self.row_groups = row_groups or ROW_GROUPS
         self.rows_written = 0
         self.rows_failed = 0
         self._batch = FrameBatch()
         self._batch_started = time.monotonic()
+        self._group = _RowGroup()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rt-parquet")
         self._pending: list[Future[None]] = []
         fd = open_private(path)
         self._file = os.fdopen(fd, "wb")
         self._writer: pq.ParquetWriter | None = pq.ParquetWriter(
-            self._file,
-            FRAME_SCHEMA,
-            compression=PARQUET_COMPRESSION,
-            use_dictionary=["session_id", "direction", "opcode", "event_type"],
-            write_statistics=["session_id", "seq", "time_s", "event_type"],
+            self._file, FRAME_SCHEMA, **PARQUET_WRITER_OPTIONS
         )
 
     def append(self, rec: FrameRecord) -> None:
@@ -161,20 +193,37 @@ class ParquetSink:
     def _write(self, batch: FrameBatch) -> None:
         try:
             with self._lock:
-                assert self._writer is not None
                 arrow, refused = batch.to_arrow()
-                if arrow.num_rows:
-                    self._writer.write_table(arrow)
-                self.rows_written += arrow.num_rows
                 self.rows_failed += refused
+                if arrow.num_rows:
+                    self._group.add(arrow)
+                if self.row_groups.full(self._group.rows, self._group.nbytes):
+                    self._write_group()
         except Exception:
             self.rows_failed += batch.rows
             log.exception("rt-analyze: could not write %d frames to %s", batch.rows, self.path)
+
+    def _write_group(self) -> None:
+        """Write the rows held as one row group (under the lock)."""
+        group, self._group = self._group, _RowGroup()
+        if not group.rows:
+            return
+        assert self._writer is not None
+        try:
+            self._writer.write_table(group.table(), row_group_size=group.rows)
+        except Exception:
+            self.rows_failed += group.rows
+            log.exception("rt-analyze: could not write %d frames to %s", group.rows, self.path)
+            return
+        self.rows_written += group.rows
 
     def close(self, metadata: dict[bytes, bytes]) -> None:
         """Write what is buffered, then the footer with the run's session facts."""
         self.flush()
         self._pool.shutdown(wait=True)
+        with self._lock:
+            if self._writer is not None:
+                self._write_group()
         self._finish(metadata)
 
     def abort(self) -> None:
@@ -182,6 +231,7 @@ class ParquetSink:
         for the caller to delete."""
         self._batch = FrameBatch()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        self._group = _RowGroup()
         self._finish(None)
 
     def _finish(self, metadata: dict[bytes, bytes] | None) -> None:
@@ -199,9 +249,32 @@ class ParquetSink:
                 self._file.close()
 
 
-# Row groups queued for the writer thread at most when a whole capture is written: the thread
-# encodes and compresses one (without the GIL) while the next is parsed and built.
-WRITE_AHEAD_ROW_GROUPS = 2
+class _RowGroup:
+    """Arrow tables waiting to be written as one row group."""
+
+    # Small tables (a live recorder hands one over every 10 s) are merged past this many, so a
+    # slow run does not hold thousands of tiny buffers per column.
+    MAX_PIECES = 64
+
+    def __init__(self) -> None:
+        self.pieces: list[pa.Table] = []
+        self.rows = 0
+        self.nbytes = 0
+
+    def add(self, table: pa.Table) -> None:
+        self.pieces.append(table)
+        self.rows += table.num_rows
+        self.nbytes += table.nbytes
+        if len(self.pieces) > self.MAX_PIECES:
+            self.pieces = [self.table().combine_chunks()]
+
+    def table(self) -> pa.Table:
+        return pa.concat_tables(self.pieces)
+
+
+# Batches queued for the writer thread at most when a whole capture is written: the thread
+# converts and writes one (without the GIL) while the next is parsed and built.
+WRITE_AHEAD_BATCHES = 2
 
 
 def write_frames(
@@ -209,6 +282,7 @@ def write_frames(
     frames: Iterable[FrameRecord],
     sessions: Mapping[str, dict[str, Any]],
     metadata: Callable[[], dict[bytes, bytes]],
+    row_groups: RowGroupPolicy | None = None,
 ) -> None:
     """Write a whole Parquet capture from ``frames`` as they come, in bounded memory, then the
     footer with ``metadata()``: asked for once the frames are exhausted, so a journal's session
@@ -217,7 +291,9 @@ def write_frames(
     from analyzer.recording.normalize import SessionDecoders
 
     decoders = SessionDecoders(sessions)
-    sink = ParquetSink(path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_ROW_GROUPS)
+    sink = ParquetSink(
+        path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_BATCHES, row_groups=row_groups
+    )
     try:
         for rec in frames:
             if rec.events is None:
@@ -230,8 +306,12 @@ def write_frames(
 
 
 def write_parquet(
-    path: Path, frames: Iterable[FrameRecord], run_id: str, sessions: list[dict[str, Any]]
+    path: Path,
+    frames: Iterable[FrameRecord],
+    run_id: str,
+    sessions: list[dict[str, Any]],
+    row_groups: RowGroupPolicy | None = None,
 ) -> None:
     """Write a whole Parquet capture at once (samples, tests, bench)."""
     facts = {str(f["session_id"]): f for f in sessions}
-    write_frames(path, frames, facts, lambda: file_metadata(run_id, sessions))
+    write_frames(path, frames, facts, lambda: file_metadata(run_id, sessions), row_groups)
