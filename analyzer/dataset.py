@@ -49,7 +49,7 @@ from analyzer.schema import (
     events_are_current,
     parse_file_metadata,
 )
-from analyzer.windows import filtered_windows, stream_windows, window_filter
+from analyzer.windows import filtered_windows, session_order, stream_windows, window_filter
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
@@ -65,13 +65,14 @@ ROWS_PER_READ = 20_000
 
 
 def _sorted_table(table: pa.Table) -> pa.Table:
-    """Frames sorted by session, then seq (stable, in Arrow)."""
+    """Frames sorted by session, then seq (stable, in Arrow); a table already in that order (a
+    streamed window) is returned as it is, not copied."""
     if "seq" not in table.column_names:
         return table
-    keys = pa.table(
-        {"s": pc.cast(table.column("session_id"), pa.string()), "q": table.column("seq")}
-    )
-    return table.take(pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")]))
+    order = session_order(table)
+    if np.array_equal(order.to_numpy(), np.arange(table.num_rows)):
+        return table
+    return table.take(order)
 
 
 def _window_table(table: pa.Table) -> pa.Table:

@@ -48,6 +48,18 @@ def _ids(table: pa.Table) -> pa.Array:
     return pc.cast(table.column("session_id"), pa.string())
 
 
+def session_order(table: pa.Table, rows: pa.Array | None = None) -> pa.Array:
+    """The indices of ``rows`` of ``table`` (every row when None) sorted by session id, then seq
+    (or the order read, without one), found from those two columns alone: the caller takes
+    every column once."""
+    seq = table.column("seq") if "seq" in table.column_names else np.arange(table.num_rows)
+    keys = pa.table({"s": _ids(table), "q": seq})
+    if rows is None:
+        return pc.sort_indices(keys, [("s", "ascending"), ("q", "ascending")])
+    order = pc.sort_indices(keys.take(rows), [("s", "ascending"), ("q", "ascending")])
+    return pc.take(rows, order)
+
+
 def stream_windows(
     pf: pq.ParquetFile,
     facts: Sequence[dict[str, Any]],
@@ -155,12 +167,14 @@ def _stream(
         done = [f for *_, f in sorted(ended, key=lambda e: (e[1], e[2]))]
         table = handed.without_late_frames(pa.concat_tables(buffer))
         if last:  # all that is left, frames of sessions the facts do not list too
-            yield table, done
+            yield table.take(session_order(table)), done
             return
         in_window = pc.is_in(_ids(table), value_set=_id_array(done))
         # Split, then hand the window out of a list: no variable of this frame keeps the
         # frames read (or the window, or a copy of it) alive while the window is analyzed.
-        window = [table.filter(in_window)]
+        # The window comes sorted by session in one take: a filter and then a sort copied
+        # every frame's events twice (~15 ms a window of 23,000 frames each).
+        window = [table.take(session_order(table, pc.indices_nonzero(in_window)))]
         buffer = [table.filter(pc.invert(in_window))]
         buffered = buffer[0].num_rows
         del table, in_window

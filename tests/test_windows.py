@@ -55,8 +55,8 @@ def test_a_session_is_handed_out_once_no_later_row_group_can_hold_it(tmp_path: P
     assert windows == [
         ([1, 2], ["a"]),  # a ended at 2 s, before row group 1 starts (10 s, margin 1 s)
         ([4, 5], ["b"]),
-        # the end: everything left, the ghost session's frame included
-        ([0, 3, 6, 7, 8, 9, 10, 11], ["long", "c"]),
+        # the end: everything left, the ghost session's frame included (by session, then seq)
+        ([8, 10, 7, 0, 3, 6, 9, 11], ["long", "c"]),
     ]
 
 
@@ -67,16 +67,17 @@ def test_a_big_row_group_is_read_in_batches_by_the_times_left_in_it(tmp_path: Pa
     frames = [("a", 1.0), ("b", 5.0), ("b", 6.0), ("a", 2.0), ("c", 20.0), ("c", 21.0)]
     path = _run_file(tmp_path, frames, group_rows=6)
     facts = [_facts("a", 1.0, 2.0), _facts("b", 5.0, 6.0), _facts("c", 20.0, 21.0)]
-    assert _windows(path, facts, rows=2) == [([0, 1, 2, 3], ["a", "b"]), ([4, 5], ["c"])]
-    assert _windows(path, facts, rows=1) == [([0, 1, 2, 3], ["a", "b"]), ([4, 5], ["c"])]
-    assert _windows(path, facts, rows=3) == [([0, 1, 2, 3, 4, 5], ["a", "b", "c"])]  # whole
+    # (a window's frames come sorted by session, then seq)
+    assert _windows(path, facts, rows=2) == [([0, 3, 1, 2], ["a", "b"]), ([4, 5], ["c"])]
+    assert _windows(path, facts, rows=1) == [([0, 3, 1, 2], ["a", "b"]), ([4, 5], ["c"])]
+    assert _windows(path, facts, rows=3) == [([0, 3, 1, 2, 4, 5], ["a", "b", "c"])]  # whole
 
 
 def test_sessions_without_an_end_wait_for_the_end_of_the_file(tmp_path: Path) -> None:
     frames = [("open", 0.0), ("a", 1.0), ("b", 10.0), ("b", 11.0)]
     path = _run_file(tmp_path, frames, group_rows=2)
     windows = _windows(path, [_facts("open", 0.0, None), _facts("a", 1.0, 1.0)], rows=1)
-    assert windows == [([1], ["a"]), ([0, 2, 3], ["open"])]
+    assert windows == [([1], ["a"]), ([2, 3, 0], ["open"])]  # b (not in the facts), then open
 
 
 def test_windows_gather_row_groups_until_they_hold_enough_frames(tmp_path: Path) -> None:
