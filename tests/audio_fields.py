@@ -86,15 +86,25 @@ class Needles:
 
     def each(self) -> Iterator[bytes]:
         """Whole samples of 32 bytes or more (shorter ones could match by chance), and pieces
-        of the longer ones."""
+        of the longer ones; not digital silence (one byte value throughout: it tells nothing,
+        and any file's padding or run of zero values matches it)."""
         for audio in self.raw:
             if len(audio) < 32:
                 continue
             std = base64.b64encode(audio)
             url = base64.urlsafe_b64encode(audio)
-            yield from (audio, std, url)
-            if len(audio) >= 200:
+            if _says_something(audio):
+                yield from (audio, std, url)
+            if len(audio) >= 200 and _says_something(audio[64:112]):
                 yield from (audio[64:112], std[100:164], url[100:164])
+
+    def informative(self) -> int:
+        """How many samples are looked for (not silence)."""
+        return sum(1 for audio in self.raw if len(audio) >= 32 and _says_something(audio))
+
+
+def _says_something(audio: bytes) -> bool:
+    return len(set(audio)) > 1
 
 
 def _data_uris(data: bytes) -> Iterator[bytes]:
