@@ -209,17 +209,25 @@ def write_frames(
     frames: Iterable[FrameRecord],
     sessions: Mapping[str, dict[str, Any]],
     metadata: Callable[[], dict[bytes, bytes]],
+    ended: list[str] | None = None,
 ) -> None:
     """Write a whole Parquet capture from ``frames`` as they come, in bounded memory, then the
     footer with ``metadata()``: asked for once the frames are exhausted, so a journal's session
     facts, complete only at its end, can stream with its frames. ``sessions`` holds each
-    session's facts by the time its first frame comes (they pick its protocol's decoder)."""
+    session's facts by the time its first frame comes (they pick its protocol's decoder).
+    ``ended``: ids of sessions that ended, filled in by the producer of ``frames`` and emptied
+    here before each frame: their decoders (and voice state) are dropped, as the recorder's are
+    at a session's end, so memory is bounded by the sessions open at once, not by all of them."""
     from analyzer.recording.normalize import SessionDecoders
 
     decoders = SessionDecoders(sessions)
     sink = ParquetSink(path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_ROW_GROUPS)
     try:
         for rec in frames:
+            if ended:
+                for session_id in ended:
+                    decoders.end(session_id)
+                ended.clear()
             if rec.events is None:
                 rec.events = decoders.events(rec)
             sink.append(rec)
