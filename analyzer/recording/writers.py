@@ -8,10 +8,11 @@ import operator
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas  # noqa: F401  # pyarrow imports it on the first batch: do it now, not mid-session
@@ -21,6 +22,9 @@ import pyarrow.parquet as pq
 from analyzer.private_files import open_private
 from analyzer.recording.frames import FrameRecord
 from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata
+
+if TYPE_CHECKING:
+    from analyzer.recording.normalize import SessionDecoders
 
 log = logging.getLogger(__name__)
 
@@ -226,7 +230,37 @@ def write_frames(
     from analyzer.recording.normalize import SessionDecoders
 
     decoders = SessionDecoders(sessions)
-    sink = ParquetSink(path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_ROW_GROUPS)
+    with _pool_giving_back():
+        sink = ParquetSink(path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_ROW_GROUPS)
+        _write_all(sink, decoders, frames, ended)
+        sink.close(metadata())
+
+
+@contextmanager
+def _pool_giving_back() -> Iterator[None]:
+    """Arrow's mimalloc pool while a whole capture is written: with ``release_unused`` after
+    each row group it peaks lowest. The CLI sets the C allocator's pool (best for ``report``),
+    whose freed row groups fragment: a 1 GB journal's ``convert`` peaked at 250 MB with it,
+    213 MB with this. As it was when mimalloc is not built in."""
+    try:
+        pool = pa.mimalloc_memory_pool()
+    except NotImplementedError:
+        yield
+        return
+    previous = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        yield
+    finally:
+        pa.set_memory_pool(previous)
+
+
+def _write_all(
+    sink: ParquetSink,
+    decoders: SessionDecoders,
+    frames: Iterable[FrameRecord],
+    ended: list[str] | None,
+) -> None:
     try:
         for rec in frames:
             if ended:
@@ -239,7 +273,6 @@ def write_frames(
     except BaseException:
         sink.abort()
         raise
-    sink.close(metadata())
 
 
 def write_parquet(
