@@ -18,7 +18,8 @@ from analyzer.events import event_table
 from analyzer.reader import with_columns
 from analyzer.recording import writers
 from analyzer.recording.convert import JournalError, convert_journal, read_journal
-from analyzer.recording.frames import restore_frame_text
+from analyzer.recording.frames import FrameRecord, restore_frame_text
+from analyzer.recording.normalize import SessionDecoders
 from analyzer.recording.writers import write_parquet
 from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, parse_file_metadata
 from bench.captures import generate_journal
@@ -159,6 +160,40 @@ def test_an_interleaved_journal_streams_to_what_the_whole_journal_in_memory_give
     assert facts.frame_count == len(whole.frames) == 3508
     assert len(facts.sessions) == 6 and facts.torn_last_line and facts.bad_lines == []
     assert all(s["end_s"] is not None for s in facts.sessions.values())
+
+
+def test_a_session_s_decoding_state_is_dropped_at_its_end_as_the_recorder_drops_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer forgets a session (its decoder, its voice detectors and echo rings: ~0.5 MB)
+    where its session_end line is, before the next frame, not when the journal ends: a 1 GB
+    journal's ~1,000 sessions held 668 MB of peak RSS that way, 0.67 of the journal."""
+    journal = generate_journal(tmp_path / "run.jsonl", 6_000_000)
+    seen: list[tuple[str, str]] = []
+    events, end = SessionDecoders.events, SessionDecoders.end
+
+    def spy_events(self: SessionDecoders, rec: FrameRecord) -> list[Any]:
+        seen.append(("frame", rec.session_id))
+        return events(self, rec)
+
+    def spy_end(self: SessionDecoders, session_id: str) -> None:
+        seen.append(("end", session_id))
+        end(self, session_id)
+
+    monkeypatch.setattr(SessionDecoders, "events", spy_events)
+    monkeypatch.setattr(SessionDecoders, "end", spy_end)
+    convert_journal(journal, tmp_path / "run.parquet")
+    lines = [json.loads(line) for line in journal.read_text().splitlines()]
+    expected = [
+        ("frame" if line["record"] == "frame" else "end", line["session_id"])
+        for line in lines
+        if line["record"] in ("frame", "session_end")
+    ]
+    # The last sessions' ends come after the last frame: nothing is left to decode for them.
+    while expected[-1][0] == "end":
+        expected.pop()
+    assert seen == expected
+    assert sum(kind == "end" for kind, _ in seen) == 5
 
 
 @pytest.mark.parametrize("keep_audio", [True, False])
