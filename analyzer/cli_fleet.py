@@ -99,7 +99,11 @@ def compare(
     from analyzer.metric_names import metric_name
 
     if len(others) > 1:
-        _compare_many(a, others, output_format, a_where, b_where, seed, bootstrap, filters)
+        if a_where or b_where:
+            raise click.UsageError(
+                "--a-where / --b-where tell two sides apart; with more, pass paths."
+            )
+        _compare_many([a, *others], output_format, seed, bootstrap, filters)
         return
     b = others[0] if others else None
     if b is None and not (a_where or b_where):
@@ -123,22 +127,12 @@ def compare(
 
 
 def _compare_many(
-    a: Path,
-    others: tuple[Path, ...],
-    output_format: str,
-    a_where: tuple[str, ...],
-    b_where: tuple[str, ...],
-    seed: int,
-    bootstrap: int,
-    filters: dict[str, Any],
+    paths: list[Path], output_format: str, seed: int, bootstrap: int, filters: dict[str, Any]
 ) -> None:
     """``compare A B C ...``: every side against A."""
     from analyzer.compare_many import LETTERS, compare_many, render_many
     from analyzer.metric_names import metric_name
 
-    paths = [a, *others]
-    if a_where or b_where:
-        raise click.UsageError("--a-where / --b-where tell two sides apart; with more, pass paths.")
     if len(paths) > len(LETTERS):
         raise click.UsageError(f"compare takes at most {len(LETTERS)} sides.")
     sides = [open_captures([path], filters) for path in paths]
