@@ -66,14 +66,7 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
         if session.get("kind") == "transcription":
             _render_transcription_session(session, console)
             continue
-        duration = session.get("duration_s")
-        console.print(
-            f"[bold]session {safe(session['session_id'])}[/bold]  dialect "
-            f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
-            f"{len(session['turns'])} turn(s)"
-            + (f"  {duration:.1f} s" if duration is not None else "")
-            + _identity(session)
-        )
+        console.print(_session_header(session, "", "turn(s)"))
         rows = [_turn_cells(turn) for turn in session["turns"]]
         fit_table(REPORT_TURN_COLUMNS, rows, console_width(console)).print(console)
         sizes = session["sizes"]
@@ -110,6 +103,18 @@ def render_report(report: Mapping[str, Any], console: Console) -> None:
             f"estimated transcription cost ~${summary['transcription_cost_usd']:.4f} "
             "(list prices, an estimate)"
         )
+
+
+def _session_header(session: Mapping[str, Any], kind: str, counted: str) -> str:
+    """``session <id>  [kind]dialect ..  model ..  N <counted>  <duration>`` and its ids."""
+    duration = session.get("duration_s")
+    return (
+        f"[bold]session {safe(session['session_id'])}[/bold]  {kind}dialect "
+        f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
+        f"{len(session['turns'])} {counted}"
+        + (f"  {duration:.1f} s" if duration is not None else "")
+        + _identity(session)
+    )
 
 
 def _identity(session: Mapping[str, Any]) -> str:
@@ -158,14 +163,7 @@ def _transcription_line(session: Mapping[str, Any]) -> str:
 def _render_transcription_session(session: Mapping[str, Any], console: Console) -> None:
     """A speech-to-text session: per utterance the time to the first and the final transcript,
     its deltas and usage; no reply columns (nothing replies)."""
-    duration = session.get("duration_s")
-    console.print(
-        f"[bold]session {safe(session['session_id'])}[/bold]  transcription  dialect "
-        f"{safe(session['dialect'] or '?')}  model {safe(session['model'] or '?')}  "
-        f"{len(session['turns'])} utterance(s)"
-        + (f"  {duration:.1f} s" if duration is not None else "")
-        + _identity(session)
-    )
+    console.print(_session_header(session, "transcription  ", "utterance(s)"))
     table = Table(title_justify="left")
     for name, justify in (
         ("#", "right"),
