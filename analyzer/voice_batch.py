@@ -20,9 +20,9 @@ import numpy as np
 import numpy.typing as npt
 
 from analyzer.voice import VoiceDetector, VoiceMark, pcm16_samples
-from analyzer.voice_echo import MIN_WINDOW_S, RING_S, WINDOW_S, _Ring, span_echo
+from analyzer.voice_echo import MIN_WINDOW_S, RING_S, WINDOW_S, AudioRing, span_echo
 from analyzer.voice_events import (
-    _CHUNKS_KEPT,
+    CHUNKS_KEPT,
     PAUSE_S,
     AudioStream,
     Event,
@@ -154,7 +154,7 @@ class _Recorded:
         if chunk < 0:
             return None
         at = int(np.searchsorted(self.ends, sample, side="right"))
-        return float(self.times[min(max(at, chunk - _CHUNKS_KEPT + 1), chunk)])
+        return float(self.times[min(max(at, chunk - CHUNKS_KEPT + 1), chunk)])
 
     def samples(self, start: int, end: int) -> Samples:
         """The stream's known samples ``start`` .. ``end`` (within one stretch of them)."""
@@ -168,7 +168,7 @@ class _Recorded:
     def held_from(self, op: int) -> int | None:
         """The first position the user's echo ring (``EchoWatch._user``) holds after ``op``:
         from the latest unknown audio on, the shortest run of the last chunks holding at least
-        two windows (``_Ring.append``), None when it holds nothing."""
+        two windows (``AudioRing.append``), None when it holds nothing."""
         last = int(self.op_last[op])
         if last < 0:
             return None
@@ -229,7 +229,7 @@ class BatchVoices(SessionVoices):
 
     def _score(self, scores: list[_Measure]) -> None:
         """Echo scores, in the order the writer measures them, against its reply ring then."""
-        ring = _Ring(RING_S)
+        ring = AudioRing(RING_S)
         replies = iter(self.clock.replies)
         pending = next(replies, None)
         for seq, op, stream, end, start, stop, start_s in sorted(scores, key=lambda s: s[0]):

@@ -51,7 +51,7 @@ def decimate(samples: Samples, rate_hz: int) -> Floats:
     return out
 
 
-class _Ring:
+class AudioRing:
     """The last ``seconds`` of a stream's samples as they came (chunks kept by reference:
     nothing is converted until a span is measured), with when each chunk passed the proxy."""
 
@@ -140,15 +140,15 @@ class EchoWatch:
     detector's marks), it scores each user span (:meth:`user_audio`)."""
 
     def __init__(self) -> None:
-        self._reply = _Ring(RING_S)
-        self._user = _Ring(2 * WINDOW_S)
+        self._reply = AudioRing(RING_S)
+        self._user = AudioRing(2 * WINDOW_S)
         self._open: tuple[int, float] | None = None  # open span: (start position, start time)
         self._score: tuple[float, float] | None = None  # its (score, delay ms), once measured
         self._measured = False  # the open span was measured (a score, or none to give)
 
     def new_user_stream(self) -> None:
         """The user's audio starts a new clock (a new stream): positions start again at 0."""
-        self._user = _Ring(2 * WINDOW_S)
+        self._user = AudioRing(2 * WINDOW_S)
         self._open, self._score, self._measured = None, None, False
 
     def reply_audio(self, samples: Samples | None, rate_hz: int, time_s: float) -> None:

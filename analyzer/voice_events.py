@@ -29,7 +29,7 @@ Event = dict[str, Any]
 DEFAULT_FORMAT = ("pcm16", 24000)
 # Chunks remembered per stream to time marks found later (a span ends HANGOVER_MS after its
 # last voiced frame; chunks are 10..100 ms): far more than the hangover needs.
-_CHUNKS_KEPT = 256
+CHUNKS_KEPT = 256
 # A stream that stops this long (wall time) between two chunks paused: speech open before the
 # pause ended there (streams send continuously, every 10..100 ms, while they are live).
 PAUSE_S = 1.0
@@ -54,7 +54,7 @@ class _Stream:
         self.echo = echo
         self.rate_hz = fmt[1]
         self.detector = VoiceDetector(fmt[1])
-        self.chunks: deque[tuple[int, float]] = deque(maxlen=_CHUNKS_KEPT)  # (end sample, time)
+        self.chunks: deque[tuple[int, float]] = deque(maxlen=CHUNKS_KEPT)  # (end sample, time)
 
     def chunk(self, audio: bytes | None, size: int, time_s: float) -> list[Event]:
         samples = pcm16_samples(audio, self.encoding) if audio is not None else None
