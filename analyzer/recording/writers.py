@@ -210,19 +210,19 @@ class ParquetSink:
         if not group.rows:
             return
         assert self._writer is not None
+        rows = group.rows
         try:
-            self._writer.write_table(group.table(), row_group_size=group.rows)
+            self._writer.write_table(group.table(), row_group_size=rows)
         except Exception:
-            self.rows_failed += group.rows
-            log.exception("rt-analyze: could not write %d frames to %s", group.rows, self.path)
-            return
+            self.rows_failed += rows
+            log.exception("rt-analyze: could not write %d frames to %s", rows, self.path)
+        else:
+            self.rows_written += rows
         finally:
-            rows = group.rows
             del group
             # The allocator keeps a written row group's pages for reuse and they pile up over a
             # long run or a 1 GB ``convert`` (~50 MB); handing them back costs no measurable CPU.
             pa.default_memory_pool().release_unused()
-        self.rows_written += rows
 
     def close(self, metadata: dict[bytes, bytes]) -> None:
         """Write what is buffered, then the footer with the run's session facts."""
