@@ -36,7 +36,6 @@ from analyzer.sizes import (
     column_sums,
     sizes_of_frames,
 )
-from analyzer.turns import rows_of
 
 # Turn-table columns that tell runs and machines apart; prepended by :func:`dataset_turns`.
 DATASET_TURN_KEYS: tuple[str, ...] = ("run_id", "date", "proxy_host")
@@ -142,11 +141,11 @@ class ReportParts:
     def add(
         self,
         session: dict[str, Any] | str,
-        turns: Sequence[Mapping[str, Any]] | pd.DataFrame,
-        sizes: Sequence[Mapping[str, Any]] | pd.DataFrame = (),
+        turns: Sequence[Mapping[str, Any]],
+        sizes: Sequence[Mapping[str, Any]] = (),
         size_sums: Sequence[tuple[str, str, Sequence[int]]] = (),
     ) -> None:
-        """One session: its report dict (or its JSON), turn rows and size rows (or tables), or
+        """One session: its report dict (or its JSON), turn rows and size rows, or
         instead of size rows their (direction, event type, SIZE_COLUMNS) sums."""
         data = session if isinstance(session, dict) else loads_json(session)
         text = dumps_json(data, indent=True)
@@ -162,13 +161,9 @@ class ReportParts:
             }
         )
         # The summary's columns only: the rows themselves hold transcripts and ids.
-        self._pending_turns.extend(
-            map(_summary_columns, rows_of(turns) if isinstance(turns, pd.DataFrame) else turns)
-        )
+        self._pending_turns.extend(map(_summary_columns, turns))
         pending = self._pending_sizes
-        for direction, event_type, *values in map(
-            _size_columns, rows_of(sizes) if isinstance(sizes, pd.DataFrame) else sizes
-        ):
+        for direction, event_type, *values in map(_size_columns, sizes):
             pending.setdefault((str(direction), str(event_type)), []).append(values)
         for direction, event_type, sums in size_sums:
             pending.setdefault((direction, event_type), []).append(sums)

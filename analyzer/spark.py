@@ -30,7 +30,7 @@ from analyzer.filters import Filters
 from analyzer.pricing import Prices
 from analyzer.report import jsonable
 from analyzer.schema import ANALYSIS_COLUMNS, FRAME_SCHEMA, SESSION_FIELDS
-from analyzer.turns import TURN_COLUMNS
+from analyzer.turns import TURN_COLUMNS, rows_of
 
 # Workers decode each session's events from its frames (the adapter, as for a format 1 capture):
 # Spark reads files of every format version alike, and has no type for the events' structs.
@@ -306,10 +306,12 @@ def spark_report_parts(
                 seen.add((row[_FILE], row["session_id"]))
                 parts.add(
                     row["session_json"],
-                    _from_ipc(row["turns_ipc"]),
-                    _from_ipc(row["sizes_ipc"]),
+                    rows_of(_from_ipc(row["turns_ipc"])),
+                    rows_of(_from_ipc(row["sizes_ipc"])),
                 )
     for session_facts in job.missing(seen):
         analysis = analyze_session(_empty_frames(), session_facts)
-        parts.add(session_report(analysis, prices), analysis.turns, analysis.sizes)
+        parts.add(
+            session_report(analysis, prices), rows_of(analysis.turns), rows_of(analysis.sizes)
+        )
     return parts
