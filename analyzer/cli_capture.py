@@ -157,30 +157,39 @@ def import_(files: tuple[Path, ...], out_dir: Path, match: str | None, audio: st
     "-o",
     "--output",
     type=click.Path(path_type=Path),
-    help="Parquet file to write (default: the journal's name with .parquet).",
+    help="Parquet file to write (default: the journal's name with .parquet; for a .parquet "
+    "capture, the capture itself, with --force).",
 )
 @force_option
 def convert(journal: Path, output: Path | None, force: bool) -> None:
-    """Rebuild a run's Parquet file from its .jsonl journal (after a crash, or to re-derive).
+    """Rebuild a run's Parquet file from its .jsonl journal (after a crash, or to re-derive),
+    or bring a Parquet capture an earlier version recorded to the current format (every
+    command then reads its recorded events instead of decoding its frames each time).
 
     Example:
 
         rt-analyze convert captures/rt-20250101T120000Z-abc123.jsonl
+
+        rt-analyze convert old/rt-20251001T090000Z-4f2a1c.parquet -o new/run.parquet
     """
     from analyzer.recording.convert import JournalError, convert_journal
 
     if not journal.is_file():
-        raise click.ClickException(f"{journal} does not exist or is not a file; pass a .jsonl.")
+        raise click.ClickException(
+            f"{journal} does not exist or is not a file; pass a .jsonl or an older .parquet."
+        )
     from analyzer.outputs import check_outputs
     from analyzer.recording.convert import journal_age_if_recording
 
-    if journal.suffix == ".parquet":
-        raise click.ClickException(
-            f"{journal} is a Parquet capture already: analyze it as it is (rt-analyze report "
-            f"{journal}); convert rebuilds one from its .jsonl journal."
-        )
+    if journal.suffix == ".parquet":  # said before the output is checked: it may be current
+        from analyzer.recording.capture_frames import open_capture
+
+        try:
+            open_capture(journal)
+        except JournalError as exc:
+            raise click.ClickException(str(exc)) from exc
     if output is None:
-        age = None if force else journal_age_if_recording(journal)
+        age = None if force or journal.suffix == ".parquet" else journal_age_if_recording(journal)
         if age is not None:
             raise click.ClickException(
                 f"{journal} is still being recorded (written {age:.0f} s ago, and the run has "
@@ -207,7 +216,7 @@ def convert(journal: Path, output: Path | None, force: bool) -> None:
     if parsed.bad_lines:
         lines = ", ".join(map(str, parsed.bad_lines[:10]))
         click.echo(f"Skipped {len(parsed.bad_lines)} unreadable line(s): {lines}.", err=True)
-    if parsed.run_end is None:
+    if parsed.run_end is None and journal.suffix != ".parquet":
         click.echo(
             "The journal has no run_end record: the recorder did not shut down cleanly.", err=True
         )

@@ -146,14 +146,17 @@ def test_a_text_file_named_parquet(tmp_path: Path) -> None:
     )
 
 
-def test_convert_of_a_parquet_capture(captures: Path) -> None:
-    parquet = captures / "ga-voice.parquet"
+def test_convert_of_a_capture_in_the_current_format(captures: Path) -> None:
+    current = captures / "current.parquet"
+    assert run("convert", captures / "ga-voice.parquet", "-o", current).exit_code == 0
     fails(
-        run("convert", parquet),
+        run("convert", current, "-o", captures / "again.parquet"),
         1,
-        f"Error: {parquet} is a Parquet capture already: analyze it as it is (rt-analyze report "
-        f"{parquet}); convert rebuilds one from its .jsonl journal.",
+        f"Error: {current} is in the current format already: analyze it as it is (rt-analyze "
+        f"report {current}); convert rebuilds a capture from a .jsonl journal or an older "
+        ".parquet.",
     )
+    assert not (captures / "again.parquet").exists()
 
 
 def _recording(captures: Path) -> tuple[Path, Path]:

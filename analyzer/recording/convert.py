@@ -174,21 +174,22 @@ def _is_record(line: bytes, kind: str | None = None) -> bool:
 def convert_journal(
     journal_path: Path, parquet_path: Path | None = None
 ) -> tuple[Path, JournalFacts]:
-    """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``; returns the path written
-    and what the journal said. Frames stream from the journal to the Parquet writer in row
-    groups, so memory stays bounded whatever the journal's size. The file is written under a
-    temporary name and renamed when complete: a journal found unreadable (which is known only
-    at its end) or a crash leaves any earlier file at the path as it was."""
+    """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``, or from a Parquet capture
+    an earlier recorder wrote (:mod:`analyzer.recording.capture_frames`); returns the path
+    written and what the journal (or the capture's footer) said. Frames stream to the Parquet
+    writer in row groups, so memory stays bounded whatever the journal's size. The file is
+    written under a temporary name and renamed when complete: a journal found unreadable (which
+    is known only at its end) or a crash leaves any earlier file at the path as it was."""
     # The writers import pandas for the proxy's sake; readers of journals need neither.
     from analyzer.recording.writers import write_frames
 
     out = parquet_path or journal_path.with_suffix(".parquet")
     partial = out.with_name(f".{out.name}.{os.getpid()}.partial")
-    facts = JournalFacts(run_id=journal_path.stem)
+    facts, frames = _source(journal_path)
     try:
         write_frames(
             partial,
-            iter_journal(journal_path, facts),
+            frames,
             facts.sessions,
             lambda: file_metadata(facts.run_id, list(facts.sessions.values())),
             ended=facts.ended,
@@ -197,3 +198,15 @@ def convert_journal(
     finally:
         partial.unlink(missing_ok=True)
     return out, facts
+
+
+def _source(path: Path) -> tuple[JournalFacts, Iterator[FrameRecord]]:
+    """The run's facts (filled in as its frames are read) and its frames: a journal's, or
+    those of a Parquet capture written by an earlier recorder."""
+    if path.suffix != ".parquet":
+        facts = JournalFacts(run_id=path.stem)
+        return facts, iter_journal(path, facts)
+    from analyzer.recording.capture_frames import iter_capture, open_capture
+
+    pf, facts = open_capture(path)
+    return facts, iter_capture(pf, facts)
