@@ -38,6 +38,7 @@ _COLUMNS = (
     "audio",
     "audio_cuts",
 )
+_READ_BYTES = 1 << 20
 # Frames converted at once: their audio is in memory together (~1 MB of PCM a thousand frames).
 _BATCH_ROWS = 1024
 
@@ -46,7 +47,10 @@ def open_capture(path: Path) -> tuple[pq.ParquetFile, JournalFacts]:
     """The capture and its run's facts from its footer; raises JournalError for files that
     are not Parquet captures or that need no conversion."""
     try:
-        pf = pq.ParquetFile(path)
+        # Without pre-buffering, which keeps every row group read until the reader is closed
+        # (converting a 1 GB capture grew to 1.2 GB of RSS), and reading a column 1 MiB at a
+        # time rather than a row group's whole chunk (Arrow's peak 35 -> 8 MB).
+        pf = pq.ParquetFile(path, pre_buffer=False, buffer_size=_READ_BYTES)
     except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
         raise JournalError(f"{path} is not a readable Parquet file ({exc}).") from exc
     meta = parse_file_metadata(pf.metadata.metadata)
