@@ -31,14 +31,14 @@ import pyarrow.parquet as pq
 from analyzer.discovery import RunFile, discover
 from analyzer.events import DECODE_ONLY_COLUMNS
 from analyzer.filters import Filters
+from analyzer.journal_copies import JournalCopies
 from analyzer.reader import (
     CaptureError,
     SessionKey,
-    Sessions,
     drop_audio_content,
     duplicates_note,
     is_missing,
-    read_capture,
+    read_tables,
     session_rows,
     with_columns,
 )
@@ -54,6 +54,9 @@ from analyzer.windows import filtered_windows, session_order, stream_windows, wi
 if TYPE_CHECKING:
     import pyarrow.dataset as pads
 
+
+# A piece's sessions: a dict of facts each (SESSION_FIELDS and PARTITION_COLUMNS).
+Sessions = list[dict[str, Any]]
 
 # Columns added to sessions (and to turn tables of a dataset) besides SESSION_FIELDS.
 PARTITION_COLUMNS: tuple[str, ...] = ("date", "proxy_host")
@@ -82,8 +85,9 @@ def _window_table(table: pa.Table) -> pa.Table:
 def _window_sessions(
     facts: list[dict[str, Any]], table: pa.Table, run: RunFile, run_id: str | None
 ) -> list[dict[str, Any]]:
-    """The rows of ``_with_partitions(sessions_frame(facts, frames), run, run_id)`` of a window's
-    frames, from Arrow and numpy (:func:`_sessions_table` makes that table of them). This runs
+    """The session rows (:func:`analyzer.reader.session_rows`) of a piece's frames, with the
+    piece's run id where a session has none and its partitions, in start order, from Arrow and
+    numpy (:func:`_sessions_table` makes a table of them). This runs
     in the reading thread while the previous window is analyzed: pandas here held the GIL for
     ~0.3 s over a 1 GB report, which the analysis waited out."""
     ids = pc.dictionary_encode(
@@ -111,18 +115,7 @@ def _start_order(row: Mapping[str, Any]) -> tuple[bool, Any]:
 
 def _sessions_table(sessions: Sessions) -> pd.DataFrame:
     """A piece's sessions as a table (columns :func:`_session_columns`)."""
-    if not isinstance(sessions, list):
-        return sessions
     return pd.DataFrame(sessions, columns=[*_session_columns()])
-
-
-def _with_partitions(sessions: pd.DataFrame, run: RunFile, run_id: str | None) -> pd.DataFrame:
-    sessions = sessions.copy()
-    if run_id is not None:
-        sessions["run_id"] = sessions["run_id"].where(sessions["run_id"].notna(), run_id)
-    sessions["date"] = run.date
-    sessions["proxy_host"] = run.proxy_host
-    return sessions
 
 
 @dataclass
@@ -137,6 +130,7 @@ class Dataset:
     # Each session (run id, session id) read by the last pass over the dataset -> the file it
     # was read from: a session in two files (a copied capture) is read once, from the first.
     read_from: dict[SessionKey, Path] = field(default_factory=dict)
+    journal_copies: JournalCopies = field(default_factory=JournalCopies)
 
     @property
     def sources(self) -> list[Path]:
@@ -148,12 +142,9 @@ class Dataset:
 
     def _once(self, run: RunFile, table: pa.Table, sessions: Sessions) -> tuple[pa.Table, Sessions]:
         """A piece without the sessions already read from another file (with a warning)."""
-        rows: Sequence[Mapping[Any, Any]] = (
-            sessions if isinstance(sessions, list) else sessions.to_dict("records")
-        )
-        ids = [str(row["session_id"]) for row in rows]
+        ids = [str(row["session_id"]) for row in sessions]
         by_first: dict[Path, list[str]] = {}
-        for session_id, row in zip(ids, rows, strict=True):
+        for session_id, row in zip(ids, sessions, strict=True):
             run_id = row.get("run_id")
             key = (None if is_missing(run_id) else str(run_id), session_id)
             first = self.read_from.setdefault(key, run.path)
@@ -171,10 +162,7 @@ class Dataset:
             )
         )
         table = table.filter(keep)
-        if isinstance(sessions, list):
-            return table, [row for row in sessions if str(row["session_id"]) not in drop]
-        kept = [i not in drop for i in ids]
-        return table, sessions[kept].reset_index(drop=True)
+        return table, [row for row in sessions if str(row["session_id"]) not in drop]
 
     def candidate_files(self) -> list[RunFile]:
         """Files not ruled out by their partitions."""
@@ -192,8 +180,15 @@ class Dataset:
         return run_id, facts
 
     def _parquet_facts(self, run: RunFile) -> tuple[pq.ParquetFile, str, list[dict[str, Any]]]:
+        """The file to read for ``run`` (a big journal's converted copy), its run id and
+        session facts; raises _Fallback to read the run whole."""
+        path = run.path
+        if path.suffix == ".jsonl":
+            path = self.journal_copies.parquet_of(run.path, self._warn) or run.path
+            if path == run.path:
+                raise _Fallback
         try:
-            pf = pq.ParquetFile(run.path)
+            pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
             raise _Fallback from exc
         meta = parse_file_metadata(pf.metadata.metadata)
@@ -215,27 +210,17 @@ class Dataset:
         """Apply the filters to a piece's sessions now that their start is known."""
         if not self.filters.active or not len(sessions):
             return table, sessions
-        if isinstance(sessions, list):
-            sessions = [row for row in sessions if self.filters.keeps(row)]
-            ids = _strings([str(row["session_id"]) for row in sessions])
-        else:
-            keep = [
-                self.filters.keeps({str(k): v for k, v in f.items()})
-                for f in sessions.to_dict("records")
-            ]
-            sessions = sessions[keep].reset_index(drop=True)
-            ids = _strings([str(s) for s in sessions["session_id"]])
+        sessions = [row for row in sessions if self.filters.keeps(row)]
+        ids = _strings([str(row["session_id"]) for row in sessions])
         mask = pc.is_in(pc.cast(table.column("session_id"), pa.string()), value_set=ids)
         return table.filter(mask), sessions
 
-    def _read_whole(self, run: RunFile, columns: Sequence[str]) -> tuple[pa.Table, pd.DataFrame]:
-        """The reader's path (journals, and Parquet we cannot read: it falls back to the
+    def _read_whole(self, run: RunFile, columns: Sequence[str]) -> tuple[pa.Table, Sessions]:
+        """The reader's path (small journals, and Parquet we cannot read: it falls back to the
         journal beside it or says what to do)."""
-        capture = read_capture([run.path], columns)
-        self.warnings.extend(capture.warnings)
-        schema = pa.schema([FRAME_SCHEMA.field(c) for c in columns])
-        table = pa.Table.from_pandas(capture.frames[list(columns)], preserve_index=False)
-        return table.cast(schema), _with_partitions(capture.sessions, run, None)
+        table, facts, _, warnings = read_tables([run.path], columns)
+        self.warnings.extend(warnings)
+        return table, _window_sessions(facts, table, run, None)
 
     def iter_tables(
         self, columns: Sequence[str] = ANALYSIS_COLUMNS
@@ -260,8 +245,6 @@ class Dataset:
         failures: list[CaptureError] = []
         for run in candidates:
             try:
-                if run.path.suffix == ".jsonl":
-                    raise _Fallback
                 pf, run_id, facts = self._parquet_facts(run)
             except _Fallback:
                 try:
@@ -283,7 +266,8 @@ class Dataset:
                 continue  # the footer rules the whole file out: not one frame read
             self.files_read.append(run.path)
             present = _columns_to_read(columns, pf.schema_arrow)
-            for table, window in self._pieces(run.path, pf, facts, kept, present):
+            path = self.journal_copies.made.get(run.path, run.path)  # a big journal's copy
+            for table, window in self._pieces(path, pf, facts, kept, present, run.path):
                 table = with_columns(table, columns).cast(schema)
                 sessions = _window_sessions(window, table, run, run_id)
                 table, sessions = self._once(run, *self._select(table, sessions))
@@ -303,15 +287,17 @@ class Dataset:
         facts: list[dict[str, Any]],
         kept: list[dict[str, Any]],
         columns: list[str],
+        named: Path,
     ) -> Iterator[tuple[pa.Table, list[dict[str, Any]]]]:
         """A Parquet run file's frames of the ``kept`` sessions, whole or in windows of whole
-        sessions (:mod:`analyzer.windows`), each with the facts of its sessions."""
+        sessions (:mod:`analyzer.windows`), each with the facts of its sessions; warnings name
+        the file ``named``."""
         rows = pf.metadata.num_rows
         if not facts or (len(kept) == len(facts) and rows <= self.rows_per_read):
             yield pf.read(columns=columns), kept  # not pq.read_table: it imports pandas
             return
         streamed = (
-            stream_windows(pf, kept, columns, self.rows_per_read, self._warn_about(path))
+            stream_windows(pf, kept, columns, self.rows_per_read, self._warn_about(named))
             if len(kept) == len(facts)
             else None
         )

@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from analyzer.journal_copies import journal_warnings
 from analyzer.protocols.realtime_events import CLIENT_AUDIO_EVENTS, SERVER_AUDIO_EVENTS
 from analyzer.recording.convert import (
     RECORDING_RECENT_S,
@@ -87,13 +88,7 @@ def _read_journal(
         raise CaptureError(str(exc)) from exc
     except OSError as exc:
         raise CaptureError(f"cannot read {path}: {exc.strerror}.") from exc
-    if journal.torn_last_line:
-        warnings.append(f"{path.name}: skipped a torn last line (the recorder stopped mid-write).")
-    if journal.bad_lines:
-        lines = ", ".join(map(str, journal.bad_lines[:5]))
-        warnings.append(
-            f"{path.name}: skipped {len(journal.bad_lines)} unreadable line(s): {lines}."
-        )
+    warnings.extend(journal_warnings(path, journal))
     table = _frames_from_records(journal.frames, columns)
     return table, list(journal.sessions.values()), journal.run_end is not None
 
