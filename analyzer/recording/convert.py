@@ -171,6 +171,15 @@ def _is_record(line: bytes, kind: str | None = None) -> bool:
     return isinstance(record, dict) and "record" in record and kind in (None, record["record"])
 
 
+def _parquet_only(frames: Iterator[FrameRecord]) -> Iterator[FrameRecord]:
+    """The frames without what only the journal and live trackers read (the whole text, the
+    parsed event: ~2.7 times a frame's audio), dropped before the writer holds a batch of
+    them to find their speech at once."""
+    for rec in frames:
+        rec.journal_content = rec.event = None
+        yield rec
+
+
 def convert_journal(
     journal_path: Path, parquet_path: Path | None = None
 ) -> tuple[Path, JournalFacts]:
@@ -188,7 +197,7 @@ def convert_journal(
     try:
         write_frames(
             partial,
-            iter_journal(journal_path, facts),
+            _parquet_only(iter_journal(journal_path, facts)),
             facts.sessions,
             lambda: file_metadata(facts.run_id, list(facts.sessions.values())),
             ended=facts.ended,
