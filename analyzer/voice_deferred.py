@@ -4,7 +4,7 @@ The recorder's writer runs :class:`~analyzer.voice_events.SessionVoices` as each
 its detector is called once per audio chunk (a few tens of ms of audio), which was most of
 ``convert``'s CPU. :class:`DeferredVoices` is that class with streams that only note their
 chunks and flushes; :meth:`DeferredVoices.settle`, called by ``writers.write_frames`` on a
-bounded batch of frames (and at a session's end), then
+bounded batch of frames (``writers.VOICE_BATCH``) and at a session's end, then
 
 1. runs each stream's detector once over all its chunks noted since the last settle, between
    the points where the writer's detector flushes (a flush, a pause, audio not known), and

@@ -3,9 +3,12 @@
 Fed, frame by frame, the events a protocol adapter decoded and the frame's decoded audio, it
 runs :class:`analyzer.voice.VoiceDetector` over the user's audio (one stream per session) and
 over each reply's audio (one stream per reply). The recorder's writer does it live, before
-``rt_audio=drop`` discards the samples; captures recorded without these events are given them
-at read time (``analyzer.events``) by :class:`analyzer.voice_batch.BatchVoices`, this class
-with streams that record their chunks and analyze each stream at once: the same events.
+``rt_audio=drop`` discards the samples; ``rt-analyze convert`` does it a batch of frames at a
+time (:class:`analyzer.voice_deferred.DeferredVoices`: each stream's detector run once over
+the batch, the rest of :class:`ChunkStream` replayed with its marks); captures recorded
+without these events are given them at read time (``analyzer.events``) by
+:class:`analyzer.voice_batch.BatchVoices`, this class with streams that record their chunks
+and analyze each stream at once. The same events, all three.
 
 A mark's ``stream_ms`` is on that stream's audio clock (the user's input clock, as the
 adapter's USER_AUDIO ``stream_ms``; a reply's own audio, from 0). Its ``at_s`` is when the chunk

@@ -185,9 +185,11 @@ def convert_journal(
 ) -> tuple[Path, JournalFacts]:
     """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``; returns the path written
     and what the journal said. Frames stream from the journal to the Parquet writer in row
-    groups, so memory stays bounded whatever the journal's size. The file is written under a
-    temporary name and renamed when complete: a journal found unreadable (which is known only
-    at its end) or a crash leaves any earlier file at the path as it was."""
+    groups, so memory stays bounded whatever the journal's size; their speech is found a batch
+    of frames at a time (``writers.VOICE_BATCH``), the events the recorder finds frame by
+    frame. The file is written under a temporary name and renamed when complete: a journal
+    found unreadable (which is known only at its end) or a crash leaves any earlier file at
+    the path as it was."""
     # The writers import pandas for the proxy's sake; readers of journals need neither.
     from analyzer.recording.writers import write_frames
 

@@ -1,4 +1,6 @@
-"""Each recorded frame's normalized events, decoded as it is written (format version 2)."""
+"""Each recorded frame's normalized events, decoded as it is written (format version 2): the
+recorder's writer finds a frame's speech as the frame comes; ``convert`` (``deferred``) a
+batch of frames at a time (``analyzer.voice_deferred``)."""
 
 from __future__ import annotations
 
