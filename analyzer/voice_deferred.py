@@ -60,8 +60,8 @@ class _Deferred(ChunkStream):
         self.width = 2 if self.encoding == "pcm16" else 1  # bytes a sample
         self.fed = 0  # the detector's clock after the last chunk replayed
         self.started = False  # replayed anything yet
-        # Each chunk (audio, its size in bytes, time) and flush (size -1) not analyzed yet.
-        self.ops: list[tuple[bytes | None, int, float]] = []
+        # Each chunk (audio, its size in bytes, time) and flush (size None) not analyzed yet.
+        self.ops: list[tuple[bytes | None, int | None, float]] = []
         self.samples: list[Samples | None] = []  # each op's samples, once analyzed
         self.found: list[list[VoiceMark]] = []  # each op's marks, once analyzed
         self.next = 0  # the next op to replay
@@ -72,7 +72,7 @@ class _Deferred(ChunkStream):
         return []
 
     def flush(self) -> list[Event]:
-        self.ops.append((None, -1, 0.0))
+        self.ops.append((None, None, 0.0))
         self.log.ops.append((self, self.log.target))
         return []
 
@@ -85,7 +85,7 @@ class _Deferred(ChunkStream):
         last = self.chunks[-1][1] if self.chunks else None  # the previous chunk's time
         run: list[tuple[int, Samples]] = []  # chunks to feed at once
         for op, (audio, size, time_s) in enumerate(self.ops):
-            if size < 0:
+            if size is None:
                 self._feed(run)
                 self.found[op] += detector.flush()
                 continue
@@ -122,11 +122,11 @@ class _Deferred(ChunkStream):
         if not self.started and self.role == "user":
             self.echo.new_user_stream()  # where the writer made the stream: before its first op
         self.started = True
-        if size < 0:
+        if size is None:
             return self.flush_found(self.found[op])
-        count = size // self.width
-        self.fed += count  # the detector's clock moves by a chunk's samples, known or not
-        return self.chunk_found(self.samples[op], count, time_s, self.fed, self.found[op])
+        count, samples = size // self.width, self.samples[op]
+        self.fed += count if samples is None else samples.size  # as the detector's clock moves
+        return self.chunk_found(samples, count, time_s, self.fed, self.found[op])
 
     def done(self) -> None:
         """Forget the ops settled (their audio is held no longer)."""

@@ -49,6 +49,18 @@ def new_input_format() -> list[Frame]:
     return frames
 
 
+def odd_sizes() -> list[Frame]:
+    """The conversation with sizes no adapter gives but a hostile journal may: a chunk said
+    to be of -4 bytes (its audio goes to the next chunk of the frame) and one of 0 bytes."""
+    frames = conversation()
+    mic = [n for n, (_, events, _) in enumerate(frames) if events[0]["kind"] == Kind.USER_AUDIO]
+    for n, size in ((mic[30], -4), (mic[31], 0)):
+        time_s, events, audio = frames[n]
+        odd = {"kind": Kind.USER_AUDIO, "audio_bytes": size, "stream_ms": 0.0}
+        frames[n] = (time_s, [odd, *events], audio)
+    return frames
+
+
 def test_the_new_stream_s_echo_is_scored() -> None:
     """What the equality below covers of a new input format: a span of the new stream scored."""
     ends = [e for row in chunked(new_input_format()) for e in row if e["kind"] == Kind.VOICE_END]
@@ -71,6 +83,7 @@ def deferred(frames: list[Frame], every: int) -> list[list[dict[str, Any]]]:
 
 
 SESSIONS = [conversation, aligned, g711_session, tiny_chunks, long_chunk, new_input_format]
+SESSIONS += [odd_sizes]
 
 
 @pytest.mark.parametrize("session", SESSIONS)
