@@ -12,8 +12,9 @@ the share of samples at full scale (|x| >= CLIP_LEVEL: a clipping microphone).
 
 One core, :func:`track` over a block of whole frames (energies in one numpy pass, one step per
 run of voiced frames), serves the recorder's writer (a block per 20 ms chunk) and the decoding
-of old captures (a block per 4096 frames of a whole stream, ``analyzer.voice_batch``): the
-same marks either way, which ``tests/test_voice_batch.py`` checks exactly.
+of old captures (a block per 4096 frames of a whole stream, ``analyzer.voice_batch``) and
+``convert`` (a block per batch of frames, ``analyzer.voice_deferred``): the same marks either
+way, which ``tests/test_voice_batch.py`` and ``tests/test_voice_deferred.py`` check exactly.
 """
 
 from __future__ import annotations

@@ -59,7 +59,7 @@ class _Clock:
 
 
 class _Recorded:
-    """A stream whose chunks are kept to be analyzed at once (stands for ``_Stream``)."""
+    """A stream whose chunks are kept to be analyzed at once (stands for ``ChunkStream``)."""
 
     def __init__(
         self, clock: _Clock, role: str, fmt: tuple[str, int], base_ms: float, reply_id: Any
@@ -149,7 +149,7 @@ class _Recorded:
         return out
 
     def time_of(self, sample: int, chunk: int) -> float | None:
-        """``_Stream._time_of`` after ``chunk``: the first of the last chunks kept that holds
+        """``ChunkStream._time_of`` after ``chunk``: the first of the last chunks kept that holds
         ``sample``, else the last chunk."""
         if chunk < 0:
             return None

@@ -3,9 +3,12 @@
 Fed, frame by frame, the events a protocol adapter decoded and the frame's decoded audio, it
 runs :class:`analyzer.voice.VoiceDetector` over the user's audio (one stream per session) and
 over each reply's audio (one stream per reply). The recorder's writer does it live, before
-``rt_audio=drop`` discards the samples; captures recorded without these events are given them
-at read time (``analyzer.events``) by :class:`analyzer.voice_batch.BatchVoices`, this class
-with streams that record their chunks and analyze each stream at once: the same events.
+``rt_audio=drop`` discards the samples; ``rt-analyze convert`` does it a batch of frames at a
+time (:class:`analyzer.voice_deferred.DeferredVoices`: each stream's detector run once over
+the batch, the rest of :class:`ChunkStream` replayed with its marks); captures recorded
+without these events are given them at read time (``analyzer.events``) by
+:class:`analyzer.voice_batch.BatchVoices`, this class with streams that record their chunks
+and analyze each stream at once. The same events, all three.
 
 A mark's ``stream_ms`` is on that stream's audio clock (the user's input clock, as the
 adapter's USER_AUDIO ``stream_ms``; a reply's own audio, from 0). Its ``at_s`` is when the chunk
@@ -43,7 +46,7 @@ def _format(name: Any) -> tuple[str, int] | None:
     return (encoding, int(rate)) if rate.isdigit() and int(rate) > 0 else None
 
 
-class _Stream:
+class ChunkStream:
     """One stream of audio: its detector and when its recent chunks passed the proxy; its
     samples also go to the session's echo watch (a user span's VOICE_END carries its score)."""
 
@@ -66,14 +69,29 @@ class _Stream:
             marks += self.detector.skip(count)
         else:
             marks += self.detector.feed(samples)
-        self.chunks.append((self.detector.fed, time_s))
+        return self.chunk_found(samples, count, time_s, self.detector.fed, marks)
+
+    def chunk_found(
+        self,
+        samples: npt.NDArray[np.int16] | None,
+        count: int,
+        time_s: float,
+        fed: int,
+        marks: list[VoiceMark],
+    ) -> list[Event]:
+        """The events of a chunk whose marks the detector found (``fed``: its clock after the
+        chunk): the chunk's time noted, its audio given to the echo watch."""
+        self.chunks.append((fed, time_s))
         if self.role != "user":
             self.echo.reply_audio(samples, self.detector.rate_hz, time_s)
             return self._events(marks)
         return self._events(marks, self._echo(samples, count, marks))
 
     def flush(self) -> list[Event]:
-        marks = self.detector.flush()
+        return self.flush_found(self.detector.flush())
+
+    def flush_found(self, marks: list[VoiceMark]) -> list[Event]:
+        """The events of a flush whose marks the detector found."""
         if self.role != "user":
             return self._events(marks)
         return self._events(marks, self._echo(np.zeros(0, np.int16), 0, marks))
@@ -138,7 +156,7 @@ def voice_event(
 
 
 class AudioStream(Protocol):
-    """A stream fed by :class:`SessionVoices`: chunk by chunk (:class:`_Stream`) or recorded
+    """A stream fed by :class:`SessionVoices`: chunk by chunk (:class:`ChunkStream`) or recorded
     to be analyzed at once (``analyzer.voice_batch``)."""
 
     reply_id: Any
@@ -161,7 +179,7 @@ class SessionVoices:
         """A new stream (its clock from 0)."""
         if role == "user":
             self.echo.new_user_stream()
-        return _Stream(role, fmt, base_ms, reply_id, self.echo)
+        return ChunkStream(role, fmt, base_ms, reply_id, self.echo)
 
     def feed(self, time_s: float, events: Sequence[Event], audio: bytes | None) -> list[Event]:
         """The voice events found by this frame (``events``: what its adapter decoded from it;

@@ -171,15 +171,26 @@ def _is_record(line: bytes, kind: str | None = None) -> bool:
     return isinstance(record, dict) and "record" in record and kind in (None, record["record"])
 
 
+def _parquet_only(frames: Iterator[FrameRecord]) -> Iterator[FrameRecord]:
+    """The frames without what only the journal and live trackers read (the whole text, the
+    parsed event: ~2.7 times a frame's audio), dropped before the writer holds a batch of
+    them to find their speech at once."""
+    for rec in frames:
+        rec.journal_content = rec.event = None
+        yield rec
+
+
 def convert_journal(
     journal_path: Path, parquet_path: Path | None = None
 ) -> tuple[Path, JournalFacts]:
     """Write ``RUN.parquet`` (or ``parquet_path``) from ``RUN.jsonl``, or from a Parquet capture
     an earlier recorder wrote (:mod:`analyzer.recording.capture_frames`); returns the path
     written and what the journal (or the capture's footer) said. Frames stream to the Parquet
-    writer in row groups, so memory stays bounded whatever the journal's size. The file is
-    written under a temporary name and renamed when complete: a journal found unreadable (which
-    is known only at its end) or a crash leaves any earlier file at the path as it was."""
+    writer in row groups, so memory stays bounded whatever the journal's size; their speech is
+    found a batch of frames at a time (``writers.VOICE_BATCH``), the events the recorder finds
+    frame by frame. The file is written under a temporary name and renamed when complete: a
+    journal found unreadable (which is known only at its end) or a crash leaves any earlier
+    file at the path as it was."""
     # The writers import pandas for the proxy's sake; readers of journals need neither.
     from analyzer.recording.writers import write_frames
 
@@ -189,7 +200,7 @@ def convert_journal(
     try:
         write_frames(
             partial,
-            frames,
+            _parquet_only(frames),
             facts.sessions,
             lambda: file_metadata(facts.run_id, list(facts.sessions.values())),
             ended=facts.ended,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pandas  # noqa: F401  # pyarrow imports it on the first batch: do it now, not mid-session
@@ -22,6 +22,9 @@ import pyarrow.parquet as pq
 from analyzer.private_files import open_private
 from analyzer.recording.frames import FrameRecord
 from analyzer.schema import FRAME_COLUMNS, FRAME_SCHEMA, PARQUET_COMPRESSION, file_metadata
+
+if TYPE_CHECKING:
+    from analyzer.recording.normalize import SessionDecoders
 
 # How every rt-analyze Parquet capture is encoded (the recorder, ``convert``, bench captures).
 PARQUET_WRITER_OPTIONS: dict[str, Any] = {
@@ -282,6 +285,12 @@ class _RowGroup:
 # Batches queued for the writer thread at most when a whole capture is written: the thread
 # converts and writes one (without the GIL) while the next is parsed and built.
 WRITE_AHEAD_BATCHES = 2
+# Frames held when a whole capture is written, their speech found at once per stream
+# (``analyzer.voice_deferred``) before they go to the sink: the detector run over many chunks
+# at a time instead of one call per chunk. None: found frame by frame, as the recorder does
+# (the same events). 2,048 frames of ~8 sessions at once is ~5 s of each stream's audio: the
+# CPU of 8,192 (~40% of convert's), for +2 MB of peak RSS instead of +20 MB.
+VOICE_BATCH: RowGroupPolicy | None = RowGroupPolicy(max_bytes=2 * 1024 * 1024, max_rows=2048)
 
 
 def write_frames(
@@ -298,26 +307,47 @@ def write_frames(
     session's facts by the time its first frame comes (they pick its protocol's decoder).
     ``ended``: ids of sessions that ended, filled in by the producer of ``frames`` and emptied
     here before each frame: their decoders (and voice state) are dropped, as the recorder's are
-    at a session's end, so memory is bounded by the sessions open at once, not by all of them."""
+    at a session's end, so memory is bounded by the sessions open at once, not by all of them.
+    Frames are held up to :data:`VOICE_BATCH` before they go to the sink, their speech found at
+    once (the same events as found frame by frame)."""
     from analyzer.recording.normalize import SessionDecoders
 
-    decoders = SessionDecoders(sessions)
+    voice_batch = VOICE_BATCH
+    decoders = SessionDecoders(sessions, deferred=voice_batch is not None)
     sink = ParquetSink(
         path, max_age_s=float("inf"), max_pending=WRITE_AHEAD_BATCHES, row_groups=row_groups
     )
+    held: list[FrameRecord] = []
+    held_bytes = 0
     try:
         for rec in frames:
             if ended:
                 for session_id in ended:
-                    decoders.end(session_id)
+                    decoders.end(session_id)  # its held frames get their voice events
                 ended.clear()
             if rec.events is None:
                 rec.events = decoders.events(rec)
-            sink.append(rec)
+            if voice_batch is None:
+                sink.append(rec)
+                continue
+            held.append(rec)
+            held_bytes += rec.frame_bytes
+            if voice_batch.full(len(held), held_bytes):
+                _settle(decoders, held, sink)
+                held_bytes = 0
+        _settle(decoders, held, sink)
     except BaseException:
         sink.abort()
         raise
     sink.close(metadata())
+
+
+def _settle(decoders: SessionDecoders, held: list[FrameRecord], sink: ParquetSink) -> None:
+    """The held frames, their voice events found, to the sink (``held`` emptied)."""
+    decoders.settle()
+    for rec in held:
+        sink.append(rec)
+    held.clear()
 
 
 def write_parquet(
