@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from analyzer.dataset import Dataset
-from analyzer.dataset_analysis import iter_analyses, with_dataset_keys
+from analyzer.dataset_analysis import DatasetTurns, iter_analyses
 from analyzer.pricing import Prices
-from analyzer.report import all_turns, session_dict
+from analyzer.report import session_dict
 
 
 @dataclass
@@ -34,18 +34,16 @@ class Side:
 def read_side(dataset: Dataset, prices: Mapping[str, Prices] | None = None) -> Side:
     """The turns (as :func:`analyzer.dataset_analysis.dataset_turns` gives them) and costs of
     every session, in one pass over the dataset."""
-    tables: list[pd.DataFrame] = []
+    turns = DatasetTurns()
     costs: list[dict[str, Any]] = []
     models: list[str] = []
     for analysis in iter_analyses(dataset):
-        if analysis.turn_rows:
-            tables.append(with_dataset_keys(analysis.turns, analysis.facts))
+        turns.add(analysis)
         session = session_dict(analysis, prices)
         if session["kind"] != "transcription":
             costs.append(session["cost"])
             models.append(str(session["model"]))
-    turns = pd.concat(tables, ignore_index=True) if tables else with_dataset_keys(all_turns([]), {})
-    return Side(turns, costs, models)
+    return Side(turns.table(), costs, models)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -21,32 +21,16 @@ from analyzer.dataset_analysis import DATASET_TURN_KEYS, iter_analyses, with_dat
 from analyzer.otel import otlp_traces
 from analyzer.private_files import make_private_dir, open_private
 from analyzer.sizes import BY_EVENT_COLUMNS, SIZE_COLUMNS, sizes_by_event
-from analyzer.turns import TURN_COLUMNS
+from analyzer.turns import TURN_COLUMNS, TURN_TEXT_COLUMNS
 
 TABLE_SUFFIXES = (".parquet", ".csv")
-
-_STRING_TURN_COLUMNS = (
-    "session_id",
-    "trigger",
-    "user_item_id",
-    "user_item_kind",
-    "response_id",
-    "assistant_item_id",
-    "status",
-    "status_reason",
-    "user_transcript",
-    "assistant_transcript",
-    "assistant_text",
-    "transcription_model",
-    "answer_response_id",  # analyzer.tool_turns
-)
 
 
 def turn_arrow_schema(keys: tuple[str, ...] = DATASET_TURN_KEYS) -> pa.Schema:
     """The Arrow schema of a turn table (``keys`` first, then :data:`TURN_COLUMNS`)."""
     fields = [pa.field(k, pa.string()) for k in keys]
     for column in TURN_COLUMNS:
-        if column in _STRING_TURN_COLUMNS:
+        if column in TURN_TEXT_COLUMNS:
             kind: pa.DataType = pa.string()
         elif column == "index":
             kind = pa.int64()

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from analyzer.heard import HEARD_COLUMNS, HEARD_FLOAT_COLUMNS, heard_columns, session_voices
+from analyzer.heard import HEARD_COLUMNS, heard_columns, session_voices
 from analyzer.kinds import TOKEN_FIELDS, Kind
 from analyzer.tool_turns import TOOL_TURN_COLUMNS, tool_turn_columns
 from analyzer.transcription import (
@@ -69,6 +69,25 @@ LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_transcription_first_delta_ms",
 )
 TOKEN_COLUMNS: tuple[str, ...] = TOKEN_FIELDS
+# The turn table's text columns (a str, or None). ``index`` is an int, ``interrupted`` a bool,
+# ``would_stall`` a bool or None, ``function_calls`` a list of names; every other column a float
+# (NaN where not known).
+TURN_TEXT_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    "trigger",
+    "user_item_id",
+    "user_item_kind",
+    "response_id",
+    "assistant_item_id",
+    "status",
+    "status_reason",
+    "user_transcript",
+    "assistant_transcript",
+    "assistant_text",
+    "transcription_model",
+    "answer_response_id",  # analyzer.tool_turns
+)
+_NOT_FLOAT_COLUMNS = ("index", "interrupted", "would_stall", "function_calls")
 TURN_COLUMNS: tuple[str, ...] = (
     "session_id",
     "index",
@@ -320,22 +339,15 @@ def rows_of(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def turn_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """Turn rows (of one session or many) as a table with :data:`TURN_COLUMNS` and their dtypes."""
+    """Turn rows (of one session or many) as a table with :data:`TURN_COLUMNS`, each column of
+    its one type (:data:`TURN_TEXT_COLUMNS`), whichever values the rows happen to hold."""
     import pandas as pd
 
-    table = pd.DataFrame(rows, columns=list(TURN_COLUMNS))
-    wanted: dict[str, Any] = dict.fromkeys(
-        (
-            *TIME_COLUMNS,
-            *LATENCY_COLUMNS,
-            *TOKEN_COLUMNS,
-            *TRANSCRIPTION_FLOAT_COLUMNS,
-            *HEARD_FLOAT_COLUMNS,
-        ),
-        float,
-    )
-    wanted["interrupted"] = bool
-    table = table.astype(wanted)
+    # Built as objects, then typed: inferred, a text column was pandas' string type or objects
+    # depending on whether a session had a missing value.
+    table = pd.DataFrame(rows, columns=list(TURN_COLUMNS), dtype=object)
+    floats = [c for c in TURN_COLUMNS if c not in (*TURN_TEXT_COLUMNS, *_NOT_FLOAT_COLUMNS)]
+    table = table.astype({**dict.fromkeys(floats, float), "index": "int64", "interrupted": bool})
     table["would_stall"] = pd.Series(
         [None if v is None or v is pd.NA else bool(v) for v in table["would_stall"].tolist()],
         index=table.index,
