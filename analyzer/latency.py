@@ -100,15 +100,18 @@ def latency_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataFra
     ``"all"`` for every turn together. Columns :data:`SUMMARY_COLUMNS`."""
     import pandas as pd
 
-    scopes: list[tuple[str, pd.DataFrame]] = []
-    if per_session and len(turns):
-        scopes.extend((str(sid), group) for sid, group in turns.groupby("session_id", sort=False))
-    scopes.append((OVERALL, turns))
-    rows = []
-    for scope, group in scopes:
-        for metric in LATENCY_METRICS:
-            values = group[metric] if metric in group else pd.Series(dtype=float)
-            rows.append({"scope": scope, "metric": metric, **metric_stats(values)})
+    scopes: list[str] = []
+    found: list[dict[str, dict[str, Any]]] = []
+    if per_session and len(turns):  # every session at once (grouped numpy), not one by one
+        scopes, block = TurnBlock.by_session(turns, LATENCY_METRICS)
+        found = latency_summaries(block, LATENCY_METRICS)
+    scopes.append(OVERALL)
+    found.append(latency_stats(turns))
+    rows = [
+        {"scope": scope, "metric": metric, **stats[metric]}
+        for scope, stats in zip(scopes, found, strict=True)
+        for metric in LATENCY_METRICS
+    ]
     table = pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))
     table["count"] = table["count"].astype(int)
     return table
@@ -145,7 +148,10 @@ def streaming_summary(turns: pd.DataFrame, per_session: bool = True) -> pd.DataF
 
     rows = []
     if per_session and len(turns):
-        for sid, group in turns.groupby("session_id", sort=False):
-            rows.append({"scope": str(sid), **streaming_stats(group)})
+        scopes, block = TurnBlock.by_session(turns, STREAMING_INPUTS)
+        rows = [
+            {"scope": scope, **stats}
+            for scope, stats in zip(scopes, streaming_summaries(block), strict=True)
+        ]
     rows.append({"scope": OVERALL, **streaming_stats(turns)})
     return pd.DataFrame(rows, columns=list(STREAMING_COLUMNS))

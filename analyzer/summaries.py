@@ -59,6 +59,29 @@ class TurnBlock:
         }
         return cls(block, np.array([0, length], dtype=np.intp))
 
+    @classmethod
+    def by_session(cls, turns: Any, names: Sequence[str]) -> tuple[list[str], TurnBlock]:
+        """A turn table's sessions, in order of first appearance (pandas' ``groupby(sort=
+        False)``, without a missing id), and their turns as one block, a group each."""
+        ids = list(turns["session_id"])
+        first: dict[Any, int] = {}
+        codes = np.array(
+            [-1 if _missing(i) else first.setdefault(i, len(first)) for i in ids], dtype=np.intp
+        )
+        order = np.argsort(codes, kind="stable")[int(np.sum(codes < 0)) :]
+        counts = np.bincount(codes[codes >= 0], minlength=len(first))
+        bounds = np.concatenate(([0], np.cumsum(counts, dtype=np.intp))).astype(np.intp)
+        columns = {
+            name: _column(
+                name,
+                list(np.asarray(turns[name], dtype=object)[order])
+                if name in turns
+                else [None] * len(order),
+            )
+            for name in names
+        }
+        return [str(i) for i in first], cls(columns, bounds)
+
     @property
     def groups(self) -> int:
         return len(self.bounds) - 1

@@ -117,3 +117,39 @@ def test_streaming_and_tokens_per_group() -> None:
     assert (tokens[0]["total_tokens"], tokens[0]["input_tokens"]) == (30, 21)
     assert tokens[0]["input_audio_tokens"] is None
     assert tokens[1]["responses"] == 0 and tokens[1]["total_tokens"] is None
+
+
+def test_a_tables_sessions_are_grouped_in_order_of_first_appearance() -> None:
+    """``latency summary`` of every session at once: interleaved rows, a turn without a session
+    (counted in the whole only, as pandas' groupby leaves it out), a metric the table lacks."""
+    import pandas as pd
+
+    from analyzer.latency import latency_summary, streaming_summary
+
+    turns = pd.DataFrame(
+        {
+            "session_id": ["b", "a", "b", None, "a"],
+            "latency_first_audio_ms": [1.0, 2.0, 3.0, 4.0, np.nan],
+            "reply_audio_deltas": [1.0, 1.0, 0.0, 1.0, 1.0],
+            "stall_ms": [5.0, np.nan, np.nan, 7.0, 0.0],
+            "would_stall": [True, None, False, None, False],
+        }
+    )
+    names = ["latency_first_audio_ms", "stall_ms", "would_stall", "latency_response_done_ms"]
+    scopes, block = TurnBlock.by_session(turns, names)
+    assert scopes == ["b", "a"] and block.bounds.tolist() == [0, 2, 4]
+    assert block.floats("latency_first_audio_ms")[:3].tolist() == [1.0, 3.0, 2.0]
+    assert list(block.columns["would_stall"]) == [True, False, None, False]
+    assert np.isnan(block.floats("latency_response_done_ms")).all()
+
+    summary = latency_summary(turns)
+    first_audio = summary[summary["metric"] == "latency_first_audio_ms"]
+    assert first_audio[["scope", "count", "p50", "max"]].to_dict("records") == [
+        {"scope": "b", "count": 2, "p50": 2.0, "max": 3.0},
+        {"scope": "a", "count": 1, "p50": 2.0, "max": 2.0},
+        {"scope": "all", "count": 4, "p50": 2.5, "max": 4.0},
+    ]
+    streaming = streaming_summary(turns).set_index("scope")
+    assert streaming["responses_with_audio"].to_dict() == {"b": 1, "a": 2, "all": 4}
+    assert streaming["would_stall"].to_dict() == {"b": 1, "a": 0, "all": 1}
+    assert streaming["stall_ms_max"].to_dict() == {"b": 5.0, "a": 0.0, "all": 7.0}
