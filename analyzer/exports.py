@@ -21,7 +21,6 @@ from analyzer.dataset_analysis import (
     DATASET_TURN_KEYS,
     DatasetTurns,
     iter_analyses,
-    with_dataset_keys,
 )
 from analyzer.otel import otlp_traces
 from analyzer.private_files import make_private_dir, open_private
@@ -129,21 +128,22 @@ def export_dataset(
     # Rows gathered, each table made once: a table per session took ~20 ms (1 GB: 37 s).
     turns = DatasetTurns()
     size_rows: list[dict[str, Any]] = []
-    sessions: list[tuple[Mapping[str, Any], pd.DataFrame]] = []
+    sessions: list[tuple[Mapping[str, Any], list[dict[str, Any]]]] = []
     written: dict[str, Any] = {"sessions": 0, "turns": 0, "files": []}
     for analysis in iter_analyses(dataset):
         facts = analysis.facts
         written["sessions"] += 1
+        written["turns"] += len(analysis.turn_rows)
         if turns_path is not None:
             turns.add(analysis)
         if sizes_path is not None:
             run_id = facts.get("run_id")
             size_rows.extend({"run_id": run_id, **row} for row in analysis.size_rows)
         if otlp_path is not None:
-            sessions.append((facts, with_dataset_keys(analysis.turns, facts)))
+            run_id = facts.get("run_id")
+            sessions.append((facts, [{**row, "run_id": run_id} for row in analysis.turn_rows]))
     if turns_path is not None:
         table = turns_to_arrow(turns.table())
-        written["turns"] = table.num_rows
         written["files"].append(str(write_table(table, turns_path)))
     if sizes_path is not None:
         sizes = pd.DataFrame(size_rows, columns=["run_id", *BY_EVENT_COLUMNS])

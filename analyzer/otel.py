@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -241,11 +241,12 @@ def turn_spans(turn: Mapping[str, Any], trace: str, parent: str | None) -> list[
     return spans
 
 
-def session_spans(facts: Mapping[str, Any], turns: pd.DataFrame) -> list[dict[str, Any]]:
-    """A session's root span and its turns' spans."""
+def session_spans(
+    facts: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """A session's root span and its turns' spans (``rows``: its turn rows, with ``run_id``)."""
     run_id, session_id = facts.get("run_id"), facts.get("session_id")
     trace = trace_id(run_id, session_id)
-    rows = turns.to_dict("records")
     starts = [r["turn_start_s"] for r in rows if _known(r.get("turn_start_s"))]
     start = _first(facts.get("start_s"), min(starts) if starts else None)
     root: str | None = None
@@ -282,9 +283,9 @@ def session_spans(facts: Mapping[str, Any], turns: pd.DataFrame) -> list[dict[st
 
 
 def otlp_traces(
-    sessions: Iterable[tuple[Mapping[str, Any], pd.DataFrame]], version: str = ""
+    sessions: Iterable[tuple[Mapping[str, Any], Sequence[Mapping[str, Any]]]], version: str = ""
 ) -> dict[str, Any]:
-    """The OTLP/JSON ``ExportTraceServiceRequest`` of (session facts, its turn table) pairs.
+    """The OTLP/JSON ``ExportTraceServiceRequest`` of (session facts, its turn rows) pairs.
     Facts need ``session_id`` and ``run_id``; ``proxy_host`` becomes the resource's
     ``host.name``."""
     by_host: dict[str | None, list[dict[str, Any]]] = {}

@@ -16,6 +16,7 @@ from analyzer.dataset import open_dataset
 from analyzer.dataset_analysis import dataset_sizes, dataset_turns
 from analyzer.exports import export_dataset, read_turns
 from analyzer.otel import otlp_traces, unix_nano
+from analyzer.turns import rows_of
 from tests.test_dataset import make_fleet, make_templates, run_cli
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
@@ -41,8 +42,11 @@ def _attrs(span: dict[str, Any]) -> dict[str, Any]:
 def test_otlp_json_follows_the_spec_shapes(small_fleet: Path) -> None:
     dataset = open_dataset(small_fleet)
     turns = dataset_turns(dataset)
-    sessions: list[tuple[dict[str, Any], pd.DataFrame]] = [
-        ({str(k): v for k, v in facts.items()}, turns[turns["session_id"] == facts["session_id"]])
+    sessions: list[tuple[dict[str, Any], list[dict[str, Any]]]] = [
+        (
+            {str(k): v for k, v in facts.items()},
+            rows_of(turns[turns["session_id"] == facts["session_id"]]),
+        )
         for facts in open_dataset(small_fleet).sessions().to_dict("records")
     ]
     request = otlp_traces(sessions, version="0.1.0")
