@@ -144,3 +144,35 @@ def test_a_turn_without_usage_or_transcription() -> None:
     assert found["usage"] is None  # no total: the reply reported no usage
     assert found["transcription_usage"] is None and found["transcription_logprobs"] is None
     assert found["started"] is None and found["turn_start_s"] is None
+
+
+def test_the_turn_tables_columns_have_their_declared_types_whatever_the_rows_hold() -> None:
+    """A text column stays objects (a str or None) when a session misses a value or has all of
+    them (inferred, it was pandas' string type or objects by that alone), so the tables of
+    many sessions are the same one table however they were cut."""
+    import pandas as pd
+
+    from analyzer.turns import TURN_TEXT_COLUMNS, turn_table
+
+    def row(index: int, **values: Any) -> dict[str, Any]:
+        return {**dict.fromkeys(TURN_COLUMNS), "index": index, "interrupted": False, **values}
+
+    rows = [
+        row(1, session_id="a", response_id="r1", latency_first_audio_ms=250.0),
+        row(2, session_id="a", response_id=None, would_stall=math.nan, function_calls=["f"]),
+        row(1, session_id="b", response_id="r3", interrupted=True, would_stall=True),
+    ]
+    table = turn_table(rows)
+    assert list(table.columns) == list(TURN_COLUMNS)
+    for name in TURN_TEXT_COLUMNS:
+        assert table[name].dtype == object, name
+    assert table["response_id"].tolist() == ["r1", None, "r3"]
+    assert table["index"].dtype == np.int64 and table["interrupted"].tolist() == [0, 0, 1]
+    assert table["would_stall"].tolist() == [None, None, True]
+    assert table["function_calls"].tolist() == [None, ["f"], None]
+    assert table["latency_first_audio_ms"].dtype == float
+    assert math.isnan(table["latency_first_audio_ms"][1])
+    # Cut per session and put together, or made at once: one table.
+    parts = pd.concat([turn_table(rows[:2]), turn_table(rows[2:])], ignore_index=True)
+    pd.testing.assert_frame_equal(parts, table)
+    assert turn_table([]).dtypes.equals(table.dtypes)
