@@ -150,6 +150,16 @@ def summary_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                         other["report_vs_read"] <= 1.5 if name == "converted" else None,
                     )
                 )
+        for name, point in rp.get("other_commands", {}).get("commands", {}).items():
+            rows.append(
+                _row(
+                    f"4. `{name}` / the same read ({big['file_mb']:.0f} MB)",
+                    f"{point['vs_read']:.2f}x ({point['s']:.2f} s; peak RSS "
+                    f"{point['peak_rss_mb']:.0f} MB)",
+                    "(reported)",
+                    None,
+                )
+            )
         if "report_vs_file_read" in big:
             rows.append(
                 _row(

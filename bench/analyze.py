@@ -176,6 +176,50 @@ def report_other_formats(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
     return found
 
 
+# The other commands a user runs on a big capture, each against the same plain read: none may
+# be far slower than the report (session 10 found latency, turns, compare and export at 5-20x
+# it, a table built per session).
+_COMMANDS: dict[str, list[str]] = {
+    "latency": ["latency", "--format", "json"],
+    "turns": ["turns", "--format", "json"],
+    "conversation": ["conversation", "--format", "json"],
+    "slowest": ["slowest", "--format", "json"],
+    "export --turns": ["export", "--force", "--turns"],
+}
+
+
+def other_commands(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
+    """The biggest capture's other commands against ``read_table`` of every column but audio,
+    interleaved: the median wall time of each and its peak RSS."""
+    target, reps = sizes.capture_bytes[-1], sizes.report_reps[-1]
+    path = captures.cached(out_dir, target)
+    exported = out_dir / "exported-turns.parquet"
+    found: dict[str, Any] = {}
+    read_runs: list[Measured] = []
+    runs: dict[str, list[Measured]] = {name: [] for name in _COMMANDS}
+    for _ in range(reps):
+        read_runs.append(measure(_read_cmd(path), sizes.timeout_s))
+        for name, args in _COMMANDS.items():
+            tail = [str(exported)] if name.startswith("export") else []
+            cmd = [str(RT_ANALYZE), args[0], str(path), *args[1:], *tail]
+            runs[name].append(measure(cmd, sizes.timeout_s))
+    exported.unlink(missing_ok=True)
+    read_s = median([m.wall_s for m in read_runs])
+    for name, measured in runs.items():
+        wall = median([m.wall_s for m in measured])
+        found[name] = {
+            "s": wall,
+            "vs_read": wall / read_s,
+            "peak_rss_mb": max(m.peak_rss_mb for m in measured),
+        }
+        print(
+            f"  {name} of the {path.stat().st_size / 1e6:.0f} MB capture: {wall:.2f} s "
+            f"({wall / read_s:.1f}x the read), peak RSS {found[name]['peak_rss_mb']:.0f} MB",
+            flush=True,
+        )
+    return {"read_columns_s": read_s, "commands": found}
+
+
 def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
     """Figures 4 (report time and memory) and 5 (scaling), report and plain read interleaved."""
     points = []
@@ -244,6 +288,7 @@ def report_scaling(sizes: AnalyzerSizes, out_dir: Path) -> dict[str, Any]:
         "one_sample_session_s": one_session_s,
         "points": points,
         "other_formats": report_other_formats(sizes, out_dir),
+        "other_commands": other_commands(sizes, out_dir),
         "size_ratio": size_ratio,
         "time_ratio": time_ratio,
         "scaling_exponent": _exponent(first, last),

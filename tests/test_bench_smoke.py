@@ -36,6 +36,9 @@ def test_quick_bench_runs_every_figure_and_prints_ratios(tmp_path: Path) -> None
     # CPU ticks are 10 ms: a quick run may see none of the writer process, but it is reported
     assert results["throughput"]["median_writer_cpu_us_per_frame"] >= 0
     assert len(results["report"]["points"]) == 2
+    commands = results["report"]["other_commands"]["commands"]
+    assert set(commands) == {"latency", "turns", "conversation", "slowest", "export --turns"}
+    assert all(c["s"] > 0 and c["peak_rss_mb"] > 0 for c in commands.values())
     assert [p["sessions"] for p in results["convert"]["points"]] == [1, 3]
     assert "| 1. capture throughput, addon / no addon |" in out.stdout
     assert "x (" in out.stdout  # ratios are printed
