@@ -66,7 +66,7 @@ class TurnBlock:
         ids = list(turns["session_id"])
         first: dict[Any, int] = {}
         codes = np.array(
-            [-1 if _missing(i) else first.setdefault(i, len(first)) for i in ids], dtype=np.intp
+            [-1 if missing(i) else first.setdefault(i, len(first)) for i in ids], dtype=np.intp
         )
         order = np.argsort(codes, kind="stable")[int(np.sum(codes < 0)) :]
         counts = np.bincount(codes[codes >= 0], minlength=len(first))
@@ -106,10 +106,11 @@ def _column(name: str, values: list[Any]) -> np.ndarray:
     try:
         return np.array(values, dtype=float)  # None -> NaN
     except TypeError:  # pandas' NA
-        return np.array([math.nan if _missing(v) else float(v) for v in values], dtype=float)
+        return np.array([math.nan if missing(v) else float(v) for v in values], dtype=float)
 
 
-def _missing(value: Any) -> bool:
+def missing(value: Any) -> bool:
+    """None, NaN (a float or numpy's) or pandas' NA, without importing pandas."""
     try:
         return value is None or bool(value != value)
     except TypeError:  # pandas' NA cannot be a bool

@@ -16,6 +16,7 @@ import pyarrow.compute as pc
 
 from analyzer.heard import HEARD_COLUMNS, heard_columns, session_voices
 from analyzer.kinds import TOKEN_FIELDS, Kind
+from analyzer.summaries import missing
 from analyzer.tool_turns import TOOL_TURN_COLUMNS, tool_turn_columns
 from analyzer.transcription import (
     FLOAT_COLUMNS as TRANSCRIPTION_FLOAT_COLUMNS,
@@ -354,11 +355,11 @@ def turn_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
         elif name == "interrupted":
             columns[name] = np.array([bool(v) for v in values], dtype=bool)
         elif name == "would_stall":
-            columns[name] = _objects([None if _missing(v) else bool(v) for v in values])
+            columns[name] = _objects([None if missing(v) else bool(v) for v in values])
         elif name in TURN_TEXT_COLUMNS or name == "function_calls":
             columns[name] = _objects(values)
         else:
-            columns[name] = np.array([math.nan if _missing(v) else v for v in values], float)
+            columns[name] = np.array([math.nan if missing(v) else v for v in values], float)
     return pd.DataFrame(columns)
 
 
@@ -370,14 +371,6 @@ def _objects(values: list[Any]) -> Any:
     column = np.empty(len(values), dtype=object)  # not np.array: lists would become a 2-D array
     column[:] = values
     return pd.Series(column, dtype=object)
-
-
-def _missing(value: Any) -> bool:
-    """None, NaN or pandas' NA."""
-    try:
-        return value is None or bool(value != value)
-    except TypeError:  # pandas' NA cannot be a bool
-        return True
 
 
 def build_turns(
