@@ -35,7 +35,7 @@ from analyzer.sizes import (
     size_totals,
     token_totals,
 )
-from analyzer.turns import TOKEN_COLUMNS, TURN_COLUMNS
+from analyzer.turns import TOKEN_COLUMNS, TURN_COLUMNS, TURN_ID_COLUMNS
 
 # Report turn latency keys -> turn table columns.
 TURN_LATENCIES: dict[str, str] = {
@@ -113,7 +113,7 @@ def turn_dicts(rows: Sequence[Mapping[Any, Any]]) -> list[dict[str, Any]]:
     tokens = [nums(column(c)) for c in TOKEN_COLUMNS]
     columns: dict[str, list[Any]] = {
         "index": [int(v) for v in column("index")],
-        **{c: opts(c) for c in _ID_COLUMNS},
+        **{c: opts(c) for c in TURN_ID_COLUMNS},
         "interrupted": [bool(v) for v in column("interrupted")],
         "played_ms": nums(column("played_ms")),
         **{c: opts(c) for c in ("user_transcript", "assistant_transcript", "assistant_text")},
@@ -150,15 +150,6 @@ def _dicts(keys: Iterable[str], columns: Sequence[list[Any]]) -> list[dict[str, 
 
 # A turn row's cells, in the order of TURN_COLUMNS (one C call per row, not one per cell).
 _turn_cells = itemgetter(*TURN_COLUMNS)
-_ID_COLUMNS = (
-    "trigger",
-    "user_item_id",
-    "user_item_kind",
-    "response_id",
-    "assistant_item_id",
-    "status",
-    "status_reason",
-)
 
 
 # A transcription session's ``cost``: its bill is its ``transcription_cost``.

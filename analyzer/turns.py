@@ -70,18 +70,21 @@ LATENCY_COLUMNS: tuple[str, ...] = (
     "latency_transcription_first_delta_ms",
 )
 TOKEN_COLUMNS: tuple[str, ...] = TOKEN_FIELDS
-# The turn table's text columns (a str, or None). ``index`` is an int, ``interrupted`` a bool,
-# ``would_stall`` a bool or None, ``function_calls`` a list of names; every other column a float
-# (NaN where not known).
-TURN_TEXT_COLUMNS: tuple[str, ...] = (
-    "session_id",
-    "trigger",
+# The turn table's text columns (str or None; its ids and labels first). ``index`` is an int,
+# ``interrupted`` a bool, ``would_stall`` a bool or None, ``function_calls`` a list of names;
+# every other column a float (NaN where not known).
+TURN_ID_COLUMNS: tuple[str, ...] = (
+    "trigger",  # vad, commit, response.create, or None (a reply we saw no trigger for)
     "user_item_id",
     "user_item_kind",
     "response_id",
     "assistant_item_id",
     "status",
     "status_reason",
+)
+TURN_TEXT_COLUMNS: tuple[str, ...] = (
+    "session_id",
+    *TURN_ID_COLUMNS,
     "user_transcript",
     "assistant_transcript",
     "assistant_text",
@@ -92,13 +95,7 @@ _NOT_FLOAT_COLUMNS = ("index", "interrupted", "would_stall", "function_calls")
 TURN_COLUMNS: tuple[str, ...] = (
     "session_id",
     "index",
-    "trigger",  # vad, commit, response.create, or None (a reply we saw no trigger for)
-    "user_item_id",
-    "user_item_kind",
-    "response_id",
-    "assistant_item_id",
-    "status",
-    "status_reason",
+    *TURN_ID_COLUMNS,
     "interrupted",
     "played_ms",
     "user_transcript",
