@@ -20,28 +20,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analyzer.turns import TIME_COLUMNS
+
 SCOPE_NAME = "rt-analyze"
 SERVICE_NAME = "rt-analyze"
 SPAN_KIND_INTERNAL = 1
 STATUS_CODE_ERROR = 2
 
-# Turn-table columns that are moments of the turn: each an event on the turn span, named as the
-# column without its unit (``response_created``), the same for every protocol.
+# Turn-table columns that are moments of the turn (its start is the span's own): each an event
+# on the turn span, named as the column without its unit (``response_created``), the same for
+# every protocol.
 TURN_EVENTS: tuple[tuple[str, str], ...] = tuple(
-    (column, column.removesuffix("_s"))
-    for column in (
-        "speech_started_s",
-        "speech_stopped_s",
-        "committed_s",
-        "response_create_s",
-        "response_created_s",
-        "first_transcript_s",
-        "first_audio_s",
-        "first_text_s",
-        "last_audio_s",
-        "response_done_s",
-        "transcription_s",
-    )
+    (column, column.removesuffix("_s")) for column in TIME_COLUMNS if column != "turn_start_s"
 )
 # Turn-table column -> span attribute.
 TURN_ATTRIBUTES: tuple[tuple[str, str], ...] = (
