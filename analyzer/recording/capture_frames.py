@@ -94,7 +94,7 @@ def iter_capture(pf: pq.ParquetFile, facts: JournalFacts) -> Iterator[FrameRecor
 def _last_rows(pf: pq.ParquetFile) -> dict[str, int]:
     """Each session's last row in the file (read from the session id column alone)."""
     ids = pf.read(columns=["session_id"]).column("session_id")
-    codes = pa.chunked_array(ids).cast(pa.string()).combine_chunks().dictionary_encode()
+    codes = ids.cast(pa.string()).combine_chunks().dictionary_encode()
     order = np.asarray(codes.indices)
     last = np.full(len(codes.dictionary), -1, dtype=np.int64)
     np.maximum.at(last, order, np.arange(len(order)))
