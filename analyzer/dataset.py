@@ -184,9 +184,10 @@ class Dataset:
         session facts; raises _Fallback to read the run whole."""
         path = run.path
         if path.suffix == ".jsonl":
-            path = self.journal_copies.parquet_of(run.path, self._warn) or run.path
-            if path == run.path:
+            copy = self.journal_copies.parquet_of(run.path, self._warn)
+            if copy is None:  # small, or it could not be converted
                 raise _Fallback
+            path = copy
         try:
             pf = pq.ParquetFile(path)
         except (pa.ArrowInvalid, OSError) as exc:
