@@ -130,7 +130,7 @@ def _unreadable_parquet(path: Path, exc: Exception) -> CaptureError:
             f"{path} is empty (0 bytes) and there is no {journal.name} beside it to read "
             "instead; pass another capture."
         )
-    if head != b"PAR1":
+    if not b"PAR1".startswith(head):  # a file cut inside its magic is still unfinished
         return CaptureError(
             f"{path} is not a Parquet file (renamed?); pass a capture written by rt-analyze "
             "(.parquet or .jsonl)."

@@ -314,3 +314,17 @@ def test_a_session_in_two_files_is_read_once_with_a_warning(captures: Path, comm
         f"{captures / 'ga-voice.parquet'}, from the same run: read once, from "
         f"{captures / 'ga-voice.parquet'}; remove one of the copies.\n"
     )
+
+
+def test_a_parquet_capture_cut_inside_its_magic_is_unfinished_not_foreign(tmp_path: Path) -> None:
+    """Cut to its first bytes ("PA"), a capture is still an unfinished Parquet file (found by a
+    hypothesis run that cut it at a tiny offset)."""
+    parquet = tmp_path / "cut.parquet"
+    parquet.write_bytes((SAMPLES / "ga-voice.parquet").read_bytes()[:2])
+    fails(
+        run("report", parquet),
+        1,
+        f"Error: {parquet} is an unfinished Parquet file (it has no footer: still being "
+        "recorded, or the recorder was killed), and there is no cut.jsonl beside it to read "
+        "instead; pass its journal.",
+    )
